@@ -1,0 +1,110 @@
+//! `sluice admin ...`: runs IAM commands on a stopped server's data dir, or sends them to a
+//! running server's admin API (SigV4-signed with `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+
+use std::time::SystemTime;
+
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::auth::iam::AdminCommand;
+use crate::config::Config;
+use crate::node::Node;
+use crate::s3::admin::IAM_PATH;
+
+/// Runs `cmd` locally or against `endpoint`, returning the JSON to print.
+pub async fn run(
+    config: &Config,
+    endpoint: Option<&str>,
+    cmd: AdminCommand,
+) -> anyhow::Result<serde_json::Value> {
+    match endpoint {
+        None => {
+            let node = Node::open(config)?;
+            Ok(node.iam.run(&cmd)?)
+        }
+        Some(url) => remote(config, url, &cmd).await,
+    }
+}
+
+async fn remote(
+    config: &Config,
+    endpoint: &str,
+    cmd: &AdminCommand,
+) -> anyhow::Result<serde_json::Value> {
+    let access_key = std::env::var("AWS_ACCESS_KEY_ID")
+        .map_err(|_| anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))?;
+    let secret_key = std::env::var("AWS_SECRET_ACCESS_KEY")
+        .map_err(|_| anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))?;
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| config.region.clone());
+    let url = format!("{}{}", endpoint.trim_end_matches('/'), IAM_PATH);
+    let body = serde_json::to_vec(cmd)?;
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(&url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.clone())))?;
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| anyhow::anyhow!("endpoint `{endpoint}` has no host"))?;
+    req.headers_mut().insert("host", host.parse()?);
+
+    let identity =
+        aws_credential_types::Credentials::new(access_key, secret_key, None, None, "sluice-cli")
+            .into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()?
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let signable = SignableRequest::new(
+        "POST",
+        url.clone(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )?;
+    let (instructions, _) = sign(signable, &params)?.into_parts();
+    instructions.apply_to_request_http1x(&mut req);
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach `{endpoint}`: {e}"))?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    if !status.is_success() {
+        let code = between(&text, "<Code>", "</Code>").unwrap_or("Error");
+        let message = between(&text, "<Message>", "</Message>").unwrap_or(&text);
+        anyhow::bail!("{code} ({}): {message}", status.as_u16());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}

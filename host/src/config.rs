@@ -1,0 +1,338 @@
+//! Configuration: a TOML file, `SLUICE_*` environment overrides and command-line flags, merged
+//! and validated once at start-up (flags > env > file > built-in defaults).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown environment variable `{0}` (not a Sluice setting)")]
+    UnknownEnv(String),
+    #[error("bad value for `{key}`: {message}")]
+    BadValue { key: String, message: String },
+}
+
+/// The settings as a file spells them. Every field is optional so that the file, the environment
+/// and the flags can each supply part of them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    address: Option<String>,
+    data_dir: Option<PathBuf>,
+    region: Option<String>,
+    domains: Option<Vec<String>>,
+    master_key_file: Option<PathBuf>,
+    master_key: Option<String>,
+    root_access_key: Option<String>,
+    root_secret_key: Option<String>,
+    log: Option<String>,
+    max_object_size: Option<u64>,
+    inline_threshold: Option<u64>,
+}
+
+/// Flags given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ConfigFlags {
+    /// Configuration file (TOML); paths inside it are relative to the file
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (metadata and object bodies)
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address for S3
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Region reported and expected in signatures
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub address: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub domains: Vec<String>,
+    pub master_key_file: PathBuf,
+    pub master_key: Option<String>,
+    pub root_access_key: Option<String>,
+    pub root_secret_key: Option<String>,
+    pub log: String,
+    pub max_object_size: u64,
+    pub inline_threshold: u64,
+}
+
+/// Environment variables that name a setting (plus `SLUICE_CONFIG`, which names the file).
+const ENV_KEYS: &[&str] = &[
+    "address",
+    "data_dir",
+    "region",
+    "domains",
+    "master_key_file",
+    "master_key",
+    "root_access_key",
+    "root_secret_key",
+    "log",
+    "max_object_size",
+    "inline_threshold",
+];
+
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+impl Config {
+    /// Loads the configuration from the process environment and the given flags.
+    pub fn load(flags: &ConfigFlags) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SLUICE_"))
+            .collect();
+        Self::load_from(flags, &env)
+    }
+
+    fn load_from(
+        flags: &ConfigFlags,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let config_path = flags
+            .config
+            .clone()
+            .or_else(|| env.get("SLUICE_CONFIG").map(PathBuf::from));
+        let (mut file, base) = match &config_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?;
+                let base = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                (file, Some(base))
+            }
+            None => (FileConfig::default(), None),
+        };
+        // Paths in a file are relative to that file.
+        if let Some(base) = &base {
+            for p in [&mut file.data_dir, &mut file.master_key_file]
+                .into_iter()
+                .flatten()
+            {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+
+        for (name, value) in env {
+            if name == "SLUICE_CONFIG" {
+                continue;
+            }
+            let key = name["SLUICE_".len()..].to_ascii_lowercase();
+            if !ENV_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownEnv(name.clone()));
+            }
+            let v = value.clone();
+            match key.as_str() {
+                "address" => file.address = Some(v),
+                "data_dir" => file.data_dir = Some(v.into()),
+                "region" => file.region = Some(v),
+                "domains" => file.domains = Some(split_list(&v)),
+                "master_key_file" => file.master_key_file = Some(v.into()),
+                "master_key" => file.master_key = Some(v),
+                "root_access_key" => file.root_access_key = Some(v),
+                "root_secret_key" => file.root_secret_key = Some(v),
+                "log" => file.log = Some(v),
+                "max_object_size" => file.max_object_size = Some(parse_u64(name, &v)?),
+                "inline_threshold" => file.inline_threshold = Some(parse_u64(name, &v)?),
+                _ => return Err(ConfigError::UnknownEnv(name.clone())),
+            }
+        }
+
+        if let Some(a) = &flags.address {
+            file.address = Some(a.clone());
+        }
+        if let Some(d) = &flags.data_dir {
+            file.data_dir = Some(d.clone());
+        }
+        if let Some(r) = &flags.region {
+            file.region = Some(r.clone());
+        }
+
+        let address_text = file.address.unwrap_or_else(|| "127.0.0.1:9000".into());
+        let address: SocketAddr = address_text.parse().map_err(|_| ConfigError::BadValue {
+            key: "address".into(),
+            message: format!("`{address_text}` is not an IP:port socket address"),
+        })?;
+        let region = file.region.unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ConfigError::BadValue {
+                key: "region".into(),
+                message: format!("`{region}` is not a region name"),
+            });
+        }
+        let domains = file.domains.unwrap_or_default();
+        for d in &domains {
+            if d.is_empty() || d.contains('/') || d.contains(' ') {
+                return Err(ConfigError::BadValue {
+                    key: "domains".into(),
+                    message: format!("`{d}` is not a domain name"),
+                });
+            }
+        }
+        if let (Some(_), None) | (None, Some(_)) = (&file.root_access_key, &file.root_secret_key) {
+            return Err(ConfigError::BadValue {
+                key: "root_access_key".into(),
+                message: "root_access_key and root_secret_key must be set together".into(),
+            });
+        }
+        if let Some(ak) = &file.root_access_key
+            && (ak.len() < 3 || ak.len() > 128 || !ak.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(ConfigError::BadValue {
+                key: "root_access_key".into(),
+                message: "must be 3..128 ASCII letters and digits".into(),
+            });
+        }
+        if let Some(sk) = &file.root_secret_key
+            && (sk.len() < 8 || sk.len() > 128)
+        {
+            return Err(ConfigError::BadValue {
+                key: "root_secret_key".into(),
+                message: "must be 8..128 characters".into(),
+            });
+        }
+        let log = file.log.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+            return Err(ConfigError::BadValue {
+                key: "log".into(),
+                message: format!("`{log}` is not a log filter"),
+            });
+        }
+        let max_object_size = file.max_object_size.unwrap_or(MAX_OBJECT_SIZE);
+        if max_object_size == 0 || max_object_size > MAX_OBJECT_SIZE {
+            return Err(ConfigError::BadValue {
+                key: "max_object_size".into(),
+                message: format!("must be 1..={MAX_OBJECT_SIZE}"),
+            });
+        }
+        let inline_threshold = file.inline_threshold.unwrap_or(64 * 1024);
+        if inline_threshold > 1024 * 1024 {
+            return Err(ConfigError::BadValue {
+                key: "inline_threshold".into(),
+                message: "must be at most 1048576".into(),
+            });
+        }
+        Ok(Config {
+            address,
+            data_dir: file.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            region,
+            domains,
+            master_key_file: file
+                .master_key_file
+                .unwrap_or_else(|| PathBuf::from("./sluice-master.key")),
+            master_key: file.master_key,
+            root_access_key: file.root_access_key,
+            root_secret_key: file.root_secret_key,
+            log,
+            max_object_size,
+            inline_threshold,
+        })
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_u64(key: &str, v: &str) -> Result<u64, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::BadValue {
+        key: key.into(),
+        message: format!("`{v}` is not a non-negative integer"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_env() {
+        let c = Config::load_from(&ConfigFlags::default(), &env(&[])).unwrap();
+        assert_eq!(c.address.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_env_var_is_named() {
+        let e = Config::load_from(&ConfigFlags::default(), &env(&[("SLUICE_BOGUS", "1")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("SLUICE_BOGUS"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let flags = ConfigFlags {
+            address: Some("127.0.0.1:1234".into()),
+            ..Default::default()
+        };
+        let c = Config::load_from(
+            &flags,
+            &env(&[
+                ("SLUICE_ADDRESS", "127.0.0.1:5555"),
+                ("SLUICE_DOMAINS", "a.test, b.test"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.address.port(), 1234);
+        assert_eq!(c.domains, vec!["a.test", "b.test"]);
+    }
+
+    #[test]
+    fn unknown_file_key_and_bad_value_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        let flags = ConfigFlags {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let e = Config::load_from(&flags, &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        std::fs::write(&path, "address = \"nope\"\ndata_dir = \"d\"\n").unwrap();
+        let e = Config::load_from(&flags, &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("address"), "{e}");
+        std::fs::write(&path, "data_dir = \"d\"\n").unwrap();
+        let c = Config::load_from(&flags, &env(&[])).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("d"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The `sluice` command line: serve, admin.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::auth::iam::AdminCommand;
+use sluice::config::{Config, ConfigFlags};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "S3-compatible object store with pluggable gates")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve S3 (and the admin API) on the configured address
+    Serve,
+    /// Manage users and access keys (offline on the data dir, or --endpoint a running server)
+    Admin {
+        /// URL of a running server; signs with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+        #[arg(long, global = true)]
+        endpoint: Option<String>,
+        #[command(subcommand)]
+        what: AdminWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminWhat {
+    /// Users
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Access keys
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user and its first access key
+    Create { name: String },
+    /// Delete a user and its keys
+    Delete { name: String },
+    /// List users
+    List,
+    /// Show a user and its keys (never secrets)
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create an access key for a user
+    Create {
+        #[arg(long)]
+        user: String,
+    },
+    /// List access keys (never secrets)
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Enable a key
+    Enable { access_key: String },
+    /// Disable a key (requests with it fail at once)
+    Disable { access_key: String },
+    /// Replace a key with a new one for the same user
+    Rotate { access_key: String },
+    /// Delete a key
+    Delete { access_key: String },
+}
+
+impl AdminWhat {
+    fn command(self) -> AdminCommand {
+        match self {
+            AdminWhat::User(UserCmd::Create { name }) => AdminCommand::UserCreate { name },
+            AdminWhat::User(UserCmd::Delete { name }) => AdminCommand::UserDelete { name },
+            AdminWhat::User(UserCmd::List) => AdminCommand::UserList,
+            AdminWhat::User(UserCmd::Show { name }) => AdminCommand::UserShow { name },
+            AdminWhat::Key(KeyCmd::Create { user }) => AdminCommand::KeyCreate { user },
+            AdminWhat::Key(KeyCmd::List { user }) => AdminCommand::KeyList { user },
+            AdminWhat::Key(KeyCmd::Enable { access_key }) => AdminCommand::KeyEnable { access_key },
+            AdminWhat::Key(KeyCmd::Disable { access_key }) => {
+                AdminCommand::KeyDisable { access_key }
+            }
+            AdminWhat::Key(KeyCmd::Rotate { access_key }) => AdminCommand::KeyRotate { access_key },
+            AdminWhat::Key(KeyCmd::Delete { access_key }) => AdminCommand::KeyDelete { access_key },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => sluice::server::serve(config).await,
+            Command::Admin { endpoint, what } => {
+                let value =
+                    sluice::admin_cli::run(&config, endpoint.as_deref(), what.command()).await?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Authorization step of the pipeline. Until Cedar arrives: root may do everything, a user may
+//! create buckets and do everything on the buckets it owns, anonymous may do nothing.
+
+use crate::auth::Principal;
+use crate::s3::error::{S3Error, S3Result};
+use crate::s3::router::Endpoint;
+use crate::store::BucketInfo;
+
+/// Decides whether `principal` may perform `endpoint`; `bucket` is the addressed bucket if it
+/// exists. Requests on a missing bucket are let through so they can answer `NoSuchBucket`.
+pub fn authorize(
+    principal: &Principal,
+    endpoint: &Endpoint,
+    bucket: Option<&BucketInfo>,
+) -> S3Result<()> {
+    match principal {
+        Principal::Root { .. } => Ok(()),
+        Principal::Anonymous => Err(S3Error::access_denied()),
+        Principal::User { id, .. } => match (endpoint, bucket) {
+            (Endpoint::ListBuckets | Endpoint::CreateBucket { .. }, _) => Ok(()),
+            (_, None) => Ok(()),
+            (_, Some(b)) if b.owner_id == *id => Ok(()),
+            _ => Err(S3Error::access_denied()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(owner: &str) -> BucketInfo {
+        BucketInfo {
+            name: "b".into(),
+            owner_id: owner.into(),
+            created: 0,
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn owners_root_and_anonymous() {
+        let alice = Principal::User {
+            id: "a".into(),
+            name: "alice".into(),
+            access_key: "AK".into(),
+        };
+        let get = Endpoint::GetObject {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        assert!(authorize(&alice, &get, Some(&bucket("a"))).is_ok());
+        assert!(authorize(&alice, &get, Some(&bucket("z"))).is_err());
+        assert!(authorize(&Principal::Anonymous, &get, Some(&bucket("a"))).is_err());
+        let root = Principal::Root {
+            id: "r".into(),
+            access_key: "R".into(),
+        };
+        assert!(authorize(&root, &get, Some(&bucket("a"))).is_ok());
+    }
+}

@@ -1,0 +1,118 @@
+//! `/_sluice/...`: health, metrics and the admin API. The admin API takes SigV4-signed requests
+//! (signed payload) from root and answers JSON; its commands are the CLI's.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::auth::{Payload, authenticate};
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::router::Query;
+use super::{App, body, error_response};
+use crate::auth::iam::{AdminCommand, IamError};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Path of the IAM command endpoint.
+pub const IAM_PATH: &str = "/_sluice/admin/v1/iam";
+const MAX_ADMIN_BODY: u64 = 64 * 1024;
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let head = req.method() == Method::HEAD;
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/_sluice/health/live") => json_response(
+            StatusCode::OK,
+            &json!({ "status": "live", "version": VERSION }),
+        ),
+        (Method::GET | Method::HEAD, "/_sluice/health/ready") => json_response(
+            StatusCode::OK,
+            &json!({ "status": "ready", "version": VERSION }),
+        ),
+        (Method::GET, "/_sluice/metrics") => metrics(app),
+        (_, IAM_PATH) => match iam_command(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &path, request_id, head),
+        },
+        _ => error_response(
+            &S3Error::new(ErrorCode::NoSuchKey, "No such Sluice endpoint"),
+            &path,
+            request_id,
+            head,
+        ),
+    }
+}
+
+fn metrics(app: &App) -> Response<Body> {
+    let m = &app.metrics;
+    let text = format!(
+        "# TYPE sluice_requests_total counter\nsluice_requests_total {}\n\
+         # TYPE sluice_request_errors_total counter\nsluice_request_errors_total {}\n\
+         # TYPE sluice_bytes_received_total counter\nsluice_bytes_received_total {}\n\
+         # TYPE sluice_bytes_sent_total counter\nsluice_bytes_sent_total {}\n",
+        m.requests.load(Ordering::Relaxed),
+        m.errors.load(Ordering::Relaxed),
+        m.bytes_in.load(Ordering::Relaxed),
+        m.bytes_out.load(Ordering::Relaxed),
+    );
+    let mut r = Response::new(Body::from(text));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+fn iam_error(e: IamError) -> S3Error {
+    match e {
+        IamError::NoSuchUser(_) | IamError::NoSuchKey(_) => {
+            S3Error::new(ErrorCode::NoSuchEntity, e.to_string())
+        }
+        IamError::UserExists(_) => S3Error::new(ErrorCode::EntityAlreadyExists, e.to_string()),
+        IamError::InvalidName(_) | IamError::Invalid(_) => {
+            S3Error::invalid_argument(e.to_string())
+        }
+        IamError::Meta(_) | IamError::Seal(_) => S3Error::internal(e),
+    }
+}
+
+async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
+    if req.method() != Method::POST {
+        return Err(S3Error::new(
+            ErrorCode::MethodNotAllowed,
+            "The admin API takes POST",
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query().unwrap_or(""))?;
+    let authn = authenticate(&parts, &query, &app.iam, &app.config.region)?;
+    let expected = match authn.payload {
+        Payload::Sha256(h) => h,
+        _ => {
+            return Err(S3Error::new(
+                ErrorCode::AccessDenied,
+                "The admin API requires a signed payload",
+            ));
+        }
+    };
+    if !authn.principal.is_root() {
+        return Err(S3Error::access_denied());
+    }
+    let bytes = body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await?;
+    let cmd: AdminCommand = serde_json::from_slice(&bytes)
+        .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;
+    tracing::info!(command = ?cmd, "admin command");
+    let value = app.iam.run(&cmd).map_err(iam_error)?;
+    Ok(json_response(StatusCode::OK, &value))
+}

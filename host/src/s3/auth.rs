@@ -1,0 +1,308 @@
+//! Authentication step of the pipeline: a SigV4 Authorization header, a presigned URL or no
+//! signature at all becomes a [`Principal`] plus the rule for verifying the body.
+
+use chrono::Utc;
+use http::HeaderMap;
+use http::request::Parts;
+
+use super::body::ChunkSigner;
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::router::Query;
+use super::sigv4::{self, AuthorizationHeader, CanonicalInput, Credential, SigningKey};
+use crate::auth::Principal;
+use crate::auth::iam::{Iam, Lookup};
+
+/// How the request body must be checked.
+pub enum Payload {
+    /// Not covered by the signature (`UNSIGNED-PAYLOAD`, presigned, anonymous).
+    Unsigned,
+    /// Must hash to this SHA-256.
+    Sha256([u8; 32]),
+    /// `aws-chunked`: chunk signatures (when `signer`) and trailing headers (when `trailer`).
+    Chunked {
+        signer: Option<ChunkSigner>,
+        trailer: bool,
+    },
+}
+
+/// How the request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Header,
+    Presigned,
+    Anonymous,
+}
+
+pub struct Authenticated {
+    pub principal: Principal,
+    pub payload: Payload,
+    pub method: AuthMethod,
+}
+
+const MAX_SKEW_SECS: i64 = 15 * 60;
+const MAX_PRESIGN_EXPIRES: i64 = 604_800;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn signature_mismatch() -> S3Error {
+    S3Error::new(
+        ErrorCode::SignatureDoesNotMatch,
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    )
+}
+
+fn query_error(message: &str) -> S3Error {
+    S3Error::new(ErrorCode::AuthorizationQueryParametersError, message)
+}
+
+/// Authenticates a request. `region` is the region signatures must be scoped to.
+pub fn authenticate(parts: &Parts, query: &Query, iam: &Iam, region: &str) -> S3Result<Authenticated> {
+    let headers = &parts.headers;
+    if let Some(auth) = header(headers, "authorization") {
+        if auth.starts_with("AWS ") {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            ));
+        }
+        return authenticate_header(parts, auth, iam, region);
+    }
+    if query.has("X-Amz-Signature") || query.has("X-Amz-Credential") {
+        return authenticate_presigned(parts, query, iam, region);
+    }
+    if query.has("Signature") && query.has("AWSAccessKeyId") {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+        ));
+    }
+    Ok(Authenticated {
+        principal: Principal::Anonymous,
+        payload: Payload::Unsigned,
+        method: AuthMethod::Anonymous,
+    })
+}
+
+fn check_scope(cred: &Credential, region: &str, malformed: ErrorCode) -> S3Result<()> {
+    if cred.region != region {
+        return Err(S3Error::new(
+            malformed,
+            format!(
+                "The authorization header is malformed; the region '{}' is wrong; expecting '{region}'",
+                cred.region
+            ),
+        )
+        .with("Region", region));
+    }
+    if cred.service != "s3" {
+        return Err(S3Error::new(
+            malformed,
+            format!(
+                "The authorization header is malformed; incorrect service '{}'. This endpoint belongs to 's3'.",
+                cred.service
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn lookup(iam: &Iam, access_key: &str) -> S3Result<crate::auth::iam::Credential> {
+    match iam.lookup(access_key).map_err(S3Error::internal)? {
+        Lookup::Found(c) => Ok(c),
+        Lookup::Disabled | Lookup::Unknown => Err(S3Error::new(
+            ErrorCode::InvalidAccessKeyId,
+            "The AWS Access Key Id you provided does not exist in our records.",
+        )
+        .with("AWSAccessKeyId", access_key)),
+    }
+}
+
+fn authenticate_header(
+    parts: &Parts,
+    auth: &str,
+    iam: &Iam,
+    region: &str,
+) -> S3Result<Authenticated> {
+    let headers = &parts.headers;
+    let parsed = AuthorizationHeader::parse(auth)?;
+    let cred = &parsed.credential;
+    check_scope(cred, region, ErrorCode::AuthorizationHeaderMalformed)?;
+    let amz_date = header(headers, "x-amz-date").ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        )
+    })?;
+    let when = sigv4::parse_amz_date(amz_date).ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        )
+    })?;
+    if !amz_date.starts_with(&cred.date) {
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            format!(
+                "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date: \"{}\".",
+                cred.date
+            ),
+        ));
+    }
+    let now = Utc::now();
+    if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
+        return Err(S3Error::new(
+            ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        )
+        .with("RequestTime", amz_date)
+        .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .with("MaxAllowedSkewMilliseconds", "900000"));
+    }
+    if !parsed.signed_headers.iter().any(|h| h == "host") {
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            "The authorization header is malformed; the host header must be signed",
+        ));
+    }
+    let content_sha = header(headers, "x-amz-content-sha256").ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Missing required header for this request: x-amz-content-sha256",
+        )
+    })?;
+    let credential = lookup(iam, &cred.access_key)?;
+    let creq = sigv4::canonical_request(&CanonicalInput {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+        signed_headers: &parsed.signed_headers,
+        payload_hash: content_sha,
+        presigned: false,
+    })?;
+    let scope = cred.scope();
+    let sts = sigv4::string_to_sign(amz_date, &scope, &creq);
+    let key = SigningKey::derive(&credential.secret, cred);
+    let expected = key.sign(&sts);
+    if !sigv4::signatures_equal(&expected, &parsed.signature) {
+        tracing::debug!(canonical_request = %creq, "signature mismatch");
+        return Err(signature_mismatch());
+    }
+    let payload = match content_sha {
+        sigv4::UNSIGNED_PAYLOAD => Payload::Unsigned,
+        sigv4::STREAMING_UNSIGNED_TRAILER => Payload::Chunked {
+            signer: None,
+            trailer: true,
+        },
+        sigv4::STREAMING_SIGNED | sigv4::STREAMING_SIGNED_TRAILER => Payload::Chunked {
+            signer: Some(ChunkSigner {
+                key,
+                amz_date: amz_date.to_string(),
+                scope,
+                previous: parsed.signature.clone(),
+            }),
+            trailer: content_sha == sigv4::STREAMING_SIGNED_TRAILER,
+        },
+        hash => {
+            let raw = hex::decode(hash)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| {
+                    S3Error::new(
+                        ErrorCode::InvalidArgument,
+                        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest",
+                    )
+                })?;
+            Payload::Sha256(raw)
+        }
+    };
+    Ok(Authenticated {
+        principal: credential.principal,
+        payload,
+        method: AuthMethod::Header,
+    })
+}
+
+fn authenticate_presigned(
+    parts: &Parts,
+    query: &Query,
+    iam: &Iam,
+    region: &str,
+) -> S3Result<Authenticated> {
+    let get = |name: &str| {
+        query
+            .get(name)
+            .ok_or_else(|| query_error(&format!("Query-string authentication requires the {name} parameter")))
+    };
+    if get("X-Amz-Algorithm")? != sigv4::ALGORITHM {
+        return Err(query_error(
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
+        ));
+    }
+    let cred = Credential::parse(get("X-Amz-Credential")?).ok_or_else(|| {
+        query_error("Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    })?;
+    check_scope(&cred, region, ErrorCode::AuthorizationQueryParametersError)?;
+    let amz_date = get("X-Amz-Date")?;
+    let when = sigv4::parse_amz_date(amz_date)
+        .ok_or_else(|| query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))?;
+    let expires: i64 = get("X-Amz-Expires")?
+        .parse()
+        .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
+    if expires < 1 {
+        return Err(query_error("X-Amz-Expires must be non-negative"));
+    }
+    if expires > MAX_PRESIGN_EXPIRES {
+        return Err(query_error(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        ));
+    }
+    let signed_headers: Vec<String> = get("X-Amz-SignedHeaders")?
+        .split(';')
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let signature = get("X-Amz-Signature")?.to_ascii_lowercase();
+    let now = Utc::now();
+    if when > now + chrono::Duration::seconds(MAX_SKEW_SECS) {
+        return Err(S3Error::new(ErrorCode::AccessDenied, "Request is not valid yet"));
+    }
+    if now > when + chrono::Duration::seconds(expires) {
+        return Err(S3Error::new(ErrorCode::AccessDenied, "Request has expired")
+            .with("X-Amz-Expires", expires.to_string())
+            .with("Expires", (when + chrono::Duration::seconds(expires)).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+    }
+    let credential = lookup(iam, &cred.access_key)?;
+    let payload_hash = header(&parts.headers, "x-amz-content-sha256")
+        .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
+        .to_string();
+    let creq = sigv4::canonical_request(&CanonicalInput {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        signed_headers: &signed_headers,
+        payload_hash: &payload_hash,
+        presigned: true,
+    })?;
+    let sts = sigv4::string_to_sign(amz_date, &cred.scope(), &creq);
+    let expected = SigningKey::derive(&credential.secret, &cred).sign(&sts);
+    if !sigv4::signatures_equal(&expected, &signature) {
+        tracing::debug!(canonical_request = %creq, "presigned signature mismatch");
+        return Err(signature_mismatch());
+    }
+    let payload = match hex::decode(&payload_hash)
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+    {
+        Some(raw) => Payload::Sha256(raw),
+        None => Payload::Unsigned,
+    };
+    Ok(Authenticated {
+        principal: credential.principal,
+        payload,
+        method: AuthMethod::Presigned,
+    })
+}

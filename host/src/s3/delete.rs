@@ -1,0 +1,140 @@
+//! DeleteObject and DeleteObjects (multi-object delete with quiet mode and per-key errors).
+
+use axum::body::Body;
+use futures::StreamExt;
+use http::{Response, StatusCode};
+use md5::Digest as _;
+
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::router::MAX_KEY_LEN;
+use super::xml::{self, XmlWriter};
+use super::{RequestCtx, check_null_version, empty_response, xml_response};
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher};
+
+/// Most keys in one DeleteObjects request.
+const MAX_DELETE_KEYS: usize = 1000;
+/// Largest DeleteObjects document (1000 keys of 1 KiB each, escaped, plus markup).
+const MAX_DELETE_BODY: u64 = 8 * 1024 * 1024;
+
+pub async fn delete_object(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    check_null_version(&ctx.query)?;
+    ctx.app.store.delete_object(bucket, key).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// DeleteObjects must carry an integrity check: Content-MD5 or an `x-amz-checksum-*` header
+/// (or trailer).
+fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
+    let md5 = super::put::content_md5(ctx)?;
+    if let Some(m) = md5 {
+        let actual: [u8; 16] = md5::Md5::digest(body).into();
+        if actual != m {
+            return Err(S3Error::new(
+                ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    let mut checked = md5.is_some();
+    let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
+    for alg in ChecksumAlgorithm::ALL {
+        let given = ctx
+            .header(alg.header())
+            .map(|s| s.trim().to_string())
+            .or_else(|| {
+                trailers
+                    .iter()
+                    .find(|(n, _)| n == alg.header())
+                    .map(|(_, v)| v.clone())
+            });
+        if let Some(v) = given {
+            let mut h = ChecksumHasher::new(alg);
+            h.update(body);
+            if h.finish().value != v {
+                return Err(S3Error::new(
+                    ErrorCode::BadDigest,
+                    format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        alg.name()
+                    ),
+                ));
+            }
+            checked = true;
+        }
+    }
+    if !checked {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-MD5",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
+    ctx.existing_bucket(bucket).await?;
+    let body = ctx.read_small_body(MAX_DELETE_BODY).await?;
+    verify_integrity(ctx, &body)?;
+    let doc: xml::Delete = xml::parse(&body)?;
+    if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
+        return Err(S3Error::malformed_xml());
+    }
+    let quiet = doc.quiet.unwrap_or(false);
+    let store = ctx.app.store.clone();
+    let bucket_name = bucket.to_string();
+    // Deletes run concurrently so that the group commit folds them into few transactions.
+    let entries: Vec<(String, Option<String>)> = doc
+        .objects
+        .iter()
+        .map(|e| (e.key.clone(), e.version_id.clone()))
+        .collect();
+    let failures: Vec<Option<(ErrorCode, String)>> = futures::stream::iter(entries)
+        .map(move |(key, version)| {
+            let store = store.clone();
+            let bucket = bucket_name.clone();
+            async move {
+                if key.is_empty() || key.len() > MAX_KEY_LEN {
+                    Some((ErrorCode::KeyTooLongError, "Your key is too long".to_string()))
+                } else if version.as_deref().is_some_and(|v| v != "null") {
+                    Some((
+                        ErrorCode::NoSuchVersion,
+                        "The specified version does not exist.".to_string(),
+                    ))
+                } else {
+                    match store.delete_object(&bucket, &key).await {
+                        Ok(_) => None,
+                        Err(e) => {
+                            let e = S3Error::from(e);
+                            Some((e.code, e.message))
+                        }
+                    }
+                }
+            }
+        })
+        .buffered(64)
+        .collect()
+        .await;
+    let mut w = XmlWriter::new("DeleteResult");
+    for (entry, failure) in doc.objects.iter().zip(failures) {
+        match failure {
+            None if quiet => {}
+            None => {
+                w.open("Deleted").elem("Key", &entry.key);
+                w.opt("VersionId", entry.version_id.as_deref());
+                w.close("Deleted");
+            }
+            Some((code, message)) => {
+                w.open("Error").elem("Key", &entry.key);
+                w.opt("VersionId", entry.version_id.as_deref());
+                w.elem("Code", code.as_str())
+                    .elem("Message", &message)
+                    .close("Error");
+            }
+        }
+    }
+    Ok(xml_response(StatusCode::OK, w.finish("DeleteResult")))
+}

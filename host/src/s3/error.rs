@@ -1,0 +1,257 @@
+//! S3 errors: the one place where an error becomes an S3 code, an HTTP status and an XML body.
+
+use http::StatusCode;
+
+use super::body::BodyError;
+use crate::store::StoreError;
+
+/// S3 error codes Sluice answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
+    BadDigest,
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    ConditionalRequestConflict,
+    EntityTooLarge,
+    EntityTooSmall,
+    IncompleteBody,
+    InternalError,
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidBucketName,
+    InvalidDigest,
+    InvalidLocationConstraint,
+    InvalidPartNumber,
+    InvalidRange,
+    InvalidRequest,
+    InvalidURI,
+    KeyTooLongError,
+    MalformedXML,
+    MetadataTooLarge,
+    MethodNotAllowed,
+    MissingContentLength,
+    MissingSecurityHeader,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchVersion,
+    NotImplemented,
+    NotModified,
+    PreconditionFailed,
+    RequestTimeTooSkewed,
+    ServiceUnavailable,
+    SignatureDoesNotMatch,
+    XAmzContentSHA256Mismatch,
+    // Admin API
+    NoSuchEntity,
+    EntityAlreadyExists,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            AccessDenied
+            | InvalidAccessKeyId
+            | SignatureDoesNotMatch
+            | RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            NoSuchBucket | NoSuchKey | NoSuchVersion | NoSuchEntity => StatusCode::NOT_FOUND,
+            BucketAlreadyExists
+            | BucketAlreadyOwnedByYou
+            | BucketNotEmpty
+            | ConditionalRequestConflict
+            | EntityAlreadyExists => StatusCode::CONFLICT,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            NotModified => StatusCode::NOT_MODIFIED,
+            InvalidRange | InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            EntityTooLarge
+            | EntityTooSmall
+            | AuthorizationHeaderMalformed
+            | AuthorizationQueryParametersError
+            | BadDigest
+            | IncompleteBody
+            | InvalidArgument
+            | InvalidBucketName
+            | InvalidDigest
+            | InvalidLocationConstraint
+            | InvalidRequest
+            | InvalidURI
+            | KeyTooLongError
+            | MalformedXML
+            | MetadataTooLarge
+            | MissingSecurityHeader
+            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            AccessDenied => "AccessDenied",
+            AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
+            AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
+            BadDigest => "BadDigest",
+            BucketAlreadyExists => "BucketAlreadyExists",
+            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            BucketNotEmpty => "BucketNotEmpty",
+            ConditionalRequestConflict => "ConditionalRequestConflict",
+            EntityTooLarge => "EntityTooLarge",
+            EntityTooSmall => "EntityTooSmall",
+            IncompleteBody => "IncompleteBody",
+            InternalError => "InternalError",
+            InvalidAccessKeyId => "InvalidAccessKeyId",
+            InvalidArgument => "InvalidArgument",
+            InvalidBucketName => "InvalidBucketName",
+            InvalidDigest => "InvalidDigest",
+            InvalidLocationConstraint => "InvalidLocationConstraint",
+            InvalidPartNumber => "InvalidPartNumber",
+            InvalidRange => "InvalidRange",
+            InvalidRequest => "InvalidRequest",
+            InvalidURI => "InvalidURI",
+            KeyTooLongError => "KeyTooLongError",
+            MalformedXML => "MalformedXML",
+            MetadataTooLarge => "MetadataTooLarge",
+            MethodNotAllowed => "MethodNotAllowed",
+            MissingContentLength => "MissingContentLength",
+            MissingSecurityHeader => "MissingSecurityHeader",
+            NoSuchBucket => "NoSuchBucket",
+            NoSuchKey => "NoSuchKey",
+            NoSuchVersion => "NoSuchVersion",
+            NotImplemented => "NotImplemented",
+            NotModified => "NotModified",
+            PreconditionFailed => "PreconditionFailed",
+            RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            ServiceUnavailable => "ServiceUnavailable",
+            SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            NoSuchEntity => "NoSuchEntity",
+            EntityAlreadyExists => "EntityAlreadyExists",
+        }
+    }
+}
+
+/// An error answered to an S3 client.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct S3Error {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra elements for the XML body (e.g. `BucketName`, `Key`).
+    pub details: Vec<(&'static str, String)>,
+}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+impl S3Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> S3Error {
+        S3Error {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
+        self.details.push((name, value.into()));
+        self
+    }
+
+    pub fn access_denied() -> S3Error {
+        S3Error::new(ErrorCode::AccessDenied, "Access Denied")
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> S3Error {
+        tracing::error!(error = %e, "internal error");
+        S3Error::new(
+            ErrorCode::InternalError,
+            "We encountered an internal error. Please try again.",
+        )
+    }
+
+    pub fn no_such_bucket(bucket: &str) -> S3Error {
+        S3Error::new(
+            ErrorCode::NoSuchBucket,
+            "The specified bucket does not exist",
+        )
+        .with("BucketName", bucket)
+    }
+
+    pub fn no_such_key(key: &str) -> S3Error {
+        S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.").with("Key", key)
+    }
+
+    pub fn malformed_xml() -> S3Error {
+        S3Error::new(
+            ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    }
+
+    pub fn precondition_failed(condition: &str) -> S3Error {
+        S3Error::new(
+            ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        )
+        .with("Condition", condition)
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> S3Error {
+        S3Error::new(ErrorCode::InvalidArgument, message)
+    }
+}
+
+impl From<StoreError> for S3Error {
+    fn from(e: StoreError) -> S3Error {
+        match e {
+            StoreError::NoSuchBucket(b) => S3Error::no_such_bucket(&b),
+            StoreError::BucketExists { bucket, .. } => S3Error::new(
+                ErrorCode::BucketAlreadyExists,
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+            )
+            .with("BucketName", bucket),
+            StoreError::BucketNotEmpty(b) => S3Error::new(
+                ErrorCode::BucketNotEmpty,
+                "The bucket you tried to delete is not empty",
+            )
+            .with("BucketName", b),
+            StoreError::NoSuchKey => {
+                S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.")
+            }
+            StoreError::PreconditionFailed => S3Error::precondition_failed("If-Match"),
+            StoreError::ConditionalConflict => S3Error::new(
+                ErrorCode::ConditionalRequestConflict,
+                "A conflicting operation occurred. If using PutObject you can retry the request.",
+            ),
+            StoreError::TooLarge(max) => S3Error::new(
+                ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            )
+            .with("MaxSizeAllowed", max.to_string()),
+            StoreError::IncompleteBody => S3Error::new(
+                ErrorCode::IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            ),
+            StoreError::Body(io) => match io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<BodyError>())
+            {
+                Some(be) => be.to_s3(),
+                None => S3Error::new(
+                    ErrorCode::IncompleteBody,
+                    "The request body ended before it was complete",
+                ),
+            },
+            other @ (StoreError::Io(_) | StoreError::Meta(_) | StoreError::Corrupt(_)) => {
+                S3Error::internal(other)
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! GetObject and HeadObject: conditional requests, ranges, `response-*` overrides and the
+//! stored headers, checksums on request.
+
+use axum::body::Body;
+use http::{HeaderMap, Response, StatusCode};
+
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::{RequestCtx, check_null_version, empty_response, set_header};
+use crate::store::local::etag_matches;
+use crate::store::{ByteRange, ObjectMeta, StoreError};
+
+/// Outcome of a `Range` header against an object of known size.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No usable range: answer the whole object.
+    Whole,
+    Partial(ByteRange),
+    Unsatisfiable,
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n`. Syntactically invalid or multi-range headers
+/// are ignored, as S3 does.
+pub fn parse_range(header: &str, size: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => RangeRequest::Whole,
+        (true, false) => match parse(b) {
+            None => RangeRequest::Whole,
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(_) if size == 0 => RangeRequest::Unsatisfiable,
+            Some(n) => RangeRequest::Partial(ByteRange {
+                start: size.saturating_sub(n),
+                end: size - 1,
+            }),
+        },
+        (false, _) => {
+            let Some(start) = parse(a) else {
+                return RangeRequest::Whole;
+            };
+            let end = if b.is_empty() {
+                None
+            } else {
+                match parse(b) {
+                    Some(e) if e >= start => Some(e),
+                    _ => return RangeRequest::Whole,
+                }
+            };
+            if start >= size {
+                return RangeRequest::Unsatisfiable;
+            }
+            RangeRequest::Partial(ByteRange {
+                start,
+                end: end.map_or(size - 1, |e| e.min(size - 1)),
+            })
+        }
+    }
+}
+
+fn http_date(millis: i64) -> String {
+    let secs = (millis.max(0) / 1000) as u64;
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+fn parse_http_date(s: &str) -> Option<i64> {
+    let t = httpdate::parse_http_date(s.trim()).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// What the conditional headers decide before any body is sent.
+enum Conditional {
+    Proceed,
+    NotModified,
+}
+
+fn evaluate_conditions(ctx: &RequestCtx<'_>, meta: &ObjectMeta) -> S3Result<Conditional> {
+    let modified_secs = meta.last_modified / 1000;
+    let if_match = ctx.header("if-match");
+    if let Some(m) = if_match {
+        if !etag_matches(m, &meta.etag) {
+            return Err(S3Error::precondition_failed("If-Match"));
+        }
+    } else if let Some(since) = ctx.header("if-unmodified-since").and_then(parse_http_date)
+        && modified_secs > since
+    {
+        return Err(S3Error::precondition_failed("If-Unmodified-Since"));
+    }
+    if let Some(m) = ctx.header("if-none-match") {
+        if etag_matches(m, &meta.etag) {
+            return Ok(Conditional::NotModified);
+        }
+    } else if let Some(since) = ctx.header("if-modified-since").and_then(parse_http_date)
+        && modified_secs <= since
+    {
+        return Ok(Conditional::NotModified);
+    }
+    Ok(Conditional::Proceed)
+}
+
+/// Headers describing the object (shared by 200, 206 and 304 answers).
+fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
+    set_header(h, "etag", &format!("\"{}\"", meta.etag));
+    set_header(h, "last-modified", &http_date(meta.last_modified));
+}
+
+/// `response-*` query parameters and the header each overrides.
+const OVERRIDES: &[(&str, &str)] = &[
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+pub async fn get_object(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+    head: bool,
+) -> S3Result<Response<Body>> {
+    check_null_version(&ctx.query)?;
+    ctx.existing_bucket(bucket).await?;
+    // A body removed by a concurrent overwrite is retried against the new metadata.
+    for _ in 0..3 {
+        let meta = ctx
+            .app
+            .store
+            .object(bucket, key)
+            .await?
+            .ok_or_else(|| S3Error::no_such_key(key))?;
+        match answer(ctx, &meta, head).await {
+            Err(RetryOrError::Retry) => continue,
+            Err(RetryOrError::Error(e)) => return Err(e),
+            Ok(r) => return Ok(r),
+        }
+    }
+    Err(S3Error::new(
+        ErrorCode::ServiceUnavailable,
+        "The object changed while it was being read; please retry",
+    ))
+}
+
+enum RetryOrError {
+    Retry,
+    Error(S3Error),
+}
+
+impl From<S3Error> for RetryOrError {
+    fn from(e: S3Error) -> Self {
+        RetryOrError::Error(e)
+    }
+}
+
+async fn answer(
+    ctx: &RequestCtx<'_>,
+    meta: &ObjectMeta,
+    head: bool,
+) -> Result<Response<Body>, RetryOrError> {
+    if let Conditional::NotModified = evaluate_conditions(ctx, meta)? {
+        let mut r = empty_response(StatusCode::NOT_MODIFIED);
+        object_headers(r.headers_mut(), meta);
+        return Ok(r);
+    }
+    let mut range = match ctx.header("range") {
+        None => RangeRequest::Whole,
+        Some(h) => parse_range(h, meta.size),
+    };
+    if let Some(pn) = ctx.query.get("partNumber") {
+        // An object uploaded in one piece has exactly one part: all of it.
+        if pn != "1" {
+            return Err(S3Error::new(
+                ErrorCode::InvalidPartNumber,
+                "The requested partnumber is not satisfiable",
+            )
+            .into());
+        }
+        if ctx.header("range").is_some() {
+            return Err(S3Error::invalid_argument(
+                "Cannot specify both Range header and partNumber query parameter",
+            )
+            .into());
+        }
+        if meta.size > 0 {
+            range = RangeRequest::Partial(ByteRange {
+                start: 0,
+                end: meta.size - 1,
+            });
+        }
+    }
+    let range = match range {
+        RangeRequest::Unsatisfiable => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRange,
+                "The requested range is not satisfiable",
+            )
+            .with("RangeRequested", ctx.header("range").unwrap_or(""))
+            .with("ActualObjectSize", meta.size.to_string())
+            .into());
+        }
+        RangeRequest::Whole => None,
+        RangeRequest::Partial(r) => Some(r),
+    };
+
+    let body = if head {
+        Body::empty()
+    } else {
+        match ctx.app.store.open_body(meta, range).await {
+            Ok(stream) => Body::from_stream(stream),
+            Err(StoreError::NoSuchKey) => return Err(RetryOrError::Retry),
+            Err(e) => return Err(S3Error::from(e).into()),
+        }
+    };
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    object_headers(h, meta);
+    set_header(h, "accept-ranges", "bytes");
+    if meta.header("content-type").is_none() {
+        set_header(h, "content-type", "binary/octet-stream");
+    }
+    for (name, value) in &meta.headers {
+        set_header(h, name, value);
+    }
+    for (name, value) in &meta.user_meta {
+        set_header(h, &format!("x-amz-meta-{name}"), value);
+    }
+    for (param, header) in OVERRIDES {
+        if let Some(v) = ctx.query.get(param) {
+            set_header(h, header, v);
+        }
+    }
+    if ctx.query.get("partNumber").is_some() {
+        set_header(h, "x-amz-mp-parts-count", "1");
+    }
+    let length = match range {
+        Some(part) => {
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            set_header(
+                r.headers_mut(),
+                "content-range",
+                &format!("bytes {}-{}/{}", part.start, part.end, meta.size),
+            );
+            part.end + 1 - part.start
+        }
+        None => {
+            let wants_checksum = ctx
+                .header("x-amz-checksum-mode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
+            if wants_checksum && let Some(c) = &meta.checksum {
+                set_header(r.headers_mut(), c.algorithm.header(), &c.value);
+                set_header(r.headers_mut(), "x-amz-checksum-type", "FULL_OBJECT");
+            }
+            meta.size
+        }
+    };
+    set_header(r.headers_mut(), "content-length", &length.to_string());
+    if !head {
+        ctx.app
+            .metrics
+            .bytes_out
+            .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(a: u64, b: u64) -> RangeRequest {
+        RangeRequest::Partial(ByteRange { start: a, end: b })
+    }
+
+    #[test]
+    fn ranges_resolve_like_s3() {
+        assert_eq!(parse_range("bytes=0-9", 100), p(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), p(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), p(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), p(0, 99));
+        assert_eq!(parse_range("bytes=50-1000", 100), p(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeRequest::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeRequest::Whole);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), RangeRequest::Whole);
+    }
+}

@@ -1,0 +1,285 @@
+//! The S3 protocol: routing, SigV4, XML and errors, and the request pipeline that runs
+//! route -> authenticate -> authorize -> operation. One file per operation family.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod bucket;
+pub mod delete;
+pub mod error;
+pub mod get;
+pub mod list;
+pub mod put;
+pub mod router;
+pub mod sigv4;
+pub mod xml;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use self::auth::{AuthMethod, Payload};
+use self::body::TrailerSlot;
+use self::error::{ErrorCode, S3Error, S3Result};
+use self::router::{Endpoint, Query};
+use crate::auth::Principal;
+use crate::auth::iam::Iam;
+use crate::config::Config;
+use crate::store::{BodyStream, BucketInfo, Store};
+
+/// Counters for `/_sluice/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// Everything a request needs: configuration, identity and storage.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub iam: Arc<Iam>,
+    pub metrics: Metrics,
+}
+
+/// One request in flight, after authentication.
+pub struct RequestCtx<'a> {
+    pub app: &'a App,
+    pub request_id: String,
+    pub principal: Principal,
+    pub auth_method: AuthMethod,
+    pub parts: Parts,
+    pub query: Query,
+    payload: Option<Payload>,
+    /// In a mutex only so that `&RequestCtx` is `Send` across awaits (`Body` is not `Sync`).
+    body: std::sync::Mutex<Option<Body>>,
+    /// Headers that arrived after an aws-chunked body.
+    pub trailers: TrailerSlot,
+}
+
+impl RequestCtx<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    fn is_aws_chunked(&self) -> bool {
+        matches!(self.payload, Some(Payload::Chunked { .. }))
+    }
+
+    /// Length of the payload as the client declared it (decoded length for aws-chunked).
+    pub fn declared_length(&self) -> S3Result<Option<u64>> {
+        let name = if self.is_aws_chunked() {
+            "x-amz-decoded-content-length"
+        } else {
+            "content-length"
+        };
+        match self.header(name) {
+            None => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                S3Error::invalid_argument(format!("{name} must be a non-negative integer"))
+            }),
+        }
+    }
+
+    /// The request body as a verified stream (signature, SHA-256, chunk signatures).
+    pub fn take_body(&mut self) -> S3Result<BodyStream> {
+        let body = self
+            .body
+            .get_mut()
+            .ok()
+            .and_then(Option::take)
+            .unwrap_or_else(Body::empty);
+        let decoded = if self.is_aws_chunked() {
+            self.declared_length()?
+        } else {
+            None
+        };
+        Ok(match self.payload.take().unwrap_or(Payload::Unsigned) {
+            Payload::Unsigned => body::plain(body, None),
+            Payload::Sha256(hash) => body::plain(body, Some(hash)),
+            Payload::Chunked { signer, trailer } => {
+                body::aws_chunked(body, signer, trailer, decoded, self.trailers.clone())
+            }
+        })
+    }
+
+    /// Reads a small request document (XML), verified like any other body.
+    pub async fn read_small_body(&mut self, limit: u64) -> S3Result<bytes::Bytes> {
+        let stream = self.take_body()?;
+        body::read_to_limit(stream, limit).await
+    }
+
+    /// The bucket the request names, which must exist.
+    pub async fn existing_bucket(&self, name: &str) -> S3Result<BucketInfo> {
+        self.app
+            .store
+            .bucket(name)
+            .await?
+            .ok_or_else(|| S3Error::no_such_bucket(name))
+    }
+}
+
+/// Builds an XML response.
+pub fn xml_response(status: StatusCode, xml: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(xml));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Inserts a header whose value came from stored data; values that are not valid header text
+/// are skipped rather than failing the response.
+pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(n, v);
+    }
+}
+
+fn new_request_id() -> String {
+    let mut raw = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    hex::encode_upper(raw)
+}
+
+pub fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool) -> Response<Body> {
+    let mut r = if head {
+        empty_response(e.code.status())
+    } else {
+        let mut w = xml::XmlWriter::bare("Error");
+        w.elem("Code", e.code.as_str()).elem("Message", &e.message);
+        for (name, value) in &e.details {
+            w.elem(name, value);
+        }
+        w.elem("Resource", resource).elem("RequestId", request_id);
+        xml_response(e.code.status(), w.finish("Error"))
+    };
+    *r.status_mut() = e.code.status();
+    r
+}
+
+/// Entry point for every request that reaches the S3 listener.
+pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
+    let request_id = new_request_id();
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+    async move {
+        app.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let head = req.method() == Method::HEAD;
+        let resource = req.uri().path().to_string();
+        let mut response = if resource.starts_with("/_sluice/") || resource == "/_sluice" {
+            admin::handle(&app, req, &request_id).await
+        } else {
+            match handle_s3(&app, req, &request_id).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::info!(code = e.code.as_str(), message = %e.message, "request failed");
+                    error_response(&e, &resource, &request_id, head)
+                }
+            }
+        };
+        if response.status().is_client_error() || response.status().is_server_error() {
+            app.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-amz-request-id", v.clone());
+            h.insert("x-amz-id-2", v);
+        }
+        h.insert(http::header::SERVER, HeaderValue::from_static("Sluice"));
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query().unwrap_or(""))?;
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.host());
+    let target = router::target(host, parts.uri.path(), &app.config.domains)?;
+    let endpoint = router::route(
+        &parts.method,
+        &target,
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+    )?;
+    let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region)?;
+    let bucket_info = match endpoint.bucket() {
+        Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => app.store.bucket(b).await?,
+        _ => None,
+    };
+    crate::policy::authorize(&authn.principal, &endpoint, bucket_info.as_ref())?;
+    tracing::debug!(op = endpoint.name(), principal = authn.principal.display_name(), "authorized");
+    let mut ctx = RequestCtx {
+        app,
+        request_id: request_id.to_string(),
+        principal: authn.principal,
+        auth_method: authn.method,
+        parts,
+        query,
+        payload: Some(authn.payload),
+        body: std::sync::Mutex::new(Some(body)),
+        trailers: TrailerSlot::default(),
+    };
+    match endpoint {
+        Endpoint::ListBuckets => bucket::list_buckets(&mut ctx).await,
+        Endpoint::CreateBucket { bucket } => bucket::create_bucket(&mut ctx, &bucket).await,
+        Endpoint::HeadBucket { bucket } => bucket::head_bucket(&mut ctx, &bucket).await,
+        Endpoint::DeleteBucket { bucket } => bucket::delete_bucket(&mut ctx, &bucket).await,
+        Endpoint::GetBucketLocation { bucket } => {
+            bucket::get_bucket_location(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketVersioning { bucket } => {
+            bucket::get_bucket_versioning(&mut ctx, &bucket).await
+        }
+        Endpoint::ListObjects { bucket } => list::list_objects_v1(&mut ctx, &bucket).await,
+        Endpoint::ListObjectsV2 { bucket } => list::list_objects_v2(&mut ctx, &bucket).await,
+        Endpoint::ListObjectVersions { bucket } => {
+            list::list_object_versions(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteObjects { bucket } => delete::delete_objects(&mut ctx, &bucket).await,
+        Endpoint::PutObject { bucket, key } => put::put_object(&mut ctx, &bucket, &key).await,
+        Endpoint::GetObject { bucket, key } => get::get_object(&mut ctx, &bucket, &key, false).await,
+        Endpoint::HeadObject { bucket, key } => get::get_object(&mut ctx, &bucket, &key, true).await,
+        Endpoint::DeleteObject { bucket, key } => {
+            delete::delete_object(&mut ctx, &bucket, &key).await
+        }
+    }
+}
+
+/// Refuses a `versionId` other than `null` on a bucket that has never been versioned.
+pub fn check_null_version(query: &Query) -> S3Result<()> {
+    match query.get("versionId") {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(S3Error::new(
+            ErrorCode::InvalidArgument,
+            "Invalid version id specified",
+        )
+        .with("ArgumentName", "versionId")),
+    }
+}

@@ -1,0 +1,334 @@
+//! PutObject: stream the body into the store while hashing, verify Content-MD5 and any
+//! additional checksum (header or trailer), then commit under the write conditions.
+
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use http::{Response, StatusCode};
+
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::{RequestCtx, empty_response, set_header};
+use crate::checksum::ChecksumAlgorithm;
+use crate::store::{NewObject, StagedBody, WriteCondition};
+
+/// Headers stored with an object and returned on GET/HEAD.
+pub const STORED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-amz-website-redirect-location",
+];
+
+/// Most bytes of user metadata (names and values), as AWS limits it.
+const MAX_USER_METADATA: usize = 2048;
+
+/// Where the client's additional checksum comes from.
+pub enum ExpectedChecksum {
+    None,
+    Header(String),
+    Trailer,
+}
+
+/// The checksum the client asked for: algorithm and where its value is.
+pub fn requested_checksum(
+    ctx: &RequestCtx<'_>,
+) -> S3Result<(Option<ChecksumAlgorithm>, ExpectedChecksum)> {
+    let mut found: Option<(ChecksumAlgorithm, String)> = None;
+    for alg in ChecksumAlgorithm::ALL {
+        if let Some(v) = ctx.header(alg.header()) {
+            if found.is_some() {
+                return Err(S3Error::new(
+                    ErrorCode::InvalidRequest,
+                    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                ));
+            }
+            if !alg.is_valid_value(v.trim()) {
+                return Err(S3Error::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Value for {} header is invalid.", alg.header()),
+                ));
+            }
+            found = Some((alg, v.trim().to_string()));
+        }
+    }
+    let sdk = match ctx.header("x-amz-sdk-checksum-algorithm") {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+            )
+        })?),
+    };
+    let trailer = match ctx.header("x-amz-trailer") {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_header(name.trim()).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                format!("The value specified in the x-amz-trailer header is not supported: {name}"),
+            )
+        })?),
+    };
+    match (found, trailer, sdk) {
+        (Some(_), Some(_), _) => Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )),
+        (Some((alg, v)), None, sdk) => {
+            if sdk.is_some_and(|s| s != alg) {
+                return Err(S3Error::new(
+                    ErrorCode::InvalidRequest,
+                    "Value for x-amz-sdk-checksum-algorithm header is invalid.",
+                ));
+            }
+            Ok((Some(alg), ExpectedChecksum::Header(v)))
+        }
+        (None, Some(alg), sdk) => {
+            if sdk.is_some_and(|s| s != alg) {
+                return Err(S3Error::new(
+                    ErrorCode::InvalidRequest,
+                    "Value for x-amz-sdk-checksum-algorithm header is invalid.",
+                ));
+            }
+            Ok((Some(alg), ExpectedChecksum::Trailer))
+        }
+        (None, None, Some(_)) => Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.",
+        )),
+        (None, None, None) => Ok((None, ExpectedChecksum::None)),
+    }
+}
+
+/// Parses `Content-MD5`: 16 bytes of base64, else `InvalidDigest`.
+pub fn content_md5(ctx: &RequestCtx<'_>) -> S3Result<Option<[u8; 16]>> {
+    let Some(v) = ctx.header("content-md5") else {
+        return Ok(None);
+    };
+    B64.decode(v.trim())
+        .ok()
+        .and_then(|raw| <[u8; 16]>::try_from(raw).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidDigest,
+                "The Content-MD5 you specified was invalid.",
+            )
+            .with("Content-MD5", v)
+        })
+}
+
+/// Checks a staged body against Content-MD5 and the client's checksum.
+pub fn verify_staged(
+    ctx: &RequestCtx<'_>,
+    staged: &StagedBody,
+    md5: Option<[u8; 16]>,
+    expected: &ExpectedChecksum,
+) -> S3Result<()> {
+    if let Some(m) = md5
+        && m != staged.md5
+    {
+        return Err(S3Error::new(
+            ErrorCode::BadDigest,
+            "The Content-MD5 you specified did not match what we received.",
+        )
+        .with("ExpectedDigest", B64.encode(m))
+        .with("CalculatedDigest", B64.encode(staged.md5)));
+    }
+    let alg = staged.checksum.algorithm;
+    let given = match expected {
+        ExpectedChecksum::None => return Ok(()),
+        ExpectedChecksum::Header(v) => v.clone(),
+        ExpectedChecksum::Trailer => {
+            let trailers = ctx
+                .trailers
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default();
+            trailers
+                .into_iter()
+                .find(|(n, _)| n == alg.header())
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    S3Error::new(
+                        ErrorCode::InvalidRequest,
+                        format!("The trailing checksum {} was declared but not sent.", alg.header()),
+                    )
+                })?
+        }
+    };
+    if given != staged.checksum.value {
+        return Err(S3Error::new(
+            ErrorCode::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                alg.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stored standard headers and `x-amz-meta-*` from the request.
+pub fn object_headers(
+    ctx: &RequestCtx<'_>,
+) -> S3Result<(Vec<(String, String)>, Vec<(String, String)>)> {
+    let mut headers = Vec::new();
+    for name in STORED_HEADERS {
+        let Some(v) = ctx.headers().get(*name) else {
+            continue;
+        };
+        let mut value = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+        if *name == "content-encoding" {
+            // aws-chunked describes the transfer, not the object.
+            value = value
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.eq_ignore_ascii_case("aws-chunked") && !e.is_empty())
+                .collect::<Vec<_>>()
+                .join(",");
+            if value.is_empty() {
+                continue;
+            }
+        }
+        headers.push((name.to_string(), value));
+    }
+    let mut user = Vec::new();
+    let mut size = 0;
+    for (name, v) in ctx.headers() {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(v.as_bytes()).to_string();
+            size += meta.len() + value.len();
+            user.push((meta.to_string(), value));
+        }
+    }
+    if size > MAX_USER_METADATA {
+        return Err(S3Error::new(
+            ErrorCode::MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        )
+        .with("Size", size.to_string())
+        .with("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
+    }
+    Ok((headers, user))
+}
+
+/// `If-None-Match: *` and `If-Match` on a write.
+pub fn write_condition(ctx: &RequestCtx<'_>) -> S3Result<WriteCondition> {
+    let if_none_match_any = match ctx.header("if-none-match") {
+        None => false,
+        Some(v) if v.trim() == "*" => true,
+        Some(_) => {
+            return Err(S3Error::new(
+                ErrorCode::NotImplemented,
+                "If-None-Match on a write supports only the value *",
+            ));
+        }
+    };
+    Ok(WriteCondition {
+        if_none_match_any,
+        if_match: ctx.header("if-match").map(|s| s.trim().to_string()),
+    })
+}
+
+pub async fn put_object(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    ctx.existing_bucket(bucket).await?;
+    let max = ctx.app.config.max_object_size;
+    let declared = ctx.declared_length()?;
+    if declared.is_some_and(|n| n > max) {
+        return Err(S3Error::new(
+            ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size",
+        )
+        .with("ProposedSize", declared.unwrap_or(0).to_string())
+        .with("MaxSizeAllowed", max.to_string()));
+    }
+    if declared.is_none()
+        && !ctx.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !ctx.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Err(S3Error::new(
+            ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header.",
+        ));
+    }
+    let md5 = content_md5(ctx)?;
+    let (algorithm, expected) = requested_checksum(ctx)?;
+    let condition = write_condition(ctx)?;
+    let (headers, user_meta) = object_headers(ctx)?;
+
+    // Fail fast on conditions that already fail; the commit checks again atomically.
+    if condition.if_none_match_any || condition.if_match.is_some() {
+        let current = ctx.app.store.object(bucket, key).await?;
+        match (&current, &condition) {
+            (Some(_), c) if c.if_none_match_any => {
+                return Err(S3Error::precondition_failed("If-None-Match"));
+            }
+            (None, WriteCondition { if_match: Some(_), .. }) => {
+                return Err(S3Error::no_such_key(key));
+            }
+            (Some(o), WriteCondition { if_match: Some(m), .. })
+                if !crate::store::local::etag_matches(m, &o.etag) =>
+            {
+                return Err(S3Error::precondition_failed("If-Match"));
+            }
+            _ => {}
+        }
+    }
+
+    let body = ctx.take_body()?;
+    let staged = ctx.app.store.stage_body(body, algorithm, max).await?;
+    if let Some(n) = declared
+        && n != staged.size
+    {
+        return Err(S3Error::new(
+            ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header",
+        ));
+    }
+    verify_staged(ctx, &staged, md5, &expected)?;
+    ctx.app
+        .metrics
+        .bytes_in
+        .fetch_add(staged.size, std::sync::atomic::Ordering::Relaxed);
+    let owner_id = ctx.principal.id().unwrap_or("").to_string();
+    let meta = ctx
+        .app
+        .store
+        .commit_object(
+            bucket,
+            key,
+            NewObject {
+                owner_id,
+                headers,
+                user_meta,
+            },
+            staged,
+            condition.clone(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::PreconditionFailed if condition.if_none_match_any => {
+                S3Error::precondition_failed("If-None-Match")
+            }
+            other => other.into(),
+        })?;
+
+    let mut r = empty_response(StatusCode::OK);
+    let h = r.headers_mut();
+    set_header(h, "etag", &format!("\"{}\"", meta.etag));
+    if algorithm.is_some()
+        && let Some(c) = &meta.checksum
+    {
+        set_header(h, c.algorithm.header(), &c.value);
+        set_header(h, "x-amz-checksum-type", "FULL_OBJECT");
+    }
+    Ok(r)
+}

@@ -1,0 +1,435 @@
+//! Routing: from method, host, path and query to one [`Endpoint`], a variant per S3 operation,
+//! each naming the action it needs. Path style and virtual-hosted style (configured domains).
+
+use http::Method;
+
+use super::error::{ErrorCode, S3Error, S3Result};
+
+/// Query parameters, decoded, in request order.
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+fn decode_component(s: &str) -> S3Result<String> {
+    let plus_as_space = s.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&plus_as_space).collect();
+    String::from_utf8(bytes).map_err(|_| {
+        S3Error::new(
+            ErrorCode::InvalidURI,
+            "Couldn't parse the specified URI: the query is not valid UTF-8",
+        )
+    })
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> S3Result<Query> {
+        let mut out = Vec::new();
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.push((decode_component(k)?, decode_component(v)?));
+        }
+        Ok(Query(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// One S3 operation with its bucket and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    ListBuckets,
+    CreateBucket { bucket: String },
+    HeadBucket { bucket: String },
+    DeleteBucket { bucket: String },
+    GetBucketLocation { bucket: String },
+    GetBucketVersioning { bucket: String },
+    ListObjects { bucket: String },
+    ListObjectsV2 { bucket: String },
+    ListObjectVersions { bucket: String },
+    DeleteObjects { bucket: String },
+    PutObject { bucket: String, key: String },
+    GetObject { bucket: String, key: String },
+    HeadObject { bucket: String, key: String },
+    DeleteObject { bucket: String, key: String },
+}
+
+/// Every endpoint's action name, for checks that each has a policy action.
+pub const ACTIONS: &[&str] = &[
+    "s3:ListAllMyBuckets",
+    "s3:CreateBucket",
+    "s3:ListBucket",
+    "s3:DeleteBucket",
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:ListBucketVersions",
+    "s3:DeleteObject",
+    "s3:PutObject",
+    "s3:GetObject",
+];
+
+impl Endpoint {
+    /// The operation name (as in the AWS API reference).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::ListBuckets => "ListBuckets",
+            Endpoint::CreateBucket { .. } => "CreateBucket",
+            Endpoint::HeadBucket { .. } => "HeadBucket",
+            Endpoint::DeleteBucket { .. } => "DeleteBucket",
+            Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
+            Endpoint::GetBucketVersioning { .. } => "GetBucketVersioning",
+            Endpoint::ListObjects { .. } => "ListObjects",
+            Endpoint::ListObjectsV2 { .. } => "ListObjectsV2",
+            Endpoint::ListObjectVersions { .. } => "ListObjectVersions",
+            Endpoint::DeleteObjects { .. } => "DeleteObjects",
+            Endpoint::PutObject { .. } => "PutObject",
+            Endpoint::GetObject { .. } => "GetObject",
+            Endpoint::HeadObject { .. } => "HeadObject",
+            Endpoint::DeleteObject { .. } => "DeleteObject",
+        }
+    }
+
+    /// The policy action this operation needs (`s3:GetObject`, ...).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Endpoint::ListBuckets => "s3:ListAllMyBuckets",
+            Endpoint::CreateBucket { .. } => "s3:CreateBucket",
+            Endpoint::HeadBucket { .. }
+            | Endpoint::ListObjects { .. }
+            | Endpoint::ListObjectsV2 { .. } => "s3:ListBucket",
+            Endpoint::DeleteBucket { .. } => "s3:DeleteBucket",
+            Endpoint::GetBucketLocation { .. } => "s3:GetBucketLocation",
+            Endpoint::GetBucketVersioning { .. } => "s3:GetBucketVersioning",
+            Endpoint::ListObjectVersions { .. } => "s3:ListBucketVersions",
+            Endpoint::DeleteObjects { .. } | Endpoint::DeleteObject { .. } => "s3:DeleteObject",
+            Endpoint::PutObject { .. } => "s3:PutObject",
+            Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
+        }
+    }
+
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Endpoint::ListBuckets => None,
+            Endpoint::CreateBucket { bucket }
+            | Endpoint::HeadBucket { bucket }
+            | Endpoint::DeleteBucket { bucket }
+            | Endpoint::GetBucketLocation { bucket }
+            | Endpoint::GetBucketVersioning { bucket }
+            | Endpoint::ListObjects { bucket }
+            | Endpoint::ListObjectsV2 { bucket }
+            | Endpoint::ListObjectVersions { bucket }
+            | Endpoint::DeleteObjects { bucket }
+            | Endpoint::PutObject { bucket, .. }
+            | Endpoint::GetObject { bucket, .. }
+            | Endpoint::HeadObject { bucket, .. }
+            | Endpoint::DeleteObject { bucket, .. } => Some(bucket),
+        }
+    }
+
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Endpoint::PutObject { key, .. }
+            | Endpoint::GetObject { key, .. }
+            | Endpoint::HeadObject { key, .. }
+            | Endpoint::DeleteObject { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Where the request addressed: bucket and key as decoded from host and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+}
+
+/// Splits host and path into bucket and key. `domains` enables virtual-hosted style.
+pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> S3Result<Target> {
+    let host = host.map(|h| {
+        // Strip a port, keeping IPv6 literals intact.
+        match h.rfind(':') {
+            Some(i) if !h.ends_with(']') && h[..i].find(':').is_none() => &h[..i],
+            _ => h,
+        }
+    });
+    let vhost_bucket = host.and_then(|h| {
+        let h = h.to_ascii_lowercase();
+        domains.iter().find_map(|d| {
+            h.strip_suffix(d.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+        })
+    });
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let decode = |s: &str| -> S3Result<String> {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(s).collect();
+        String::from_utf8(bytes).map_err(|_| {
+            S3Error::new(
+                ErrorCode::InvalidURI,
+                "Couldn't parse the specified URI: the path is not valid UTF-8",
+            )
+        })
+    };
+    let non_empty = |s: String| if s.is_empty() { None } else { Some(s) };
+    match vhost_bucket {
+        Some(bucket) => Ok(Target {
+            bucket: Some(bucket),
+            key: non_empty(decode(path)?),
+        }),
+        None => {
+            let (bucket, key) = match path.split_once('/') {
+                Some((b, k)) => (b, Some(k)),
+                None => (path, None),
+            };
+            Ok(Target {
+                bucket: non_empty(decode(bucket)?),
+                key: match key {
+                    Some(k) => non_empty(decode(k)?),
+                    None => None,
+                },
+            })
+        }
+    }
+}
+
+pub const MAX_KEY_LEN: usize = 1024;
+
+fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(S3Error::new(
+            ErrorCode::KeyTooLongError,
+            "Your key is too long",
+        )
+        .with("Size", key.len().to_string())
+        .with("MaxSizeAllowed", MAX_KEY_LEN.to_string()));
+    }
+    if key.contains('\0') {
+        return Err(S3Error::invalid_argument(
+            "Object key must not contain the NUL character",
+        ));
+    }
+    Ok(())
+}
+
+fn not_implemented(what: &str) -> S3Error {
+    S3Error::new(
+        ErrorCode::NotImplemented,
+        format!("A header or query you provided implies functionality that is not implemented: {what}"),
+    )
+}
+
+fn method_not_allowed() -> S3Error {
+    S3Error::new(
+        ErrorCode::MethodNotAllowed,
+        "The specified method is not allowed against this resource.",
+    )
+}
+
+/// Bucket sub-resources that select another operation; those not handled yet are refused
+/// rather than mistaken for a listing.
+const BUCKET_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "logging",
+    "metadataConfiguration",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "tagging",
+    "uploads",
+    "website",
+    "session",
+];
+
+const OBJECT_SUBRESOURCES: &[&str] = &[
+    "acl",
+    "attributes",
+    "legal-hold",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+];
+
+/// Picks the endpoint for a request.
+pub fn route(
+    method: &Method,
+    target: &Target,
+    query: &Query,
+    has_copy_source: bool,
+) -> S3Result<Endpoint> {
+    let Some(bucket) = target.bucket.clone() else {
+        return match *method {
+            Method::GET => Ok(Endpoint::ListBuckets),
+            _ => Err(method_not_allowed()),
+        };
+    };
+    match &target.key {
+        None => {
+            if *method == Method::GET && query.has("location") {
+                return Ok(Endpoint::GetBucketLocation { bucket });
+            }
+            if *method == Method::GET && query.has("versioning") {
+                return Ok(Endpoint::GetBucketVersioning { bucket });
+            }
+            if *method == Method::GET && query.has("versions") {
+                return Ok(Endpoint::ListObjectVersions { bucket });
+            }
+            if *method == Method::POST && query.has("delete") {
+                return Ok(Endpoint::DeleteObjects { bucket });
+            }
+            if let Some(sub) = BUCKET_SUBRESOURCES
+                .iter()
+                .chain(["versioning", "versions", "delete", "location"].iter())
+                .find(|s| query.has(s))
+            {
+                return Err(not_implemented(&format!("?{sub}")));
+            }
+            match *method {
+                Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
+                Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
+                Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
+                Method::GET if query.get("list-type") == Some("2") => {
+                    Ok(Endpoint::ListObjectsV2 { bucket })
+                }
+                Method::GET => Ok(Endpoint::ListObjects { bucket }),
+                Method::POST => Err(not_implemented("POST object upload")),
+                _ => Err(method_not_allowed()),
+            }
+        }
+        Some(key) => {
+            check_key(key)?;
+            if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| query.has(s)) {
+                return Err(not_implemented(&format!("?{sub}")));
+            }
+            let key = key.clone();
+            match *method {
+                Method::PUT if has_copy_source => Err(not_implemented("x-amz-copy-source")),
+                Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
+                Method::GET => Ok(Endpoint::GetObject { bucket, key }),
+                Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
+                Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
+                _ => Err(method_not_allowed()),
+            }
+        }
+    }
+}
+
+/// AWS bucket naming rules for new buckets.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if !(3..=63).contains(&bytes.len()) {
+        return false;
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+    {
+        return false;
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(bytes[0]) || !edge_ok(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return false;
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return false;
+    }
+    let reserved_prefix = ["xn--", "sthree-", "amzn-s3-demo-"];
+    let reserved_suffix = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    !(reserved_prefix.iter().any(|p| name.starts_with(p))
+        || reserved_suffix.iter().any(|s| name.ends_with(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(host: Option<&str>, path: &str) -> Target {
+        target(host, path, &["s3.localhost".to_string()]).unwrap()
+    }
+
+    #[test]
+    fn path_style_keeps_key_bytes_literal() {
+        let x = t(Some("127.0.0.1:9000"), "/b/a//b/../c%20d");
+        assert_eq!(x.bucket.as_deref(), Some("b"));
+        assert_eq!(x.key.as_deref(), Some("a//b/../c d"));
+        assert_eq!(t(None, "/b/").key, None);
+        assert_eq!(t(None, "/").bucket, None);
+    }
+
+    #[test]
+    fn virtual_hosted_style_uses_domains() {
+        let x = t(Some("photos.s3.localhost:9000"), "/a/b");
+        assert_eq!(x.bucket.as_deref(), Some("photos"));
+        assert_eq!(x.key.as_deref(), Some("a/b"));
+        let y = t(Some("s3.localhost:9000"), "/photos/a");
+        assert_eq!(y.bucket.as_deref(), Some("photos"));
+    }
+
+    #[test]
+    fn bucket_names_follow_aws_rules() {
+        for ok in ["abc", "my-bucket.1", "a1b"] {
+            assert!(valid_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Abc",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "a_b",
+            "_sluice",
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_and_nul_keys_are_refused() {
+        let q = Query::default();
+        let long = Target {
+            bucket: Some("b".into()),
+            key: Some("k".repeat(1025)),
+        };
+        let e = route(&Method::PUT, &long, &q, false).unwrap_err();
+        assert_eq!(e.code, ErrorCode::KeyTooLongError);
+        let nul = Target {
+            bucket: Some("b".into()),
+            key: Some("a\0b".into()),
+        };
+        assert!(route(&Method::PUT, &nul, &q, false).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Object body files: a hashed fan-out (`objects/ab/cd/<id>`) named by random ids, never by the
+//! user's key, and the fsync rules that make a written file and its directory entry durable.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Directory (under the data dir) that holds body files.
+pub const OBJECTS_DIR: &str = "objects";
+
+/// A fresh random body id (32 lower-case hex characters).
+pub fn new_body_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether `id` has the shape [`new_body_id`] makes, so it can never name a path outside the fan-out.
+pub fn is_body_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `objects/ab/cd/<id>` under `root`. Panics on ids that do not come from [`new_body_id`].
+pub fn body_path(root: &Path, id: &str) -> PathBuf {
+    assert!(is_body_id(id), "body id `{id}` is not a generated id");
+    root.join(OBJECTS_DIR).join(&id[0..2]).join(&id[2..4]).join(id)
+}
+
+/// Flushes a directory's entries (new or removed names) to stable storage.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates the fan-out directories of `path` if needed, making each new entry durable.
+pub fn ensure_parent(path: &Path) -> io::Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    if parent.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut p = parent;
+    while !p.exists() {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(pp) => p = pp,
+            None => break,
+        }
+    }
+    for dir in missing.iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(pp) = dir.parent() {
+            fsync_dir(pp)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a body file; a missing file is not an error.
+pub fn remove_body(root: &Path, id: &str) {
+    if !is_body_id(id) {
+        return;
+    }
+    match std::fs::remove_file(body_path(root, id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(body = id, error = %e, "cannot remove body file"),
+    }
+}
+
+/// Every body id present on disk (for orphan collection at start-up), plus stray entries that are
+/// not body files at all.
+pub fn scan_bodies(root: &Path) -> io::Result<(Vec<String>, Vec<PathBuf>)> {
+    let mut ids = Vec::new();
+    let mut strays = Vec::new();
+    let top = root.join(OBJECTS_DIR);
+    if !top.exists() {
+        return Ok((ids, strays));
+    }
+    for a in std::fs::read_dir(&top)? {
+        let a = a?;
+        if !a.file_type()?.is_dir() {
+            strays.push(a.path());
+            continue;
+        }
+        for b in std::fs::read_dir(a.path())? {
+            let b = b?;
+            if !b.file_type()?.is_dir() {
+                strays.push(b.path());
+                continue;
+            }
+            for f in std::fs::read_dir(b.path())? {
+                let f = f?;
+                match f.file_name().to_str() {
+                    Some(name) if is_body_id(name) && f.file_type()?.is_file() => {
+                        ids.push(name.to_string())
+                    }
+                    _ => strays.push(f.path()),
+                }
+            }
+        }
+    }
+    Ok((ids, strays))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_paths_fan_out_by_id() {
+        let id = new_body_id();
+        let p = body_path(Path::new("/d"), &id);
+        assert_eq!(
+            p,
+            PathBuf::from(format!("/d/objects/{}/{}/{}", &id[..2], &id[2..4], id))
+        );
+        assert!(!is_body_id("../../etc/passwd"));
+    }
+}

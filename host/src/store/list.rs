@@ -1,0 +1,104 @@
+//! Listing semantics shared by every engine: prefix, delimiter grouping into common prefixes,
+//! start-after and max-keys, in UTF-8 binary key order.
+
+use super::ObjectMeta;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Keys (and common prefixes) up to and including this are skipped.
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<(String, ObjectMeta)>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or common prefix returned (the next marker when truncated).
+    pub last: Option<String>,
+}
+
+impl ListQuery {
+    /// The common prefix `key` rolls up into, if the query has a delimiter that occurs after the
+    /// prefix.
+    pub fn common_prefix<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let d = self.delimiter.as_deref().filter(|d| !d.is_empty())?;
+        let rest = key.get(self.prefix.len()..)?;
+        rest.find(d)
+            .map(|pos| &key[..self.prefix.len() + pos + d.len()])
+    }
+}
+
+/// Accumulates a page from keys fed in ascending order. Returns `false` once the page is full
+/// and one more entry proved it truncated.
+pub struct PageBuilder<'q> {
+    query: &'q ListQuery,
+    page: ListPage,
+}
+
+pub enum Feed {
+    /// Keep going with the next key.
+    Next,
+    /// Skip every key that starts with this common prefix.
+    SkipPrefix(String),
+    /// The page is complete.
+    Done,
+}
+
+impl<'q> PageBuilder<'q> {
+    pub fn new(query: &'q ListQuery) -> Self {
+        PageBuilder {
+            query,
+            page: ListPage::default(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.page.objects.len() + self.page.common_prefixes.len()
+    }
+
+    pub fn feed(&mut self, key: &str, meta: impl FnOnce() -> Option<ObjectMeta>) -> Feed {
+        if let Some(sa) = &self.query.start_after
+            && key <= sa.as_str()
+        {
+            return Feed::Next;
+        }
+        match self.query.common_prefix(key) {
+            Some(cp) => {
+                let skip = self
+                    .query
+                    .start_after
+                    .as_deref()
+                    .is_some_and(|sa| cp <= sa)
+                    || self.page.common_prefixes.last().map(String::as_str) == Some(cp);
+                if !skip {
+                    if self.count() >= self.query.max_keys {
+                        self.page.is_truncated = true;
+                        return Feed::Done;
+                    }
+                    self.page.common_prefixes.push(cp.to_string());
+                    self.page.last = Some(cp.to_string());
+                }
+                Feed::SkipPrefix(cp.to_string())
+            }
+            None => {
+                if self.count() >= self.query.max_keys {
+                    self.page.is_truncated = true;
+                    return Feed::Done;
+                }
+                if let Some(m) = meta() {
+                    self.page.objects.push((key.to_string(), m));
+                    self.page.last = Some(key.to_string());
+                }
+                Feed::Next
+            }
+        }
+    }
+
+    pub fn finish(self) -> ListPage {
+        self.page
+    }
+}

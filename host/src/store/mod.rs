@@ -1,0 +1,192 @@
+//! Behaviour behind the S3 protocol: buckets and objects. The engine sits behind [`Store`] so
+//! that a gateway backend (an upstream S3 cluster) can replace the local one.
+
+pub mod files;
+pub mod list;
+pub mod local;
+mod tables;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+
+pub use list::{ListPage, ListQuery};
+pub use local::LocalStore;
+
+/// A body streamed through the store; errors end it.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such bucket `{0}`")]
+    NoSuchBucket(String),
+    #[error("bucket `{bucket}` already exists")]
+    BucketExists { bucket: String, owner_id: String },
+    #[error("bucket `{0}` is not empty")]
+    BucketNotEmpty(String),
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("a conflicting conditional write happened during the upload")]
+    ConditionalConflict,
+    #[error("body exceeds the maximum size of {0} bytes")]
+    TooLarge(u64),
+    #[error("body is shorter than its declared length")]
+    IncompleteBody,
+    #[error("reading the request body failed: {0}")]
+    Body(std::io::Error),
+    #[error("storage i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata: {0}")]
+    Meta(String),
+    #[error("metadata record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! meta_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Meta(e.to_string()) }
+        }
+    )*};
+}
+meta_error_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketInfo {
+    pub name: String,
+    pub owner_id: String,
+    /// Unix milliseconds.
+    pub created: i64,
+    pub region: String,
+}
+
+/// Where an object's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyLocation {
+    /// In redb, in the inline-bodies table under this id (small objects: one commit covers it).
+    Inline(String),
+    /// A file under the hashed fan-out, named by this id.
+    File(String),
+}
+
+impl BodyLocation {
+    pub fn id(&self) -> &str {
+        match self {
+            BodyLocation::Inline(id) | BodyLocation::File(id) => id,
+        }
+    }
+}
+
+/// Everything stored about one object version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Hex MD5 (no quotes).
+    pub etag: String,
+    /// Unix milliseconds.
+    pub last_modified: i64,
+    pub owner_id: String,
+    /// Standard headers stored with the object (content-type, cache-control, ...), lower-case.
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-meta-*` entries, names lower-case without the prefix.
+    pub user_meta: Vec<(String, String)>,
+    pub checksum: Option<Checksum>,
+    pub body: BodyLocation,
+}
+
+impl ObjectMeta {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the caller knows about a new object besides its body.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub owner_id: String,
+    pub headers: Vec<(String, String)>,
+    pub user_meta: Vec<(String, String)>,
+}
+
+/// A body written to stable storage but not yet referenced by metadata.
+#[derive(Debug)]
+pub struct StagedBody {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub checksum: Checksum,
+    pub(crate) location: BodyLocation,
+    pub(crate) inline: Option<Bytes>,
+    /// Removes the body file if this staged body is dropped before its commit.
+    pub(crate) guard: Option<local::UncommittedFile>,
+}
+
+/// Preconditions a write must meet at commit time (`If-None-Match: *`, `If-Match`).
+#[derive(Debug, Clone, Default)]
+pub struct WriteCondition {
+    pub if_none_match_any: bool,
+    pub if_match: Option<String>,
+}
+
+/// A byte range already resolved against the object size: `start..=end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    async fn create_bucket(&self, name: &str, owner_id: &str, region: &str)
+    -> Result<(), StoreError>;
+    async fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
+    async fn bucket(&self, name: &str) -> Result<Option<BucketInfo>, StoreError>;
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>, StoreError>;
+
+    /// Streams `body` to stable storage, computing MD5 and `algorithm` (CRC64NVME when the
+    /// client asked for none, as S3 does). Fails with `TooLarge` past `max_size`.
+    async fn stage_body(
+        &self,
+        body: BodyStream,
+        algorithm: Option<ChecksumAlgorithm>,
+        max_size: u64,
+    ) -> Result<StagedBody, StoreError>;
+    /// Drops a staged body that will not be committed.
+    async fn discard(&self, staged: StagedBody);
+    /// Makes a staged body the object's current version, durably, and returns its metadata.
+    async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: NewObject,
+        staged: StagedBody,
+        condition: WriteCondition,
+    ) -> Result<ObjectMeta, StoreError>;
+    async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
+    /// Opens the body of `meta` (as returned by [`Store::object`]), optionally a range of it.
+    async fn open_body(
+        &self,
+        meta: &ObjectMeta,
+        range: Option<ByteRange>,
+    ) -> Result<BodyStream, StoreError>;
+    /// Deletes the object; `Ok(false)` when there was none.
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    async fn list_objects(&self, bucket: &str, query: &ListQuery)
+    -> Result<ListPage, StoreError>;
+}

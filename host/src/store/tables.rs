@@ -1,0 +1,10 @@
+//! redb tables of the local engine. Values are JSON so that records can grow fields.
+
+use redb::TableDefinition;
+
+/// bucket name -> `BucketInfo`
+pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// (bucket, key) -> `ObjectMeta`; the tuple orders keys by UTF-8 bytes within a bucket.
+pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
+/// body id -> bytes of a small object stored inline.
+pub const INLINE_BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("inline_bodies");

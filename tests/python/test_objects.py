@@ -1,0 +1,307 @@
+"""Issue item 5, objects: PutObject, GetObject (ranges, response-* overrides), HeadObject,
+DeleteObject, DeleteObjects, ListObjectVersions / versionId=null, metadata, Content-MD5."""
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from support.checksums import checksum_b64, md5_b64, md5_etag
+from support.s3raw import assert_s3_error
+from support.sigv4 import encode_key_path
+from support.util import content_for, expect_error
+
+
+def test_put_get_round_trip(s3, bucket):
+    body = content_for("roundtrip", 100_000)
+    put = s3.put_object(Bucket=bucket, Key="dir/file.bin", Body=body)
+    assert put["ETag"] == md5_etag(body)
+    got = s3.get_object(Bucket=bucket, Key="dir/file.bin")
+    assert got["Body"].read() == body
+    assert got["ContentLength"] == len(body)
+    assert got["ETag"] == md5_etag(body)
+    assert got["AcceptRanges"] == "bytes"
+    age = dt.datetime.now(dt.timezone.utc) - got["LastModified"]
+    assert dt.timedelta(seconds=-5) < age < dt.timedelta(minutes=5), got["LastModified"]
+
+
+def test_large_object_round_trip(s3, bucket):
+    body = content_for("large", 12 * 1024 * 1024 + 7)
+    s3.put_object(Bucket=bucket, Key="large", Body=body)
+    got = s3.get_object(Bucket=bucket, Key="large")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
+
+
+def test_empty_object(s3, bucket):
+    put = s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    assert put["ETag"] == md5_etag(b"")
+    got = s3.get_object(Bucket=bucket, Key="empty")
+    assert got["ContentLength"] == 0 and got["Body"].read() == b""
+
+
+def test_overwrite_replaces_body_and_metadata(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"one", Metadata={"a": "1"}, ContentType="text/plain")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"second", Metadata={"b": "2"})
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert got["Body"].read() == b"second"
+    assert got["ETag"] == md5_etag(b"second")
+    assert got["Metadata"] == {"b": "2"}
+    assert got["ContentType"] != "text/plain"
+
+
+def test_metadata_and_standard_headers_are_stored_and_returned(s3, bucket):
+    expires = "Wed, 02 Jan 2030 03:04:05 GMT"
+    s3.put_object(
+        Bucket=bucket,
+        Key="meta",
+        Body=b"hello",
+        Metadata={"color": "blue", "Mixed-Case": "Some Value"},
+        ContentType="text/x-sluice",
+        ContentEncoding="x-sluice-test",
+        ContentDisposition='attachment; filename="report.txt"',
+        ContentLanguage="de-CH",
+        CacheControl="max-age=60, private",
+        Expires=expires,
+    )
+    for resp in (s3.head_object(Bucket=bucket, Key="meta"), s3.get_object(Bucket=bucket, Key="meta")):
+        assert resp["Metadata"] == {"color": "blue", "mixed-case": "Some Value"}
+        assert resp["ContentType"] == "text/x-sluice"
+        assert resp["ContentEncoding"] == "x-sluice-test"
+        assert resp["ContentDisposition"] == 'attachment; filename="report.txt"'
+        assert resp["ContentLanguage"] == "de-CH"
+        assert resp["CacheControl"] == "max-age=60, private"
+        assert resp["ResponseMetadata"]["HTTPHeaders"]["expires"] == expires
+
+
+def test_content_type_defaults_to_binary_octet_stream(raw, s3, bucket):
+    r = raw.request("PUT", encode_key_path(bucket, "no-type"), body=b"abc")
+    assert r.status == 200, r
+    assert s3.head_object(Bucket=bucket, Key="no-type")["ContentType"] == "binary/octet-stream"
+
+
+BODY_1000 = bytes(range(256)) * 3 + bytes(range(232))
+
+
+@pytest.mark.parametrize(
+    "header,start,end",
+    [
+        ("bytes=0-9", 0, 9),
+        ("bytes=0-0", 0, 0),
+        ("bytes=990-", 990, 999),
+        ("bytes=-10", 990, 999),
+        ("bytes=995-2000", 995, 999),
+        ("bytes=-5000", 0, 999),
+        ("bytes=100-199", 100, 199),
+    ],
+)
+def test_range_get_is_206_with_content_range(s3, bucket, header, start, end):
+    s3.put_object(Bucket=bucket, Key="r", Body=BODY_1000)
+    got = s3.get_object(Bucket=bucket, Key="r", Range=header)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert got["ContentRange"] == f"bytes {start}-{end}/1000"
+    assert got["ContentLength"] == end - start + 1
+    assert got["Body"].read() == BODY_1000[start : end + 1]
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=1000-1000"])
+def test_unsatisfiable_range_is_416_invalid_range(s3, raw, bucket, header):
+    s3.put_object(Bucket=bucket, Key="r", Body=BODY_1000)
+    expect_error(416, "InvalidRange", s3.get_object, Bucket=bucket, Key="r", Range=header)
+    assert_s3_error(
+        raw.request("GET", encode_key_path(bucket, "r"), headers={"Range": header}), 416, "InvalidRange"
+    )
+
+
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=33-10", "bytes=0-1,5-6", "items=0-5"])
+def test_invalid_or_multiple_ranges_are_ignored(s3, bucket, header):
+    """S3 serves the whole object (200, no Content-Range) for ranges it cannot use."""
+    s3.put_object(Bucket=bucket, Key="r", Body=BODY_1000)
+    got = s3.get_object(Bucket=bucket, Key="r", Range=header)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert "ContentRange" not in got
+    assert got["Body"].read() == BODY_1000
+
+
+def test_response_overrides_replace_headers(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="o", Body=b"data", ContentType="text/plain")
+    got = s3.get_object(
+        Bucket=bucket,
+        Key="o",
+        ResponseContentType="application/x-override",
+        ResponseContentLanguage="fr",
+        ResponseExpires=dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc),
+        ResponseCacheControl="no-cache",
+        ResponseContentDisposition='inline; filename="x.bin"',
+        ResponseContentEncoding="x-override-enc",
+    )
+    hdrs = got["ResponseMetadata"]["HTTPHeaders"]
+    assert hdrs["content-type"] == "application/x-override"
+    assert hdrs["content-language"] == "fr"
+    assert hdrs["expires"] == "Tue, 06 May 2031 07:08:09 GMT"
+    assert hdrs["cache-control"] == "no-cache"
+    assert hdrs["content-disposition"] == 'inline; filename="x.bin"'
+    assert hdrs["content-encoding"] == "x-override-enc"
+    assert got["Body"].read() == b"data"
+    # Overrides change the response only, never what is stored.
+    assert s3.head_object(Bucket=bucket, Key="o")["ContentType"] == "text/plain"
+
+
+def test_head_object_returns_headers_and_no_body(s3, raw, bucket):
+    s3.put_object(Bucket=bucket, Key="h", Body=b"x" * 321, Metadata={"m": "v"})
+    head = s3.head_object(Bucket=bucket, Key="h")
+    assert head["ContentLength"] == 321
+    assert head["ETag"] == md5_etag(b"x" * 321)
+    assert head["Metadata"] == {"m": "v"}
+    r = raw.exchange("HEAD", encode_key_path(bucket, "h"))
+    assert r.status == 200 and r.header("content-length") == "321", r
+    assert r.body == b"", f"HEAD response carried a body: {r.body[:100]!r}"
+
+
+def test_get_and_head_missing_key(s3, raw, bucket):
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="nope")
+    expect_error(404, None, s3.head_object, Bucket=bucket, Key="nope")
+    r = raw.exchange("HEAD", encode_key_path(bucket, "nope"))
+    assert r.status == 404 and r.body == b"", r
+
+
+def test_delete_object_is_204_for_existing_and_missing_keys(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="d", Body=b"x")
+    assert s3.delete_object(Bucket=bucket, Key="d")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="d")
+    assert s3.delete_object(Bucket=bucket, Key="d")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert s3.delete_object(Bucket=bucket, Key="never")["ResponseMetadata"]["HTTPStatusCode"] == 204
+
+
+def test_delete_objects_thousand_keys(s3, bucket):
+    existing = [f"k{i:04d}" for i in range(0, 1000, 100)]
+    for k in existing:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"keep")
+    keys = [f"k{i:04d}" for i in range(1000)]
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(d["Key"] for d in resp["Deleted"]) == keys  # missing keys count as deleted
+    assert not resp.get("Errors")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == ["keep"]
+
+
+def test_delete_objects_more_than_1000_keys_is_malformed_xml(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k0", Body=b"x")
+    objects = [{"Key": f"k{i}"} for i in range(1001)]
+    expect_error(400, "MalformedXML", s3.delete_objects, Bucket=bucket, Delete={"Objects": objects})
+    assert s3.head_object(Bucket=bucket, Key="k0")["ContentLength"] == 1
+
+
+def test_delete_objects_quiet_mode_reports_nothing_on_success(s3, bucket):
+    for k in ("q1", "q2"):
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    resp = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "q1"}, {"Key": "q2"}, {"Key": "q3"}], "Quiet": True}
+    )
+    assert "Deleted" not in resp and "Errors" not in resp, resp
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_delete_objects_reports_per_key_errors(s3, bucket, quiet):
+    for k in ("good", "bad"):
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    resp = s3.delete_objects(
+        Bucket=bucket,
+        Delete={
+            "Objects": [{"Key": "good"}, {"Key": "bad", "VersionId": "no-such-version-id"}],
+            "Quiet": quiet,
+        },
+    )
+    errors = resp.get("Errors", [])
+    assert [e["Key"] for e in errors] == ["bad"], resp
+    assert errors[0]["Code"] in {"NoSuchVersion", "InvalidArgument"}, errors
+    assert errors[0]["Message"]
+    if not quiet:
+        assert [d["Key"] for d in resp["Deleted"]] == ["good"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["bad"]
+
+
+def _delete_xml(*keys: str) -> bytes:
+    items = "".join(f"<Object><Key>{k}</Key></Object>" for k in keys)
+    return f'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{items}</Delete>'.encode()
+
+
+def test_delete_objects_accepts_a_flexible_checksum_instead_of_content_md5(s3, raw, bucket):
+    s3.put_object(Bucket=bucket, Key="c1", Body=b"x")
+    body = _delete_xml("c1")
+    r = raw.request(
+        "POST", f"/{bucket}", query=[("delete", "")], body=body,
+        headers={"x-amz-checksum-crc32": checksum_b64("CRC32", body), "Content-Type": "application/xml"},
+    )
+    assert r.status == 200, r
+    assert [e.findtext("Key") for e in r.xml().findall("Deleted")] == ["c1"]
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="c1")
+
+
+def test_delete_objects_checks_content_md5_and_checksums(s3, raw, bucket):
+    s3.put_object(Bucket=bucket, Key="c1", Body=b"x")
+    body = _delete_xml("c1")
+    path, q = f"/{bucket}", [("delete", "")]
+    wrong_md5 = md5_b64(b"something else")
+    assert_s3_error(raw.request("POST", path, query=q, body=body, headers={"Content-MD5": wrong_md5}), 400, "BadDigest")
+    wrong_crc = checksum_b64("CRC32", b"something else")
+    assert_s3_error(
+        raw.request("POST", path, query=q, body=body, headers={"x-amz-checksum-crc32": wrong_crc}), 400, "BadDigest"
+    )
+    assert_s3_error(raw.request("POST", path, query=q, body=body), 400, "InvalidRequest")
+    assert s3.head_object(Bucket=bucket, Key="c1")["ContentLength"] == 1
+    ok = raw.request("POST", path, query=q, body=body, headers={"Content-MD5": md5_b64(body)})
+    assert ok.status == 200, ok
+
+
+def test_list_object_versions_shows_null_versions(s3, bucket):
+    keys = ["v/a", "v/b", "w"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    s3.put_object(Bucket=bucket, Key="w", Body=b"overwritten")
+    resp = s3.list_object_versions(Bucket=bucket)
+    versions = resp["Versions"]
+    assert [v["Key"] for v in versions] == keys  # one version per key: no versioning here
+    for v in versions:
+        assert v["VersionId"] == "null" and v["IsLatest"] is True, v
+    assert {v["Key"]: v["Size"] for v in versions} == {"v/a": 3, "v/b": 3, "w": 11}
+    assert {v["Key"]: v["ETag"] for v in versions}["w"] == md5_etag(b"overwritten")
+    assert not resp.get("DeleteMarkers")
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket, Prefix="v/")["Versions"]] == ["v/a", "v/b"]
+
+
+def test_list_object_versions_paginates_by_key_marker(s3, bucket):
+    keys = [f"p{i:02d}" for i in range(7)]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    seen, kwargs = [], {}
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=3, **kwargs)
+        seen += [v["Key"] for v in page.get("Versions", [])]
+        if not page["IsTruncated"]:
+            break
+        assert page["NextVersionIdMarker"] == "null"
+        kwargs = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    assert seen == keys
+
+
+def test_version_id_null_is_accepted_on_get_head_delete(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="n", Body=b"null-version")
+    assert s3.get_object(Bucket=bucket, Key="n", VersionId="null")["Body"].read() == b"null-version"
+    assert s3.head_object(Bucket=bucket, Key="n", VersionId="null")["ContentLength"] == 12
+    assert s3.delete_object(Bucket=bucket, Key="n", VersionId="null")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="n")
+
+
+def test_content_md5_is_verified(s3, bucket):
+    body = b"content-md5 body"
+    ok = s3.put_object(Bucket=bucket, Key="m", Body=body, ContentMD5=md5_b64(body))
+    assert ok["ETag"] == md5_etag(body)
+    expect_error(400, "BadDigest", s3.put_object, Bucket=bucket, Key="m", Body=b"tampered", ContentMD5=md5_b64(body))
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == body
+
+
+@pytest.mark.parametrize("bad", ["not base64!", "AAAAAAA=", md5_b64(b"x")[:-4]])
+def test_malformed_content_md5_is_invalid_digest(s3, bucket, bad):
+    expect_error(400, "InvalidDigest", s3.put_object, Bucket=bucket, Key="m", Body=b"x", ContentMD5=bad)
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="m")

@@ -1,0 +1,206 @@
+"""Issue item 7: SigV4 header auth, UNSIGNED-PAYLOAD, aws-chunked bodies (signed chunks and the
+unsigned trailer boto3 sends), payload hash verification, clock skew and the auth error codes."""
+
+import datetime as dt
+import hashlib
+from urllib.parse import urlparse
+
+import botocore.httpchecksum
+import pytest
+
+from support import sigv4
+from support.checksums import checksum_b64
+from support.s3raw import assert_s3_error
+from support.server import s3_client
+from support.sigv4 import encode_key_path
+from support.util import content_for, expect_error
+
+
+def record_sent_headers(client, op):
+    sent = []
+    client.meta.events.register(f"before-send.s3.{op}", lambda request, **_: sent.append(dict(request.headers)))
+    return sent
+
+
+def header(sent, name):
+    for k, v in sent.items():
+        if k.lower() == name.lower():
+            return v.decode() if isinstance(v, bytes) else v
+    return None
+
+
+def test_signed_payload_round_trip(raw, s3, bucket):
+    body = content_for("signed", 5000)
+    r = raw.request("PUT", encode_key_path(bucket, "k"), body=body)
+    assert r.status == 200, r
+    assert r.header("etag") == '"' + hashlib.md5(body).hexdigest() + '"'
+    g = raw.request("GET", encode_key_path(bucket, "k"))
+    assert g.status == 200 and g.body == body
+
+
+def test_unsigned_payload_raw(raw, s3, bucket):
+    r = raw.request("PUT", encode_key_path(bucket, "u"), body=b"unsigned body", payload_hash=sigv4.UNSIGNED_PAYLOAD)
+    assert r.status == 200, r
+    assert s3.get_object(Bucket=bucket, Key="u")["Body"].read() == b"unsigned body"
+
+
+def test_unsigned_payload_from_boto3(server, s3, bucket):
+    client = server.client(payload_signing_enabled=False)
+    sent = record_sent_headers(client, "PutObject")
+    client.put_object(Bucket=bucket, Key="u2", Body=b"boto3 unsigned")
+    assert header(sent[0], "x-amz-content-sha256") == "UNSIGNED-PAYLOAD"
+    assert s3.get_object(Bucket=bucket, Key="u2")["Body"].read() == b"boto3 unsigned"
+
+
+def test_payload_hash_mismatch_is_rejected(raw, s3, bucket):
+    r = raw.request(
+        "PUT", encode_key_path(bucket, "mm"), body=b"actual body",
+        payload_hash=hashlib.sha256(b"another body").hexdigest(),
+    )
+    assert_s3_error(r, 400, "XAmzContentSHA256Mismatch")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="mm")
+
+
+def test_boto3_streaming_unsigned_trailer(server, s3, bucket, monkeypatch):
+    """What boto3 >= 1.36 sends for put_object over TLS: aws-chunked, HTTP chunked transfer,
+    STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32 trailer. botocore only does that for https
+    endpoints, so make it believe this one is."""
+    monkeypatch.setattr(botocore.httpchecksum, "urlparse", lambda u: urlparse(u)._replace(scheme="https"))
+    client = server.client()
+    sent = record_sent_headers(client, "PutObject")
+    body = content_for("trailer", 300_000)
+    client.put_object(Bucket=bucket, Key="t", Body=body)
+    assert header(sent[0], "x-amz-content-sha256") == sigv4.STREAMING_UNSIGNED_TRAILER
+    assert header(sent[0], "x-amz-trailer") == "x-amz-checksum-crc32"
+    assert "aws-chunked" in header(sent[0], "content-encoding")
+    monkeypatch.undo()
+    got = s3.get_object(Bucket=bucket, Key="t", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ChecksumCRC32"] == checksum_b64("CRC32", body)
+    assert "aws-chunked" not in (got.get("ContentEncoding") or "")
+
+
+def _trailer_put(raw, bucket, key, body, crc32_value, framing="content-length"):
+    """PUT an aws-chunked body with an unsigned CRC32 trailer, framed by Content-Length or by
+    HTTP chunked transfer encoding (as botocore does)."""
+    encoded = sigv4.unsigned_trailer_chunks(body, 65536, "x-amz-checksum-crc32", crc32_value)
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(body)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+    }
+    if framing == "content-length":
+        headers["Content-Length"] = str(len(encoded))
+        payload = encoded
+    else:
+        payload = iter([encoded[i : i + 10_000] for i in range(0, len(encoded), 10_000)])
+    target, hdrs, _ = raw.build(
+        "PUT", encode_key_path(bucket, key), headers=headers, payload_hash=sigv4.STREAMING_UNSIGNED_TRAILER
+    )
+    return raw.send("PUT", target, hdrs, payload)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "transfer-encoding"])
+def test_raw_streaming_unsigned_trailer(raw, s3, bucket, framing):
+    body = content_for("raw-trailer" + framing, 150_000)
+    r = _trailer_put(raw, bucket, "rt", body, checksum_b64("CRC32", body), framing)
+    assert r.status == 200, r
+    got = s3.get_object(Bucket=bucket, Key="rt", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ContentLength"] == len(body)
+    assert got["ChecksumCRC32"] == checksum_b64("CRC32", body)
+
+
+def test_streaming_trailer_with_wrong_checksum_is_bad_digest(raw, s3, bucket):
+    r = _trailer_put(raw, bucket, "bad", b"trailer body that does not match", checksum_b64("CRC32", b"other"))
+    assert_s3_error(r, 400, "BadDigest")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="bad")
+
+
+def _signed_chunked_put(raw, bucket, key, body, tamper=False):
+    # Content-Length of the framed body must be known before signing: frame once with a dummy
+    # signature of the right length, then sign for real.
+    framed_len = len(sigv4.signed_chunks(body, 65536, sigv4.Signed({}, "0" * 64, b"k", "s", "d")))
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(body)),
+        "Content-Length": str(framed_len),
+    }
+    target, hdrs, signed = raw.build(
+        "PUT", encode_key_path(bucket, key), headers=headers, payload_hash=sigv4.STREAMING_SIGNED
+    )
+    encoded = sigv4.signed_chunks(body, 65536, signed, tamper=tamper)
+    assert len(encoded) == framed_len
+    return raw.send("PUT", target, hdrs, encoded)
+
+
+def test_streaming_signed_chunks(raw, s3, bucket):
+    body = content_for("signed-chunks", 200_000)
+    r = _signed_chunked_put(raw, bucket, "sc", body)
+    assert r.status == 200, r
+    got = s3.get_object(Bucket=bucket, Key="sc")
+    assert got["Body"].read() == body and got["ContentLength"] == len(body)
+
+
+def test_streaming_signed_chunks_with_a_bad_chunk_signature(raw, s3, bucket):
+    r = _signed_chunked_put(raw, bucket, "sc-bad", content_for("x", 100_000), tamper=True)
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="sc-bad")
+
+
+@pytest.mark.parametrize("minutes", [-20, 20, -60 * 24])
+def test_clock_skew_over_15_minutes_is_rejected(raw, bucket, minutes):
+    r = raw.request("GET", f"/{bucket}", amz_date=sigv4.amz_now(dt.timedelta(minutes=minutes)))
+    assert_s3_error(r, 403, "RequestTimeTooSkewed")
+
+
+@pytest.mark.parametrize("minutes", [-10, 10])
+def test_clock_skew_within_15_minutes_is_accepted(raw, bucket, minutes):
+    r = raw.request("GET", f"/{bucket}", amz_date=sigv4.amz_now(dt.timedelta(minutes=minutes)))
+    assert r.status == 200, r
+
+
+def test_wrong_secret_is_signature_does_not_match(server, raw, bucket):
+    bad = s3_client(server.endpoint, server.access_key, "W" * 40)
+    expect_error(403, "SignatureDoesNotMatch", bad.list_objects_v2, Bucket=bucket)
+    assert_s3_error(raw.request("GET", f"/{bucket}", secret_key="W" * 40), 403, "SignatureDoesNotMatch")
+
+
+def test_tampered_signed_header_is_signature_does_not_match(raw, s3, bucket):
+    target, hdrs, _ = raw.build("PUT", encode_key_path(bucket, "tamper"), body=b"x", headers={"x-amz-meta-a": "1"})
+    hdrs["x-amz-meta-a"] = "2"
+    assert_s3_error(raw.send("PUT", target, hdrs, b"x"), 403, "SignatureDoesNotMatch")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="tamper")
+
+
+def test_unknown_access_key_is_invalid_access_key_id(server, raw, bucket):
+    unknown = s3_client(server.endpoint, "AKUNKNOWNUNKNOWN0000", server.secret_key)
+    expect_error(403, "InvalidAccessKeyId", unknown.list_buckets)
+    assert_s3_error(raw.request("GET", "/", access_key="AKUNKNOWNUNKNOWN0000"), 403, "InvalidAccessKeyId")
+
+
+def test_wrong_region_in_scope_is_authorization_header_malformed(server, raw):
+    assert_s3_error(raw.request("GET", "/", scope_region="eu-west-1"), 400, "AuthorizationHeaderMalformed")
+    wrong = s3_client(server.endpoint, server.access_key, server.secret_key, region="eu-west-1")
+    expect_error(400, "AuthorizationHeaderMalformed", wrong.list_buckets)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+        "AWS4-HMAC-SHA256 Credential={ak}/20200101/us-east-1/s3, SignedHeaders=host, Signature=" + "0" * 64,
+        "AWS4-HMAC-SHA256 Credential={ak}/{date}/us-east-1/s3/aws4_request, Signature=" + "0" * 64,
+    ],
+    ids=["credential-garbage", "credential-short-scope", "no-signed-headers"],
+)
+def test_malformed_authorization_header(raw, authorization):
+    amz_date = sigv4.amz_now()
+    target, hdrs, _ = raw.build("GET", "/", sign=False)
+    hdrs.update({
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": sigv4.EMPTY_SHA256,
+        "Authorization": authorization.format(ak=raw.access_key, date=amz_date[:8]),
+    })
+    r = raw.send("GET", target, hdrs)
+    assert_s3_error(r, 400, "AuthorizationHeaderMalformed")
