@@ -36,10 +36,12 @@ async fn remote(
     endpoint: &str,
     cmd: &AdminCommand,
 ) -> anyhow::Result<serde_json::Value> {
-    let access_key = std::env::var("AWS_ACCESS_KEY_ID")
-        .map_err(|_| anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))?;
-    let secret_key = std::env::var("AWS_SECRET_ACCESS_KEY")
-        .map_err(|_| anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))?;
+    let access_key = std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
+        anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    })?;
+    let secret_key = std::env::var("AWS_SECRET_ACCESS_KEY").map_err(|_| {
+        anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    })?;
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| config.region.clone());

@@ -163,7 +163,10 @@ mod tests {
         // Values as the AWS SDKs compute them for "hello world".
         assert_eq!(of(ChecksumAlgorithm::Crc32, b"hello world"), "DUoRhQ==");
         assert_eq!(of(ChecksumAlgorithm::Crc32c, b"hello world"), "yZRlqg==");
-        assert_eq!(of(ChecksumAlgorithm::Crc64Nvme, b"hello world"), "jSnVw/bqjr4=");
+        assert_eq!(
+            of(ChecksumAlgorithm::Crc64Nvme, b"hello world"),
+            "jSnVw/bqjr4="
+        );
         assert_eq!(
             of(ChecksumAlgorithm::Sha1, b"hello world"),
             "Kq5sNclPz7QV2+lfQIuc6R7oRu0="

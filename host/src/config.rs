@@ -294,8 +294,8 @@ mod tests {
 
     #[test]
     fn unknown_env_var_is_named() {
-        let e = Config::load_from(&ConfigFlags::default(), &env(&[("SLUICE_BOGUS", "1")]))
-            .unwrap_err();
+        let e =
+            Config::load_from(&ConfigFlags::default(), &env(&[("SLUICE_BOGUS", "1")])).unwrap_err();
         assert!(e.to_string().contains("SLUICE_BOGUS"), "{e}");
     }
 

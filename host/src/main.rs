@@ -7,7 +7,11 @@ use sluice::auth::iam::AdminCommand;
 use sluice::config::{Config, ConfigFlags};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "S3-compatible object store with pluggable gates")]
+#[command(
+    name = "sluice",
+    version,
+    about = "S3-compatible object store with pluggable gates"
+)]
 struct Cli {
     #[command(flatten)]
     config: ConfigFlags,
@@ -107,7 +111,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");

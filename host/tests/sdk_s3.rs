@@ -114,7 +114,12 @@ async fn bucket_lifecycle_and_errors() {
     s3.head_bucket().bucket("life").send().await.unwrap();
     let again = s3.create_bucket().bucket("life").send().await.unwrap_err();
     assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
-    let bad = s3.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
+    let bad = s3
+        .create_bucket()
+        .bucket("Bad_Name")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Some("InvalidBucketName"));
     let names: Vec<String> = s3
         .list_buckets()
@@ -135,13 +140,15 @@ async fn bucket_lifecycle_and_errors() {
         .unwrap();
     let not_empty = s3.delete_bucket().bucket("life").send().await.unwrap_err();
     assert_eq!(not_empty.code(), Some("BucketNotEmpty"));
-    s3.delete_object().bucket("life").key("k").send().await.unwrap();
+    s3.delete_object()
+        .bucket("life")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     s3.delete_bucket().bucket("life").send().await.unwrap();
     let gone = s3.head_bucket().bucket("life").send().await.unwrap_err();
-    assert_eq!(
-        gone.raw_response().map(|r| r.status().as_u16()),
-        Some(404)
-    );
+    assert_eq!(gone.raw_response().map(|r| r.status().as_u16()), Some(404));
 }
 
 #[tokio::test]
@@ -178,7 +185,9 @@ async fn objects_round_trip_with_metadata_checksums_and_ranges() {
             .unwrap();
         assert_eq!(got.content_type(), Some("application/x-test"));
         assert_eq!(
-            got.metadata().and_then(|m| m.get("color")).map(String::as_str),
+            got.metadata()
+                .and_then(|m| m.get("color"))
+                .map(String::as_str),
             Some("blue")
         );
         let has_checksum = got.checksum_crc32().is_some()
@@ -294,10 +303,7 @@ async fn conditional_writes_and_reads() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(
-        err.raw_response().map(|r| r.status().as_u16()),
-        Some(304)
-    );
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(304));
 }
 
 #[tokio::test]
@@ -305,7 +311,9 @@ async fn listing_paginates_in_binary_order_and_deletes_in_bulk() {
     let server = Server::start();
     let s3 = server.root();
     s3.create_bucket().bucket("list").send().await.unwrap();
-    let mut keys: Vec<String> = (0..25).map(|i| format!("dir{}/file{i:02}", i % 3)).collect();
+    let mut keys: Vec<String> = (0..25)
+        .map(|i| format!("dir{}/file{i:02}", i % 3))
+        .collect();
     keys.push("top".into());
     keys.push("\u{e9}t\u{e9}".into());
     keys.push("Zed".into());
@@ -328,7 +336,11 @@ async fn listing_paginates_in_binary_order_and_deletes_in_bulk() {
     while let Some(page) = pages.next().await {
         let page = page.unwrap();
         assert!(page.key_count().unwrap_or(0) <= 7);
-        seen.extend(page.contents().iter().filter_map(|o| o.key().map(String::from)));
+        seen.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from)),
+        );
     }
     let mut expected = keys.clone();
     expected.sort();
@@ -437,7 +449,13 @@ async fn large_body_streams_through() {
         .send()
         .await
         .unwrap();
-    let got = s3.get_object().bucket("big").key("blob").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("big")
+        .key("blob")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.content_length(), Some(data.len() as i64));
     assert!(body_of(got).await == data);
 }

@@ -9,6 +9,8 @@ from support.server import DOMAIN
 from support.sigv4 import encode_key_path
 from support.util import empty_and_delete, unique_name
 
+pytestmark = pytest.mark.auth
+
 
 def vhost(raw, bucket):
     return f"{bucket}.{DOMAIN}:{raw.port}"

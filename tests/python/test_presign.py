@@ -13,6 +13,8 @@ from support.s3raw import Response, assert_s3_error, from_requests as as_respons
 from support.sigv4 import encode_key_path
 from support.util import content_for
 
+pytestmark = pytest.mark.auth
+
 
 def presigned(raw, method, bucket, key, expires, amz_date=None, access_key=None, extra_query=None):
     path = encode_key_path(bucket, key)

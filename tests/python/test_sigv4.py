@@ -15,6 +15,8 @@ from support.server import s3_client
 from support.sigv4 import encode_key_path
 from support.util import content_for, expect_error
 
+pytestmark = pytest.mark.auth
+
 
 def record_sent_headers(client, op):
     sent = []

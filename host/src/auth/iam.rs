@@ -206,10 +206,7 @@ impl Iam {
             .unwrap_or_else(random_id);
         let unchanged = existing.as_ref().is_some_and(|r| {
             r.access_key == access_key
-                && self
-                    .open_secret(r)
-                    .map(|s| *s == *secret)
-                    .unwrap_or(false)
+                && self.open_secret(r).map(|s| *s == *secret).unwrap_or(false)
         });
         if !unchanged {
             let record = KeyRecord {

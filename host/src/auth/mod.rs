@@ -9,7 +9,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Principal {
-    Root { id: String, access_key: String },
+    Root {
+        id: String,
+        access_key: String,
+    },
     User {
         id: String,
         name: String,

@@ -112,7 +112,11 @@ impl MasterKey {
         out
     }
 
-    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+    pub fn open(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
         if sealed.len() < 13 || sealed[0] != SEAL_VERSION {
             return Err(MasterKeyError::Unseal);
         }

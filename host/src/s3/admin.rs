@@ -80,9 +80,7 @@ fn iam_error(e: IamError) -> S3Error {
             S3Error::new(ErrorCode::NoSuchEntity, e.to_string())
         }
         IamError::UserExists(_) => S3Error::new(ErrorCode::EntityAlreadyExists, e.to_string()),
-        IamError::InvalidName(_) | IamError::Invalid(_) => {
-            S3Error::invalid_argument(e.to_string())
-        }
+        IamError::InvalidName(_) | IamError::Invalid(_) => S3Error::invalid_argument(e.to_string()),
         IamError::Meta(_) | IamError::Seal(_) => S3Error::internal(e),
     }
 }

@@ -58,7 +58,12 @@ fn query_error(message: &str) -> S3Error {
 }
 
 /// Authenticates a request. `region` is the region signatures must be scoped to.
-pub fn authenticate(parts: &Parts, query: &Query, iam: &Iam, region: &str) -> S3Result<Authenticated> {
+pub fn authenticate(
+    parts: &Parts,
+    query: &Query,
+    iam: &Iam,
+    region: &str,
+) -> S3Result<Authenticated> {
     let headers = &parts.headers;
     if let Some(auth) = header(headers, "authorization") {
         if auth.starts_with("AWS ") {
@@ -232,9 +237,11 @@ fn authenticate_presigned(
     region: &str,
 ) -> S3Result<Authenticated> {
     let get = |name: &str| {
-        query
-            .get(name)
-            .ok_or_else(|| query_error(&format!("Query-string authentication requires the {name} parameter")))
+        query.get(name).ok_or_else(|| {
+            query_error(&format!(
+                "Query-string authentication requires the {name} parameter"
+            ))
+        })
     };
     if get("X-Amz-Algorithm")? != sigv4::ALGORITHM {
         return Err(query_error(
@@ -246,8 +253,9 @@ fn authenticate_presigned(
     })?;
     check_scope(&cred, region, ErrorCode::AuthorizationQueryParametersError)?;
     let amz_date = get("X-Amz-Date")?;
-    let when = sigv4::parse_amz_date(amz_date)
-        .ok_or_else(|| query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))?;
+    let when = sigv4::parse_amz_date(amz_date).ok_or_else(|| {
+        query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    })?;
     let expires: i64 = get("X-Amz-Expires")?
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
@@ -266,12 +274,20 @@ fn authenticate_presigned(
     let signature = get("X-Amz-Signature")?.to_ascii_lowercase();
     let now = Utc::now();
     if when > now + chrono::Duration::seconds(MAX_SKEW_SECS) {
-        return Err(S3Error::new(ErrorCode::AccessDenied, "Request is not valid yet"));
+        return Err(S3Error::new(
+            ErrorCode::AccessDenied,
+            "Request is not valid yet",
+        ));
     }
     if now > when + chrono::Duration::seconds(expires) {
         return Err(S3Error::new(ErrorCode::AccessDenied, "Request has expired")
             .with("X-Amz-Expires", expires.to_string())
-            .with("Expires", (when + chrono::Duration::seconds(expires)).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .with(
+                "Expires",
+                (when + chrono::Duration::seconds(expires))
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string(),
+            )
             .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
     }
     let credential = lookup(iam, &cred.access_key)?;

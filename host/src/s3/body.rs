@@ -280,7 +280,8 @@ impl<R: AsyncRead + Unpin> ChunkDecoder<R> {
         if self.trailer
             && let Some(signer) = &self.signer
         {
-            let sig = trailer_signature.ok_or(BodyError::MalformedChunk("trailer signature missing"))?;
+            let sig =
+                trailer_signature.ok_or(BodyError::MalformedChunk("trailer signature missing"))?;
             if !signer.verify_trailer(&signed_text, &sig) {
                 return Err(BodyError::ChunkSignature);
             }

@@ -86,7 +86,8 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
     }
     let body = ctx.read_small_body(MAX_CONFIG_BODY).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let config: xml::CreateBucketConfiguration = xml::parse(&body)?;
+        let config: xml::CreateBucketConfiguration =
+            xml::parse(&body, "CreateBucketConfiguration")?;
         if let Some(lc) = config.location_constraint.filter(|s| !s.is_empty())
             && lc != ctx.app.config.region
         {

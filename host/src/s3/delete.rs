@@ -79,7 +79,7 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
     ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_DELETE_BODY).await?;
     verify_integrity(ctx, &body)?;
-    let doc: xml::Delete = xml::parse(&body)?;
+    let doc: xml::Delete = xml::parse(&body, "Delete")?;
     if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml());
     }
@@ -98,7 +98,10 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
             let bucket = bucket_name.clone();
             async move {
                 if key.is_empty() || key.len() > MAX_KEY_LEN {
-                    Some((ErrorCode::KeyTooLongError, "Your key is too long".to_string()))
+                    Some((
+                        ErrorCode::KeyTooLongError,
+                        "Your key is too long".to_string(),
+                    ))
                 } else if version.as_deref().is_some_and(|v| v != "null") {
                     Some((
                         ErrorCode::NoSuchVersion,

@@ -54,10 +54,9 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            AccessDenied
-            | InvalidAccessKeyId
-            | SignatureDoesNotMatch
-            | RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
+                StatusCode::FORBIDDEN
+            }
             NoSuchBucket | NoSuchKey | NoSuchVersion | NoSuchEntity => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou

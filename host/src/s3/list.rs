@@ -26,8 +26,10 @@ impl Encoder {
         match ctx.query.get("encoding-type") {
             None => Ok(Encoder { url: false }),
             Some(t) if t.eq_ignore_ascii_case("url") => Ok(Encoder { url: true }),
-            Some(_) => Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request")
-                .with("ArgumentName", "encoding-type")),
+            Some(_) => Err(S3Error::invalid_argument(
+                "Invalid Encoding Method specified in Request",
+            )
+            .with("ArgumentName", "encoding-type")),
         }
     }
 
@@ -56,9 +58,11 @@ fn max_keys(ctx: &RequestCtx<'_>) -> S3Result<usize> {
             .filter(|n| *n >= 0)
             .map(|n| (n as usize).min(MAX_KEYS))
             .ok_or_else(|| {
-                S3Error::invalid_argument("Provided max-keys not an integer or within integer range")
-                    .with("ArgumentName", "max-keys")
-                    .with("ArgumentValue", v)
+                S3Error::invalid_argument(
+                    "Provided max-keys not an integer or within integer range",
+                )
+                .with("ArgumentName", "max-keys")
+                .with("ArgumentValue", v)
             }),
     }
 }
@@ -149,7 +153,10 @@ pub async fn list_objects_v1(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
     if let Some(d) = &q.delimiter {
         w.elem("Delimiter", &enc.enc(d));
     }
-    w.elem("IsTruncated", if page.is_truncated { "true" } else { "false" });
+    w.elem(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
     enc.write_type(&mut w);
     let mut owners = Owners::new(ctx);
     for (key, meta) in &page.objects {
@@ -202,7 +209,10 @@ pub async fn list_objects_v2(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
     if let Some(d) = &q.delimiter {
         w.elem("Delimiter", &enc.enc(d));
     }
-    w.elem("IsTruncated", if page.is_truncated { "true" } else { "false" });
+    w.elem(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
     if let Some(sa) = &start_after {
         w.elem("StartAfter", &enc.enc(sa));
     }
@@ -252,7 +262,10 @@ pub async fn list_object_versions(
     if let Some(d) = &q.delimiter {
         w.elem("Delimiter", &enc.enc(d));
     }
-    w.elem("IsTruncated", if page.is_truncated { "true" } else { "false" });
+    w.elem(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
     enc.write_type(&mut w);
     let mut owners = Owners::new(ctx);
     for (key, meta) in &page.objects {

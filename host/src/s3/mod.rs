@@ -187,7 +187,7 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         app.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
-        let mut response = if resource.starts_with("/_sluice/") || resource == "/_sluice" {
+        let mut response = if resource.starts_with("/_sluice/") {
             admin::handle(&app, req, &request_id).await
         } else {
             match handle_s3(&app, req, &request_id).await {
@@ -230,11 +230,17 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
     )?;
     let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region)?;
     let bucket_info = match endpoint.bucket() {
-        Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => app.store.bucket(b).await?,
+        Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => {
+            app.store.bucket(b).await?
+        }
         _ => None,
     };
     crate::policy::authorize(&authn.principal, &endpoint, bucket_info.as_ref())?;
-    tracing::debug!(op = endpoint.name(), principal = authn.principal.display_name(), "authorized");
+    tracing::debug!(
+        op = endpoint.name(),
+        principal = authn.principal.display_name(),
+        "authorized"
+    );
     let mut ctx = RequestCtx {
         app,
         request_id: request_id.to_string(),
@@ -264,8 +270,12 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         }
         Endpoint::DeleteObjects { bucket } => delete::delete_objects(&mut ctx, &bucket).await,
         Endpoint::PutObject { bucket, key } => put::put_object(&mut ctx, &bucket, &key).await,
-        Endpoint::GetObject { bucket, key } => get::get_object(&mut ctx, &bucket, &key, false).await,
-        Endpoint::HeadObject { bucket, key } => get::get_object(&mut ctx, &bucket, &key, true).await,
+        Endpoint::GetObject { bucket, key } => {
+            get::get_object(&mut ctx, &bucket, &key, false).await
+        }
+        Endpoint::HeadObject { bucket, key } => {
+            get::get_object(&mut ctx, &bucket, &key, true).await
+        }
         Endpoint::DeleteObject { bucket, key } => {
             delete::delete_object(&mut ctx, &bucket, &key).await
         }
@@ -276,10 +286,9 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
 pub fn check_null_version(query: &Query) -> S3Result<()> {
     match query.get("versionId") {
         None | Some("null") => Ok(()),
-        Some(_) => Err(S3Error::new(
-            ErrorCode::InvalidArgument,
-            "Invalid version id specified",
-        )
-        .with("ArgumentName", "versionId")),
+        Some(_) => Err(
+            S3Error::new(ErrorCode::InvalidArgument, "Invalid version id specified")
+                .with("ArgumentName", "versionId"),
+        ),
     }
 }

@@ -143,11 +143,7 @@ pub fn verify_staged(
         ExpectedChecksum::None => return Ok(()),
         ExpectedChecksum::Header(v) => v.clone(),
         ExpectedChecksum::Trailer => {
-            let trailers = ctx
-                .trailers
-                .lock()
-                .map(|t| t.clone())
-                .unwrap_or_default();
+            let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
             trailers
                 .into_iter()
                 .find(|(n, _)| n == alg.header())
@@ -155,7 +151,10 @@ pub fn verify_staged(
                 .ok_or_else(|| {
                     S3Error::new(
                         ErrorCode::InvalidRequest,
-                        format!("The trailing checksum {} was declared but not sent.", alg.header()),
+                        format!(
+                            "The trailing checksum {} was declared but not sent.",
+                            alg.header()
+                        ),
                     )
                 })?
         }
@@ -271,12 +270,20 @@ pub async fn put_object(
             (Some(_), c) if c.if_none_match_any => {
                 return Err(S3Error::precondition_failed("If-None-Match"));
             }
-            (None, WriteCondition { if_match: Some(_), .. }) => {
+            (
+                None,
+                WriteCondition {
+                    if_match: Some(_), ..
+                },
+            ) => {
                 return Err(S3Error::no_such_key(key));
             }
-            (Some(o), WriteCondition { if_match: Some(m), .. })
-                if !crate::store::local::etag_matches(m, &o.etag) =>
-            {
+            (
+                Some(o),
+                WriteCondition {
+                    if_match: Some(m), ..
+                },
+            ) if !crate::store::local::etag_matches(m, &o.etag) => {
                 return Err(S3Error::precondition_failed("If-Match"));
             }
             _ => {}

@@ -209,12 +209,11 @@ pub const MAX_KEY_LEN: usize = 1024;
 
 fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_LEN {
-        return Err(S3Error::new(
-            ErrorCode::KeyTooLongError,
-            "Your key is too long",
-        )
-        .with("Size", key.len().to_string())
-        .with("MaxSizeAllowed", MAX_KEY_LEN.to_string()));
+        return Err(
+            S3Error::new(ErrorCode::KeyTooLongError, "Your key is too long")
+                .with("Size", key.len().to_string())
+                .with("MaxSizeAllowed", MAX_KEY_LEN.to_string()),
+        );
     }
     if key.contains('\0') {
         return Err(S3Error::invalid_argument(
@@ -227,7 +226,9 @@ fn check_key(key: &str) -> S3Result<()> {
 fn not_implemented(what: &str) -> S3Error {
     S3Error::new(
         ErrorCode::NotImplemented,
-        format!("A header or query you provided implies functionality that is not implemented: {what}"),
+        format!(
+            "A header or query you provided implies functionality that is not implemented: {what}"
+        ),
     )
 }
 

@@ -50,7 +50,10 @@ impl Credential {
     }
 
     pub fn scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -111,7 +114,9 @@ impl AuthorizationHeader {
 pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(input.len() * 3);
     for &b in input {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/')
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
         {
             out.push(b as char);
         } else {
@@ -302,8 +307,8 @@ mod tests {
             presigned: false,
         })
         .unwrap();
-        let cred = Credential::parse("AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request")
-            .unwrap();
+        let cred =
+            Credential::parse("AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request").unwrap();
         let sts = string_to_sign("20130524T000000Z", &cred.scope(), &creq);
         let key = SigningKey::derive("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", &cred);
         assert_eq!(

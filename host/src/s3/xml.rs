@@ -82,9 +82,27 @@ impl XmlWriter {
     }
 }
 
-/// Parses a request document, mapping any failure to `MalformedXML`.
-pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> S3Result<T> {
+/// The name of a document's root element (without namespace prefix).
+fn root_name(text: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Parses a request document whose root element must be `root`, mapping any failure to
+/// `MalformedXML`.
+pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], root: &str) -> S3Result<T> {
     let text = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
+    if root_name(text).as_deref() != Some(root) {
+        return Err(S3Error::malformed_xml());
+    }
     quick_xml::de::from_str(text).map_err(|_| S3Error::malformed_xml())
 }
 
@@ -134,11 +152,13 @@ mod tests {
     fn delete_document_parses() {
         let d: Delete = parse(
             b"<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet><Object><Key>a</Key></Object><Object><Key>b&amp;c</Key><VersionId>null</VersionId></Object></Delete>",
+            "Delete",
         )
         .unwrap();
         assert_eq!(d.objects.len(), 2);
         assert_eq!(d.objects[1].key, "b&c");
         assert_eq!(d.quiet, Some(true));
-        assert!(parse::<Delete>(b"<Delete><Object><Key>a</Key>").is_err());
+        assert!(parse::<Delete>(b"<Delete><Object><Key>a</Key>", "Delete").is_err());
+        assert!(parse::<Delete>(b"<Foo><Object><Key>a</Key></Object></Foo>", "Delete").is_err());
     }
 }

@@ -21,7 +21,10 @@ pub fn is_body_id(id: &str) -> bool {
 /// `objects/ab/cd/<id>` under `root`. Panics on ids that do not come from [`new_body_id`].
 pub fn body_path(root: &Path, id: &str) -> PathBuf {
     assert!(is_body_id(id), "body id `{id}` is not a generated id");
-    root.join(OBJECTS_DIR).join(&id[0..2]).join(&id[2..4]).join(id)
+    root.join(OBJECTS_DIR)
+        .join(&id[0..2])
+        .join(&id[2..4])
+        .join(id)
 }
 
 /// Flushes a directory's entries (new or removed names) to stable storage.

@@ -68,11 +68,7 @@ impl<'q> PageBuilder<'q> {
         }
         match self.query.common_prefix(key) {
             Some(cp) => {
-                let skip = self
-                    .query
-                    .start_after
-                    .as_deref()
-                    .is_some_and(|sa| cp <= sa)
+                let skip = self.query.start_after.as_deref().is_some_and(|sa| cp <= sa)
                     || self.page.common_prefixes.last().map(String::as_str) == Some(cp);
                 if !skip {
                     if self.count() >= self.query.max_keys {

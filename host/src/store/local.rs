@@ -424,11 +424,7 @@ impl Store for LocalStore {
         .map(|o| o.existed)
     }
 
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        query: &ListQuery,
-    ) -> Result<ListPage, StoreError> {
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
         let db = self.db.clone();
         let bucket = bucket.to_string();
         let query = query.clone();
@@ -529,7 +525,10 @@ fn commit_loop(db: Arc<Database>, root: PathBuf, rx: mpsc::Receiver<CommitJob>) 
         };
         let mut freed = Vec::new();
         for (job, result) in batch.into_iter().zip(results) {
-            if let Ok(Outcome { freed: Some(id), .. }) = &result {
+            if let Ok(Outcome {
+                freed: Some(id), ..
+            }) = &result
+            {
                 freed.push(id.clone());
             }
             let _ = job.reply.send(result);
@@ -631,21 +630,17 @@ fn apply_one(
             if let Some(bytes) = body {
                 inline.insert(meta.body.id(), bytes.as_ref())?;
             }
-            objects.insert(
-                (bucket.as_str(), key.as_str()),
-                encode(meta).as_slice(),
-            )?;
+            objects.insert((bucket.as_str(), key.as_str()), encode(meta).as_slice())?;
             Ok(release(old, inline)?)
         }
         MetaOp::DeleteObject { bucket, key } => {
             if buckets.get(bucket.as_str())?.is_none() {
                 return Err(StoreError::NoSuchBucket(bucket.clone()));
             }
-            let old: Option<ObjectMeta> =
-                match objects.remove((bucket.as_str(), key.as_str()))? {
-                    Some(v) => Some(decode(v.value())?),
-                    None => None,
-                };
+            let old: Option<ObjectMeta> = match objects.remove((bucket.as_str(), key.as_str()))? {
+                Some(v) => Some(decode(v.value())?),
+                None => None,
+            };
             Ok(release(old, inline)?)
         }
     }

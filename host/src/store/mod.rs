@@ -153,8 +153,12 @@ pub struct ByteRange {
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    async fn create_bucket(&self, name: &str, owner_id: &str, region: &str)
-    -> Result<(), StoreError>;
+    async fn create_bucket(
+        &self,
+        name: &str,
+        owner_id: &str,
+        region: &str,
+    ) -> Result<(), StoreError>;
     async fn delete_bucket(&self, name: &str) -> Result<(), StoreError>;
     async fn bucket(&self, name: &str) -> Result<Option<BucketInfo>, StoreError>;
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>, StoreError>;
@@ -187,6 +191,5 @@ pub trait Store: Send + Sync {
     ) -> Result<BodyStream, StoreError>;
     /// Deletes the object; `Ok(false)` when there was none.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
-    async fn list_objects(&self, bucket: &str, query: &ListQuery)
-    -> Result<ListPage, StoreError>;
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError>;
 }
