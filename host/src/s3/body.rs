@@ -105,7 +105,7 @@ pub fn plain(body: axum::body::Body, expected_sha256: Option<[u8; 32]>) -> BodyS
 pub async fn read_to_limit(mut body: BodyStream, limit: u64) -> S3Result<Bytes> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| crate::store::StoreError::Body(e))?;
+        let chunk = chunk.map_err(crate::store::StoreError::Body)?;
         if (buf.len() + chunk.len()) as u64 > limit {
             return Err(BodyError::TooLarge(limit).to_s3());
         }

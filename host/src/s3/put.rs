@@ -171,10 +171,11 @@ pub fn verify_staged(
     Ok(())
 }
 
+/// Name/value pairs as stored with an object.
+pub type HeaderPairs = Vec<(String, String)>;
+
 /// Stored standard headers and `x-amz-meta-*` from the request.
-pub fn object_headers(
-    ctx: &RequestCtx<'_>,
-) -> S3Result<(Vec<(String, String)>, Vec<(String, String)>)> {
+pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPairs)> {
     let mut headers = Vec::new();
     for name in STORED_HEADERS {
         let Some(v) = ctx.headers().get(*name) else {

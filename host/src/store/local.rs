@@ -61,7 +61,7 @@ enum MetaOp {
     PutObject {
         bucket: String,
         key: String,
-        meta: ObjectMeta,
+        meta: Box<ObjectMeta>,
         inline: Option<Bytes>,
         condition: WriteCondition,
     },
@@ -353,7 +353,7 @@ impl Store for LocalStore {
         self.submit(MetaOp::PutObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
-            meta: meta.clone(),
+            meta: Box::new(meta.clone()),
             inline: staged.inline.take(),
             condition,
         })
