@@ -137,3 +137,40 @@ def test_tampered_presigned_url(raw, s3, bucket):
 def test_presigned_with_unknown_key_is_invalid_access_key_id(raw, bucket):
     url = presigned(raw, "GET", bucket, "a", 300, access_key="AKUNKNOWNUNKNOWN0000")
     assert_s3_error(as_response(requests.get(url, timeout=30)), 403, "InvalidAccessKeyId")
+
+
+def _default_config_client(server):
+    """A boto3 client with botocore's default signer settings (no signature_version): its
+    generate_presigned_url produces legacy SigV2 query strings."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+    )
+
+
+def test_boto3_default_presign_sigv2_works_and_tampering_fails(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="v2 key+x", Body=b"legacy presign")
+    client = _default_config_client(server)
+    url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v2 key+x"}, ExpiresIn=60)
+    assert "AWSAccessKeyId=" in url and "Signature=" in url, url
+    r = requests.get(url, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.content == b"legacy presign"
+    tampered = url.replace("v2%20key", "v2%20kez")
+    bad = requests.get(tampered, timeout=30)
+    assert_s3_error(as_response(bad), 403, "SignatureDoesNotMatch")
+
+
+def test_sigv2_presign_expired_is_refused(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="old", Body=b"x")
+    client = _default_config_client(server)
+    url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "old"}, ExpiresIn=1)
+    time.sleep(2.5)
+    r = requests.get(url, timeout=30)
+    assert_s3_error(as_response(r), 403, "AccessDenied")
+    assert "expired" in r.text

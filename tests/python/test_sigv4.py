@@ -7,10 +7,11 @@ from urllib.parse import urlparse
 
 import botocore.httpchecksum
 import pytest
+import requests
 
 from support import sigv4
 from support.checksums import checksum_b64
-from support.s3raw import assert_s3_error
+from support.s3raw import assert_s3_error, from_requests as as_response
 from support.server import s3_client
 from support.sigv4 import encode_key_path
 from support.util import content_for, expect_error
@@ -206,3 +207,21 @@ def test_malformed_authorization_header(raw, authorization):
     })
     r = raw.send("GET", target, hdrs)
     assert_s3_error(r, 400, "AuthorizationHeaderMalformed")
+
+
+def _sigv2_headers(server, secret, method="GET", path="/"):
+    from botocore.auth import HmacV1Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(method=method, url=server.endpoint + path)
+    HmacV1Auth(Credentials(server.access_key, secret)).add_auth(req)
+    return dict(req.headers)
+
+
+def test_sigv2_header_auth_is_verified(server):
+    ok = requests.get(server.endpoint + "/", headers=_sigv2_headers(server, server.secret_key), timeout=30)
+    assert ok.status_code == 200, ok.text
+    assert "ListAllMyBucketsResult" in ok.text
+    bad = requests.get(server.endpoint + "/", headers=_sigv2_headers(server, "not-the-secret"), timeout=30)
+    assert_s3_error(as_response(bad), 403, "SignatureDoesNotMatch")

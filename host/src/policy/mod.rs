@@ -1,27 +1,33 @@
 //! Authorization step of the pipeline. Until Cedar arrives: root may do everything, a user may
 //! create buckets and do everything on the buckets it owns, anonymous may do nothing.
+//! `bucket` is the addressed bucket as it exists now (`None` when it does not).
 
 use crate::auth::Principal;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::router::Endpoint;
 use crate::store::BucketInfo;
 
-/// Decides whether `principal` may perform `endpoint`; `bucket` is the addressed bucket if it
-/// exists. Requests on a missing bucket are let through so they can answer `NoSuchBucket`.
+/// Decides whether `principal` may perform `endpoint` on the addressed bucket.
 pub fn authorize(
     principal: &Principal,
     endpoint: &Endpoint,
     bucket: Option<&BucketInfo>,
 ) -> S3Result<()> {
+    if let Endpoint::ListBuckets | Endpoint::CreateBucket { .. } = endpoint {
+        return match principal {
+            Principal::Anonymous => Err(S3Error::access_denied()),
+            Principal::Root { .. } | Principal::User { .. } => Ok(()),
+        };
+    }
+    // A missing bucket answers NoSuchBucket to everyone, as S3 does; deciding here (rather than
+    // letting the request through) means a bucket created meanwhile is never written unchecked.
+    let Some(bucket) = bucket else {
+        return Err(S3Error::no_such_bucket(endpoint.bucket().unwrap_or("")));
+    };
     match principal {
         Principal::Root { .. } => Ok(()),
-        Principal::Anonymous => Err(S3Error::access_denied()),
-        Principal::User { id, .. } => match (endpoint, bucket) {
-            (Endpoint::ListBuckets | Endpoint::CreateBucket { .. }, _) => Ok(()),
-            (_, None) => Ok(()),
-            (_, Some(b)) if b.owner_id == *id => Ok(()),
-            _ => Err(S3Error::access_denied()),
-        },
+        Principal::User { id, .. } if bucket.owner_id == *id => Ok(()),
+        Principal::User { .. } | Principal::Anonymous => Err(S3Error::access_denied()),
     }
 }
 

@@ -94,7 +94,7 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
     }
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
-    let authn = authenticate(&parts, &query, &app.iam, &app.config.region)?;
+    let authn = authenticate(&parts, &query, &app.iam, &app.config.region, None)?;
     let expected = match authn.payload {
         Payload::Sha256(h) => h,
         _ => {

@@ -8,6 +8,7 @@ use http::request::Parts;
 use super::body::ChunkSigner;
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::router::Query;
+use super::sigv2;
 use super::sigv4::{self, AuthorizationHeader, CanonicalInput, Credential, SigningKey};
 use crate::auth::Principal;
 use crate::auth::iam::{Iam, Lookup};
@@ -57,20 +58,29 @@ fn query_error(message: &str) -> S3Error {
     S3Error::new(ErrorCode::AuthorizationQueryParametersError, message)
 }
 
-/// Authenticates a request. `region` is the region signatures must be scoped to.
+/// Authenticates a request. `region` is the region signatures must be scoped to;
+/// `vhost_bucket` is the bucket named by a virtual-hosted-style Host (SigV2 signs it).
 pub fn authenticate(
     parts: &Parts,
     query: &Query,
     iam: &Iam,
     region: &str,
+    vhost_bucket: Option<&str>,
 ) -> S3Result<Authenticated> {
     let headers = &parts.headers;
     if let Some(auth) = header(headers, "authorization") {
-        if auth.starts_with("AWS ") {
-            return Err(S3Error::new(
-                ErrorCode::InvalidRequest,
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-            ));
+        if auth.trim().is_empty() {
+            return Err(S3Error::access_denied());
+        }
+        if let Some(v2) = auth.strip_prefix("AWS ") {
+            return authenticate_v2_header(parts, query, v2, iam, vhost_bucket);
+        }
+        if !auth.starts_with(sigv4::ALGORITHM) {
+            return Err(
+                S3Error::new(ErrorCode::InvalidArgument, "Unsupported Authorization Type")
+                    .with("ArgumentName", "Authorization")
+                    .with("ArgumentValue", auth),
+            );
         }
         return authenticate_header(parts, auth, iam, region);
     }
@@ -78,10 +88,7 @@ pub fn authenticate(
         return authenticate_presigned(parts, query, iam, region);
     }
     if query.has("Signature") && query.has("AWSAccessKeyId") {
-        return Err(S3Error::new(
-            ErrorCode::InvalidRequest,
-            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-        ));
+        return authenticate_v2_query(parts, query, iam, vhost_bucket);
     }
     Ok(Authenticated {
         principal: Principal::Anonymous,
@@ -146,15 +153,6 @@ fn authenticate_header(
             "AWS authentication requires a valid Date or x-amz-date header",
         )
     })?;
-    if !amz_date.starts_with(&cred.date) {
-        return Err(S3Error::new(
-            ErrorCode::AuthorizationHeaderMalformed,
-            format!(
-                "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date: \"{}\".",
-                cred.date
-            ),
-        ));
-    }
     let now = Utc::now();
     if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
         return Err(S3Error::new(
@@ -164,6 +162,10 @@ fn authenticate_header(
         .with("RequestTime", amz_date)
         .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .with("MaxAllowedSkewMilliseconds", "900000"));
+    }
+    // A scope dated another day than the request cannot have signed it.
+    if !amz_date.starts_with(&cred.date) {
+        return Err(signature_mismatch());
     }
     if !parsed.signed_headers.iter().any(|h| h == "host") {
         return Err(S3Error::new(
@@ -195,6 +197,7 @@ fn authenticate_header(
         tracing::debug!(canonical_request = %creq, "signature mismatch");
         return Err(signature_mismatch());
     }
+    check_all_amz_signed(headers, &parsed.signed_headers)?;
     let payload = match content_sha {
         sigv4::UNSIGNED_PAYLOAD => Payload::Unsigned,
         sigv4::STREAMING_UNSIGNED_TRAILER => Payload::Chunked {
@@ -259,7 +262,7 @@ fn authenticate_presigned(
     let expires: i64 = get("X-Amz-Expires")?
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
-    if expires < 1 {
+    if expires < 0 {
         return Err(query_error("X-Amz-Expires must be non-negative"));
     }
     if expires > MAX_PRESIGN_EXPIRES {
@@ -272,6 +275,18 @@ fn authenticate_presigned(
         .map(|h| h.to_ascii_lowercase())
         .collect();
     let signature = get("X-Amz-Signature")?.to_ascii_lowercase();
+    if !amz_date.starts_with(&cred.date) {
+        return Err(query_error(&format!(
+            "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
+            cred.date,
+            &amz_date[..8.min(amz_date.len())]
+        )));
+    }
+    if !signed_headers.iter().any(|h| h == "host") {
+        return Err(query_error(
+            "Query-string authentication requires the host header to be signed",
+        ));
+    }
     let now = Utc::now();
     if when > now + chrono::Duration::seconds(MAX_SKEW_SECS) {
         return Err(S3Error::new(
@@ -309,6 +324,7 @@ fn authenticate_presigned(
         tracing::debug!(canonical_request = %creq, "presigned signature mismatch");
         return Err(signature_mismatch());
     }
+    check_all_amz_signed(&parts.headers, &signed_headers)?;
     let payload = match hex::decode(&payload_hash)
         .ok()
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
@@ -321,4 +337,145 @@ fn authenticate_presigned(
         payload,
         method: AuthMethod::Presigned,
     })
+}
+
+fn verify_v2(
+    parts: &Parts,
+    query: &Query,
+    iam: &Iam,
+    access_key: &str,
+    date_field: &str,
+    signature: &str,
+    vhost_bucket: Option<&str>,
+) -> S3Result<Principal> {
+    let credential = lookup(iam, access_key)?;
+    let sts = sigv2::string_to_sign(
+        parts.method.as_str(),
+        parts.uri.path(),
+        query,
+        &parts.headers,
+        date_field,
+        vhost_bucket,
+    );
+    let expected = sigv2::sign(&credential.secret, &sts);
+    if !sigv4::signatures_equal(&expected, signature) {
+        tracing::debug!(string_to_sign = %sts, "SigV2 signature mismatch");
+        return Err(signature_mismatch());
+    }
+    Ok(credential.principal)
+}
+
+fn authenticate_v2_header(
+    parts: &Parts,
+    query: &Query,
+    value: &str,
+    iam: &Iam,
+    vhost_bucket: Option<&str>,
+) -> S3Result<Authenticated> {
+    let (access_key, signature) = value.trim().split_once(':').ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::InvalidArgument,
+            "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+        )
+    })?;
+    let headers = &parts.headers;
+    let (date_text, date_field) = match header(headers, "x-amz-date") {
+        Some(d) => (d.to_string(), String::new()),
+        None => {
+            let d = header(headers, "date").unwrap_or("").to_string();
+            (d.clone(), d)
+        }
+    };
+    let when = httpdate::parse_http_date(date_text.trim())
+        .ok()
+        .map(chrono::DateTime::<Utc>::from)
+        .or_else(|| sigv4::parse_amz_date(&date_text))
+        .ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::AccessDenied,
+                "AWS authentication requires a valid Date or x-amz-date header",
+            )
+        })?;
+    let now = Utc::now();
+    if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
+        return Err(S3Error::new(
+            ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        ));
+    }
+    let principal = verify_v2(
+        parts,
+        query,
+        iam,
+        access_key,
+        &date_field,
+        signature,
+        vhost_bucket,
+    )?;
+    Ok(Authenticated {
+        principal,
+        payload: Payload::Unsigned,
+        method: AuthMethod::Header,
+    })
+}
+
+fn authenticate_v2_query(
+    parts: &Parts,
+    query: &Query,
+    iam: &Iam,
+    vhost_bucket: Option<&str>,
+) -> S3Result<Authenticated> {
+    let access_key = query.get("AWSAccessKeyId").unwrap_or("");
+    let signature = query.get("Signature").unwrap_or("");
+    let expires_text = query.get("Expires").ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::AccessDenied,
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+        )
+    })?;
+    let expires: i64 = expires_text.parse().map_err(|_| {
+        S3Error::new(
+            ErrorCode::AccessDenied,
+            "Expires must be a number of seconds since the epoch",
+        )
+    })?;
+    if Utc::now().timestamp() > expires {
+        return Err(S3Error::new(ErrorCode::AccessDenied, "Request has expired"));
+    }
+    let principal = verify_v2(
+        parts,
+        query,
+        iam,
+        access_key,
+        expires_text,
+        signature,
+        vhost_bucket,
+    )?;
+    Ok(Authenticated {
+        principal,
+        payload: Payload::Unsigned,
+        method: AuthMethod::Presigned,
+    })
+}
+
+/// Every `x-amz-*` header a request carries must be covered by its signature (except the payload
+/// hash, which S3 lets through unsigned), or anyone relaying it could add some.
+fn check_all_amz_signed(headers: &HeaderMap, signed: &[String]) -> S3Result<()> {
+    let unsigned: Vec<&str> = headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| {
+            k.starts_with("x-amz-")
+                && *k != "x-amz-content-sha256"
+                && !signed.iter().any(|s| s == k)
+        })
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    Err(S3Error::new(
+        ErrorCode::AccessDenied,
+        "There were headers present in the request which were not signed",
+    )
+    .with("HeadersNotSigned", unsigned.join(", ")))
 }

@@ -25,6 +25,8 @@ pub enum BodyError {
     DecodedLength,
     #[error("body exceeds the limit of {0} bytes")]
     TooLarge(u64),
+    #[error("no body data arrived within the idle timeout")]
+    Idle,
 }
 
 impl BodyError {
@@ -50,6 +52,10 @@ impl BodyError {
                 ErrorCode::MalformedXML,
                 "The request body is larger than allowed for this operation",
             ),
+            BodyError::Idle => S3Error::new(
+                ErrorCode::RequestTimeout,
+                "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+            ),
         }
     }
 }
@@ -58,12 +64,23 @@ fn io_err(e: BodyError) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-/// The raw incoming body as a byte stream.
+/// How long a request body may send nothing before the request fails with `RequestTimeout`.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The raw incoming body as a byte stream; a body that stalls for [`BODY_IDLE_TIMEOUT`] fails
+/// (a client that sends less than its Content-Length cannot hold a request open forever).
 pub fn raw_stream(body: axum::body::Body) -> BodyStream {
-    Box::pin(
-        body.into_data_stream()
-            .map(|r| r.map_err(std::io::Error::other)),
-    )
+    let inner = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    Box::pin(futures::stream::unfold(Some(inner), |state| async move {
+        let mut inner = state?;
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, inner.next()).await {
+            Ok(Some(item)) => Some((item, Some(inner))),
+            Ok(None) => None,
+            Err(_) => Some((Err(io_err(BodyError::Idle)), None)),
+        }
+    }))
 }
 
 /// A plain body; when `expected_sha256` is given, the stream fails at its end on a mismatch.

@@ -91,11 +91,24 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
         if let Some(lc) = config.location_constraint.filter(|s| !s.is_empty())
             && lc != ctx.app.config.region
         {
-            return Err(S3Error::new(
-                ErrorCode::InvalidLocationConstraint,
-                "The specified location-constraint is not valid",
-            )
-            .with("LocationConstraint", lc));
+            let looks_like_region = lc.len() <= 32
+                && lc
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            return Err(if looks_like_region {
+                S3Error::new(
+                    ErrorCode::IllegalLocationConstraintException,
+                    format!(
+                        "The {lc} location constraint is incompatible for the region specific endpoint this request was sent to."
+                    ),
+                )
+            } else {
+                S3Error::new(
+                    ErrorCode::InvalidLocationConstraint,
+                    "The specified location-constraint is not valid",
+                )
+                .with("LocationConstraint", lc)
+            });
         }
     }
     let owner = ctx

@@ -22,7 +22,15 @@ pub async fn delete_object(
     key: &str,
 ) -> S3Result<Response<Body>> {
     check_null_version(&ctx.query)?;
-    ctx.app.store.delete_object(bucket, key).await?;
+    let if_match = ctx.header("if-match").map(|s| s.trim().to_string());
+    ctx.app
+        .store
+        .delete_object(bucket, key, if_match.as_deref())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
+            other => other.into(),
+        })?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -87,13 +95,13 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
     let store = ctx.app.store.clone();
     let bucket_name = bucket.to_string();
     // Deletes run concurrently so that the group commit folds them into few transactions.
-    let entries: Vec<(String, Option<String>)> = doc
+    let entries: Vec<(String, Option<String>, Option<String>)> = doc
         .objects
         .iter()
-        .map(|e| (e.key.clone(), e.version_id.clone()))
+        .map(|e| (e.key.clone(), e.version_id.clone(), e.etag.clone()))
         .collect();
     let failures: Vec<Option<(ErrorCode, String)>> = futures::stream::iter(entries)
-        .map(move |(key, version)| {
+        .map(move |(key, version, etag)| {
             let store = store.clone();
             let bucket = bucket_name.clone();
             async move {
@@ -108,7 +116,7 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
                         "The specified version does not exist.".to_string(),
                     ))
                 } else {
-                    match store.delete_object(&bucket, &key).await {
+                    match store.delete_object(&bucket, &key, etag.as_deref()).await {
                         Ok(_) => None,
                         Err(e) => {
                             let e = S3Error::from(e);

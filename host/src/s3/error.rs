@@ -18,6 +18,7 @@ pub enum ErrorCode {
     ConditionalRequestConflict,
     EntityTooLarge,
     EntityTooSmall,
+    IllegalLocationConstraintException,
     IncompleteBody,
     InternalError,
     InvalidAccessKeyId,
@@ -41,6 +42,7 @@ pub enum ErrorCode {
     NotImplemented,
     NotModified,
     PreconditionFailed,
+    RequestTimeout,
     RequestTimeTooSkewed,
     ServiceUnavailable,
     SignatureDoesNotMatch,
@@ -76,6 +78,7 @@ impl ErrorCode {
             | AuthorizationHeaderMalformed
             | AuthorizationQueryParametersError
             | BadDigest
+            | IllegalLocationConstraintException
             | IncompleteBody
             | InvalidArgument
             | InvalidBucketName
@@ -87,6 +90,7 @@ impl ErrorCode {
             | MalformedXML
             | MetadataTooLarge
             | MissingSecurityHeader
+            | RequestTimeout
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
         }
     }
@@ -104,6 +108,7 @@ impl ErrorCode {
             ConditionalRequestConflict => "ConditionalRequestConflict",
             EntityTooLarge => "EntityTooLarge",
             EntityTooSmall => "EntityTooSmall",
+            IllegalLocationConstraintException => "IllegalLocationConstraintException",
             IncompleteBody => "IncompleteBody",
             InternalError => "InternalError",
             InvalidAccessKeyId => "InvalidAccessKeyId",
@@ -127,6 +132,7 @@ impl ErrorCode {
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
+            RequestTimeout => "RequestTimeout",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",

@@ -11,6 +11,7 @@ pub mod get;
 pub mod list;
 pub mod put;
 pub mod router;
+pub mod sigv2;
 pub mod sigv4;
 pub mod xml;
 
@@ -146,12 +147,23 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
     r
 }
 
-/// Inserts a header whose value came from stored data; values that are not valid header text
-/// are skipped rather than failing the response.
+/// Header bytes as stored text: each byte becomes the char of the same code (ISO-8859-1), so any
+/// value, UTF-8 or not, is kept byte-exact.
+pub fn header_text(value: &HeaderValue) -> String {
+    value.as_bytes().iter().map(|&b| b as char).collect()
+}
+
+/// Inserts a header whose value came from stored data (see [`header_text`]); values that are
+/// not valid header bytes are skipped rather than failing the response.
 pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    let bytes: Vec<u8> = if value.chars().all(|c| (c as u32) < 256) {
+        value.chars().map(|c| c as u8).collect()
+    } else {
+        value.as_bytes().to_vec()
+    };
     if let (Ok(n), Ok(v)) = (
         http::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
+        HeaderValue::from_bytes(&bytes),
     ) {
         headers.insert(n, v);
     }
@@ -172,7 +184,9 @@ pub fn error_response(e: &S3Error, resource: &str, request_id: &str, head: bool)
         for (name, value) in &e.details {
             w.elem(name, value);
         }
-        w.elem("Resource", resource).elem("RequestId", request_id);
+        w.elem("Resource", resource)
+            .elem("RequestId", request_id)
+            .elem("HostId", request_id);
         xml_response(e.code.status(), w.finish("Error"))
     };
     *r.status_mut() = e.code.status();
@@ -228,7 +242,8 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         &query,
         parts.headers.contains_key("x-amz-copy-source"),
     )?;
-    let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region)?;
+    let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
+    let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
     let bucket_info = match endpoint.bucket() {
         Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => {
             app.store.bucket(b).await?
@@ -236,6 +251,16 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         _ => None,
     };
     crate::policy::authorize(&authn.principal, &endpoint, bucket_info.as_ref())?;
+    if let (Some(expected), Some(b)) = (
+        parts
+            .headers
+            .get("x-amz-expected-bucket-owner")
+            .and_then(|v| v.to_str().ok()),
+        &bucket_info,
+    ) && expected != b.owner_id
+    {
+        return Err(S3Error::access_denied());
+    }
     tracing::debug!(
         op = endpoint.name(),
         principal = authn.principal.display_name(),

@@ -181,7 +181,7 @@ pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPair
         let Some(v) = ctx.headers().get(*name) else {
             continue;
         };
-        let mut value = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+        let mut value = super::header_text(v).trim().to_string();
         if *name == "content-encoding" {
             // aws-chunked describes the transfer, not the object.
             value = value
@@ -200,7 +200,7 @@ pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPair
     let mut size = 0;
     for (name, v) in ctx.headers() {
         if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(v.as_bytes()).to_string();
+            let value = super::header_text(v);
             size += meta.len() + value.len();
             user.push((meta.to_string(), value));
         }

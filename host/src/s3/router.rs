@@ -153,6 +153,8 @@ impl Endpoint {
 pub struct Target {
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// The bucket came from the Host header (virtual-hosted style).
+    pub virtual_host: bool,
 }
 
 /// Splits host and path into bucket and key. `domains` enables virtual-hosted style.
@@ -188,6 +190,7 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> S3Resul
         Some(bucket) => Ok(Target {
             bucket: Some(bucket),
             key: non_empty(decode(path)?),
+            virtual_host: true,
         }),
         None => {
             let (bucket, key) = match path.split_once('/') {
@@ -200,6 +203,7 @@ pub fn target(host: Option<&str>, raw_path: &str, domains: &[String]) -> S3Resul
                     Some(k) => non_empty(decode(k)?),
                     None => None,
                 },
+                virtual_host: false,
             })
         }
     }
@@ -424,12 +428,14 @@ mod tests {
         let long = Target {
             bucket: Some("b".into()),
             key: Some("k".repeat(1025)),
+            virtual_host: false,
         };
         let e = route(&Method::PUT, &long, &q, false).unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyTooLongError);
         let nul = Target {
             bucket: Some("b".into()),
             key: Some("a\0b".into()),
+            virtual_host: false,
         };
         assert!(route(&Method::PUT, &nul, &q, false).is_err());
     }

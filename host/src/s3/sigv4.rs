@@ -197,8 +197,8 @@ pub fn canonical_request(input: &CanonicalInput<'_>) -> S3Result<String> {
     for name in input.signed_headers {
         let value = canonical_header_value(input.headers, name).ok_or_else(|| {
             S3Error::new(
-                ErrorCode::AccessDenied,
-                format!("There were headers present in the request which were not signed: missing signed header `{name}`"),
+                ErrorCode::SignatureDoesNotMatch,
+                format!("The request signature we calculated does not match the signature you provided: signed header `{name}` is missing"),
             )
         })?;
         out.push_str(name);

@@ -128,6 +128,9 @@ pub struct DeleteObjectEntry {
     pub key: String,
     #[serde(rename = "VersionId")]
     pub version_id: Option<String>,
+    /// Conditional delete: only if the current ETag matches.
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
 }
 
 /// ISO 8601 with milliseconds, as S3 writes LastModified and CreationDate.

@@ -68,6 +68,7 @@ enum MetaOp {
     DeleteObject {
         bucket: String,
         key: String,
+        if_match: Option<String>,
     },
     CreateBucket(BucketInfo),
     DeleteBucket(String),
@@ -86,8 +87,10 @@ struct CommitJob {
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
 }
 
+/// Now in Unix milliseconds, truncated to whole seconds: S3 keeps object times to the second, so
+/// listings (`.000Z`) and `Last-Modified` agree.
 fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    chrono::Utc::now().timestamp() * 1000
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -105,7 +108,10 @@ impl LocalStore {
         root: &Path,
         inline_threshold: usize,
     ) -> Result<LocalStore, StoreError> {
-        std::fs::create_dir_all(root.join(files::OBJECTS_DIR))?;
+        if !root.join(files::OBJECTS_DIR).is_dir() {
+            std::fs::create_dir_all(root.join(files::OBJECTS_DIR))?;
+            files::fsync_dir(root)?;
+        }
         {
             let txn = db.begin_write()?;
             txn.open_table(BUCKETS)?;
@@ -179,11 +185,17 @@ impl LocalStore {
     }
 }
 
-/// Writes body bytes to a file off the async threads, in large chunks.
+/// Writes body bytes to a file off the async threads, in large chunks. One write may be in
+/// flight while the next chunk is received and hashed.
 struct BodyFile {
     file: Option<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
     path: PathBuf,
     guard: UncommittedFile,
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(std::io::Error::other(e))
 }
 
 impl BodyFile {
@@ -197,9 +209,10 @@ impl BodyFile {
                 .open(&p)
         })
         .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        .map_err(join_error)??;
         Ok(BodyFile {
             file: Some(file),
+            in_flight: None,
             guard: UncommittedFile {
                 path: Some(path.clone()),
             },
@@ -207,24 +220,27 @@ impl BodyFile {
         })
     }
 
-    async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
-        let mut file = self
-            .file
+    /// Waits for the write in flight, if any, and takes the file back.
+    async fn settle(&mut self) -> Result<std::fs::File, StoreError> {
+        if let Some(h) = self.in_flight.take() {
+            return Ok(h.await.map_err(join_error)??);
+        }
+        self.file
             .take()
-            .ok_or_else(|| StoreError::Meta("body file used after failure".into()))?;
-        let file = tokio::task::spawn_blocking(move || file.write_all(&buf).map(|_| file))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        self.file = Some(file);
+            .ok_or_else(|| StoreError::Meta("body file used after failure".into()))
+    }
+
+    async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
+        let mut file = self.settle().await?;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            file.write_all(&buf).map(|_| file)
+        }));
         Ok(())
     }
 
     /// Makes the data and the directory entry durable.
     async fn sync(&mut self) -> Result<(), StoreError> {
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| StoreError::Meta("body file used after failure".into()))?;
+        let file = self.settle().await?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             file.sync_all()?;
@@ -234,7 +250,7 @@ impl BodyFile {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        .map_err(join_error)??;
         Ok(())
     }
 }
@@ -415,10 +431,16 @@ impl Store for LocalStore {
         }
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<bool, StoreError> {
         self.submit(MetaOp::DeleteObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
+            if_match: if_match.map(str::to_string),
         })
         .await
         .map(|o| o.existed)
@@ -633,9 +655,27 @@ fn apply_one(
             objects.insert((bucket.as_str(), key.as_str()), encode(meta).as_slice())?;
             Ok(release(old, inline)?)
         }
-        MetaOp::DeleteObject { bucket, key } => {
+        MetaOp::DeleteObject {
+            bucket,
+            key,
+            if_match,
+        } => {
             if buckets.get(bucket.as_str())?.is_none() {
                 return Err(StoreError::NoSuchBucket(bucket.clone()));
+            }
+            if let Some(expected) = if_match {
+                let current: Option<ObjectMeta> =
+                    match objects.get((bucket.as_str(), key.as_str()))? {
+                        Some(v) => Some(decode(v.value())?),
+                        None => None,
+                    };
+                match current {
+                    None => return Err(StoreError::NoSuchKey),
+                    Some(c) if !etag_matches(expected, &c.etag) => {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    Some(_) => {}
+                }
             }
             let old: Option<ObjectMeta> = match objects.remove((bucket.as_str(), key.as_str()))? {
                 Some(v) => Some(decode(v.value())?),

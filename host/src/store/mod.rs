@@ -189,7 +189,13 @@ pub trait Store: Send + Sync {
         meta: &ObjectMeta,
         range: Option<ByteRange>,
     ) -> Result<BodyStream, StoreError>;
-    /// Deletes the object; `Ok(false)` when there was none.
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    /// Deletes the object; `Ok(false)` when there was none. `if_match` makes it conditional on
+    /// the current ETag (`NoSuchKey` when there is no object, `PreconditionFailed` on mismatch).
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<bool, StoreError>;
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError>;
 }
