@@ -305,3 +305,45 @@ def test_content_md5_is_verified(s3, bucket):
 def test_malformed_content_md5_is_invalid_digest(s3, bucket, bad):
     expect_error(400, "InvalidDigest", s3.put_object, Bucket=bucket, Key="m", Body=b"x", ContentMD5=bad)
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="m")
+
+
+def test_conditional_delete_checks_the_etag(s3, raw, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="c", Body=b"v1")["ETag"]
+    path = encode_key_path(bucket, "c")
+    r = raw.request("DELETE", path, headers={"If-Match": '"00000000000000000000000000000000"'})
+    assert_s3_error(r, 412, "PreconditionFailed")
+    assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"v1"
+    r = raw.request("DELETE", path, headers={"If-Match": etag})
+    assert r.status == 204, r
+    r = raw.request("DELETE", path, headers={"If-Match": etag})
+    assert_s3_error(r, 404, "NoSuchKey")
+
+
+def test_delete_objects_honours_per_key_etag(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="e1", Body=b"one")["ETag"]
+    s3.put_object(Bucket=bucket, Key="e2", Body=b"two")
+    out = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "e1", "ETag": etag}, {"Key": "e2", "ETag": '"ffffffffffffffffffffffffffffffff"'}]},
+    )
+    assert [d["Key"] for d in out.get("Deleted", [])] == ["e1"]
+    assert [(e["Key"], e["Code"]) for e in out.get("Errors", [])] == [("e2", "PreconditionFailed")]
+    assert s3.get_object(Bucket=bucket, Key="e2")["Body"].read() == b"two"
+
+
+def test_non_ascii_metadata_round_trips_byte_exact(raw, bucket):
+    path = encode_key_path(bucket, "meta")
+    value = "caf\u00e9 \u2603".encode("utf-8")  # raw UTF-8 bytes in a header value
+    target, headers, _ = raw.build("PUT", path, body=b"x", headers={"x-amz-meta-word": value.decode("latin-1")})
+    assert raw.send("PUT", target, headers, b"x").status == 200
+    r = raw.request("HEAD", path)
+    assert r.status == 200, r
+    assert r.headers.get("x-amz-meta-word").encode("latin-1") == value
+
+
+def test_last_modified_in_listings_matches_head(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x")
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"][0]["LastModified"]
+    head = s3.head_object(Bucket=bucket, Key="t")["LastModified"]
+    assert listed == head
+    assert listed.microsecond == 0

@@ -225,3 +225,30 @@ def test_sigv2_header_auth_is_verified(server):
     assert "ListAllMyBucketsResult" in ok.text
     bad = requests.get(server.endpoint + "/", headers=_sigv2_headers(server, "not-the-secret"), timeout=30)
     assert_s3_error(as_response(bad), 403, "SignatureDoesNotMatch")
+
+
+def test_unsigned_amz_headers_are_refused(raw, s3, bucket):
+    path = encode_key_path(bucket, "smuggle")
+    target, headers, _ = raw.build("PUT", path, body=b"x")
+    headers["x-amz-meta-injected"] = "yes"
+    r = raw.send("PUT", target, headers, b"x")
+    el = assert_s3_error(r, 403, "AccessDenied")
+    assert "x-amz-meta-injected" in (el.findtext("HeadersNotSigned") or "")
+    expect_error(404, None, s3.head_object, Bucket=bucket, Key="smuggle")
+
+
+def test_empty_or_unknown_authorization_schemes(raw):
+    r = raw.send("GET", "/", {"Host": raw.host, "Authorization": ""})
+    assert_s3_error(r, 403, "AccessDenied")
+    r = raw.send("GET", "/", {"Host": raw.host, "Authorization": "AWS4 HAHAHA"})
+    assert_s3_error(r, 400, "InvalidArgument")
+
+
+def test_anonymous_request_to_missing_bucket_is_no_such_bucket(raw):
+    r = raw.request("GET", "/no-such-bucket-anywhere/k", sign=False)
+    assert_s3_error(r, 404, "NoSuchBucket")
+
+
+def test_expected_bucket_owner_mismatch_is_denied(s3, bucket):
+    expect_error(403, "AccessDenied", s3.list_objects_v2, Bucket=bucket, ExpectedBucketOwner="1" * 64)
+    s3.list_objects_v2(Bucket=bucket)

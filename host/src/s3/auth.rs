@@ -180,7 +180,9 @@ fn authenticate_header(
         )
     })?;
     let credential = lookup(iam, &cred.access_key)?;
-    let creq = sigv4::canonical_request(&CanonicalInput {
+    let scope = cred.scope();
+    let key = SigningKey::derive(&credential.secret, cred);
+    let input = CanonicalInput {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
         raw_query: parts.uri.query().unwrap_or(""),
@@ -188,13 +190,9 @@ fn authenticate_header(
         signed_headers: &parsed.signed_headers,
         payload_hash: content_sha,
         presigned: false,
-    })?;
-    let scope = cred.scope();
-    let sts = sigv4::string_to_sign(amz_date, &scope, &creq);
-    let key = SigningKey::derive(&credential.secret, cred);
-    let expected = key.sign(&sts);
-    if !sigv4::signatures_equal(&expected, &parsed.signature) {
-        tracing::debug!(canonical_request = %creq, "signature mismatch");
+        latin1_headers: false,
+    };
+    if !sigv4::verify(&input, amz_date, &scope, &key, &parsed.signature)? {
         return Err(signature_mismatch());
     }
     check_all_amz_signed(headers, &parsed.signed_headers)?;
@@ -309,7 +307,7 @@ fn authenticate_presigned(
     let payload_hash = header(&parts.headers, "x-amz-content-sha256")
         .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
         .to_string();
-    let creq = sigv4::canonical_request(&CanonicalInput {
+    let input = CanonicalInput {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
         raw_query: parts.uri.query().unwrap_or(""),
@@ -317,11 +315,10 @@ fn authenticate_presigned(
         signed_headers: &signed_headers,
         payload_hash: &payload_hash,
         presigned: true,
-    })?;
-    let sts = sigv4::string_to_sign(amz_date, &cred.scope(), &creq);
-    let expected = SigningKey::derive(&credential.secret, &cred).sign(&sts);
-    if !sigv4::signatures_equal(&expected, &signature) {
-        tracing::debug!(canonical_request = %creq, "presigned signature mismatch");
+        latin1_headers: false,
+    };
+    let key = SigningKey::derive(&credential.secret, &cred);
+    if !sigv4::verify(&input, amz_date, &cred.scope(), &key, &signature)? {
         return Err(signature_mismatch());
     }
     check_all_amz_signed(&parts.headers, &signed_headers)?;

@@ -164,12 +164,16 @@ pub fn canonical_query(raw_query: &str, skip_signature: bool) -> String {
 
 /// The canonical value of a header: all its values, trimmed, inner runs of spaces collapsed,
 /// joined by commas. `None` when the request does not have it.
-fn canonical_header_value(headers: &HeaderMap, name: &str) -> Option<String> {
+fn canonical_header_value(headers: &HeaderMap, name: &str, latin1: bool) -> Option<String> {
     let mut values = headers.get_all(name).iter().peekable();
     values.peek()?;
     let joined: Vec<String> = values
         .map(|v| {
-            let s = String::from_utf8_lossy(v.as_bytes());
+            let s: String = if latin1 {
+                v.as_bytes().iter().map(|&b| b as char).collect()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
             s.split_whitespace().collect::<Vec<_>>().join(" ")
         })
         .collect();
@@ -184,6 +188,9 @@ pub struct CanonicalInput<'a> {
     pub signed_headers: &'a [String],
     pub payload_hash: &'a str,
     pub presigned: bool,
+    /// Read non-ASCII header bytes as ISO-8859-1 (what Python's http.client sends for a str
+    /// that botocore signed as UTF-8) instead of UTF-8.
+    pub latin1_headers: bool,
 }
 
 pub fn canonical_request(input: &CanonicalInput<'_>) -> S3Result<String> {
@@ -195,7 +202,7 @@ pub fn canonical_request(input: &CanonicalInput<'_>) -> S3Result<String> {
     out.push_str(&canonical_query(input.raw_query, input.presigned));
     out.push('\n');
     for name in input.signed_headers {
-        let value = canonical_header_value(input.headers, name).ok_or_else(|| {
+        let value = canonical_header_value(input.headers, name, input.latin1_headers).ok_or_else(|| {
             S3Error::new(
                 ErrorCode::SignatureDoesNotMatch,
                 format!("The request signature we calculated does not match the signature you provided: signed header `{name}` is missing"),
@@ -245,6 +252,42 @@ impl SigningKey {
     pub fn sign(&self, string_to_sign: &str) -> String {
         hex::encode(hmac(&self.0, string_to_sign.as_bytes()))
     }
+}
+
+/// Whether any of the signed headers carries non-ASCII bytes (so that two readings exist).
+pub fn has_non_ascii(headers: &HeaderMap, signed: &[String]) -> bool {
+    signed.iter().any(|name| {
+        headers
+            .get_all(name.as_str())
+            .iter()
+            .any(|v| !v.as_bytes().is_ascii())
+    })
+}
+
+/// Computes the signature of a request under both readings of non-ASCII header bytes when there
+/// are any, and compares each with `given` in constant time.
+pub fn verify(
+    input: &CanonicalInput<'_>,
+    amz_date: &str,
+    scope: &str,
+    key: &SigningKey,
+    given: &str,
+) -> S3Result<bool> {
+    let mut readings = vec![false];
+    if has_non_ascii(input.headers, input.signed_headers) {
+        readings.push(true);
+    }
+    for latin1 in readings {
+        let creq = canonical_request(&CanonicalInput {
+            latin1_headers: latin1,
+            ..*input
+        })?;
+        if signatures_equal(&key.sign(&string_to_sign(amz_date, scope, &creq)), given) {
+            return Ok(true);
+        }
+        tracing::debug!(canonical_request = %creq, "signature mismatch");
+    }
+    Ok(false)
 }
 
 /// Compares hex signatures in constant time.
@@ -305,6 +348,7 @@ mod tests {
             signed_headers: &signed,
             payload_hash: EMPTY_SHA256,
             presigned: false,
+            latin1_headers: false,
         })
         .unwrap();
         let cred =
