@@ -174,3 +174,11 @@ def test_sigv2_presign_expired_is_refused(server, s3, bucket):
     r = requests.get(url, timeout=30)
     assert_s3_error(as_response(r), 403, "AccessDenied")
     assert "expired" in r.text
+
+
+def test_presigned_url_dated_in_the_future_is_refused(raw, s3, bucket):
+    """No skew window for presigned URLs: one not valid yet is refused."""
+    s3.put_object(Bucket=bucket, Key="f", Body=b"future")
+    url = presigned(raw, "GET", bucket, "f", 3600, amz_date=sigv4.amz_now(dt.timedelta(minutes=5)))
+    root = assert_s3_error(as_response(requests.get(url, timeout=30)), 403, "AccessDenied")
+    assert "not valid yet" in root.findtext("Message")
