@@ -76,11 +76,106 @@ impl ChecksumAlgorithm {
     }
 }
 
-/// A stored checksum: the algorithm and its base64 value.
+/// Whether a checksum covers the whole object's bytes or is a checksum of part checksums.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumType {
+    #[default]
+    FullObject,
+    Composite,
+}
+
+impl ChecksumType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumType::FullObject => "FULL_OBJECT",
+            ChecksumType::Composite => "COMPOSITE",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ChecksumType> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "FULL_OBJECT" => Some(ChecksumType::FullObject),
+            "COMPOSITE" => Some(ChecksumType::Composite),
+            _ => None,
+        }
+    }
+}
+
+/// A stored checksum: the algorithm and its base64 value (with `-N` for a composite).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checksum {
     pub algorithm: ChecksumAlgorithm,
     pub value: String,
+    #[serde(default)]
+    pub kind: ChecksumType,
+}
+
+impl ChecksumAlgorithm {
+    fn crc(self) -> Option<crc_fast::CrcAlgorithm> {
+        use crc_fast::CrcAlgorithm as C;
+        match self {
+            ChecksumAlgorithm::Crc32 => Some(C::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => Some(C::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => Some(C::Crc64Nvme),
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// Whether a whole-object checksum can be derived from part checksums (CRCs only).
+    pub fn supports_full_object(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
+fn raw_digest(value: &str) -> Option<Vec<u8>> {
+    B64.decode(value).ok()
+}
+
+/// The checksum of the concatenation of parts, from each part's (base64 CRC, length), for the
+/// CRC algorithms. `None` for SHA algorithms or malformed values.
+pub fn combine_full_object(
+    algorithm: ChecksumAlgorithm,
+    parts: &[(&str, u64)],
+) -> Option<Checksum> {
+    let crc = algorithm.crc()?;
+    let mut acc: Option<u64> = None;
+    for (value, len) in parts {
+        let raw = raw_digest(value)?;
+        let v = match raw.len() {
+            4 => u32::from_be_bytes(raw.try_into().ok()?) as u64,
+            8 => u64::from_be_bytes(raw.try_into().ok()?),
+            _ => return None,
+        };
+        acc = Some(match acc {
+            None => v,
+            Some(a) => crc_fast::checksum_combine(crc, a, v, *len),
+        });
+    }
+    let total = acc.unwrap_or_else(|| crc_fast::checksum(crc, b""));
+    let bytes = if algorithm.digest_len() == 4 {
+        (total as u32).to_be_bytes().to_vec()
+    } else {
+        total.to_be_bytes().to_vec()
+    };
+    Some(Checksum {
+        algorithm,
+        value: B64.encode(bytes),
+        kind: ChecksumType::FullObject,
+    })
+}
+
+/// S3's composite checksum: the checksum of the parts' raw checksums, suffixed `-N`.
+pub fn composite(algorithm: ChecksumAlgorithm, part_values: &[&str]) -> Option<Checksum> {
+    let mut h = ChecksumHasher::new(algorithm);
+    for v in part_values {
+        h.update(&raw_digest(v)?);
+    }
+    let inner = h.finish();
+    Some(Checksum {
+        algorithm,
+        value: format!("{}-{}", inner.value, part_values.len()),
+        kind: ChecksumType::Composite,
+    })
 }
 
 enum Inner {
@@ -126,6 +221,7 @@ impl ChecksumHasher {
         Checksum {
             algorithm: self.algorithm,
             value: B64.encode(raw),
+            kind: ChecksumType::FullObject,
         }
     }
 }
@@ -175,6 +271,30 @@ mod tests {
             of(ChecksumAlgorithm::Sha256, b"hello world"),
             "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="
         );
+    }
+
+    #[test]
+    fn full_object_checksum_combines_parts() {
+        for a in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let p1 = of(a, b"hello ");
+            let p2 = of(a, b"world");
+            let combined = combine_full_object(a, &[(&p1, 6), (&p2, 5)]).unwrap();
+            assert_eq!(combined.value, of(a, b"hello world"), "{a:?}");
+        }
+        assert!(combine_full_object(ChecksumAlgorithm::Sha256, &[]).is_none());
+    }
+
+    #[test]
+    fn composite_checksum_has_part_count() {
+        let p1 = of(ChecksumAlgorithm::Sha256, b"a");
+        let p2 = of(ChecksumAlgorithm::Sha256, b"b");
+        let c = composite(ChecksumAlgorithm::Sha256, &[&p1, &p2]).unwrap();
+        assert!(c.value.ends_with("-2"));
+        assert_eq!(c.kind, ChecksumType::Composite);
     }
 
     #[test]

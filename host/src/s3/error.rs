@@ -26,7 +26,9 @@ pub enum ErrorCode {
     InvalidBucketName,
     InvalidDigest,
     InvalidLocationConstraint,
+    InvalidPart,
     InvalidPartNumber,
+    InvalidPartOrder,
     InvalidRange,
     InvalidRequest,
     InvalidURI,
@@ -38,6 +40,7 @@ pub enum ErrorCode {
     MissingSecurityHeader,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchUpload,
     NoSuchVersion,
     NotImplemented,
     NotModified,
@@ -59,7 +62,9 @@ impl ErrorCode {
             AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
                 StatusCode::FORBIDDEN
             }
-            NoSuchBucket | NoSuchKey | NoSuchVersion | NoSuchEntity => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchEntity => {
+                StatusCode::NOT_FOUND
+            }
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -83,6 +88,8 @@ impl ErrorCode {
             | InvalidArgument
             | InvalidBucketName
             | InvalidDigest
+            | InvalidPart
+            | InvalidPartOrder
             | InvalidLocationConstraint
             | InvalidRequest
             | InvalidURI
@@ -116,7 +123,9 @@ impl ErrorCode {
             InvalidBucketName => "InvalidBucketName",
             InvalidDigest => "InvalidDigest",
             InvalidLocationConstraint => "InvalidLocationConstraint",
+            InvalidPart => "InvalidPart",
             InvalidPartNumber => "InvalidPartNumber",
+            InvalidPartOrder => "InvalidPartOrder",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
             InvalidURI => "InvalidURI",
@@ -128,6 +137,7 @@ impl ErrorCode {
             MissingSecurityHeader => "MissingSecurityHeader",
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
+            NoSuchUpload => "NoSuchUpload",
             NoSuchVersion => "NoSuchVersion",
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
@@ -254,6 +264,30 @@ impl From<StoreError> for S3Error {
                     "The request body ended before it was complete",
                 ),
             },
+            StoreError::NoSuchUpload => S3Error::new(
+                ErrorCode::NoSuchUpload,
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+            ),
+            StoreError::InvalidPart(n) => S3Error::new(
+                ErrorCode::InvalidPart,
+                "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+            )
+            .with("PartNumber", n.to_string()),
+            StoreError::InvalidPartChecksum(n) => S3Error::new(
+                ErrorCode::InvalidPart,
+                format!("The checksum of part {n} does not match the checksum of the uploaded part"),
+            )
+            .with("PartNumber", n.to_string()),
+            StoreError::InvalidPartOrder => S3Error::new(
+                ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order. Parts must be ordered by part number.",
+            ),
+            StoreError::EntityTooSmall(n) => S3Error::new(
+                ErrorCode::EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            )
+            .with("PartNumber", n.to_string())
+            .with("MinSizeAllowed", "5242880"),
             other @ (StoreError::Io(_) | StoreError::Meta(_) | StoreError::Corrupt(_)) => {
                 S3Error::internal(other)
             }

@@ -71,7 +71,8 @@ fn http_date(millis: i64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
-fn parse_http_date(s: &str) -> Option<i64> {
+/// Seconds since the epoch of an HTTP date; `None` when it is not one.
+pub fn http_date_secs(s: &str) -> Option<i64> {
     let t = httpdate::parse_http_date(s.trim()).ok()?;
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
@@ -89,7 +90,7 @@ fn evaluate_conditions(ctx: &RequestCtx<'_>, meta: &ObjectMeta) -> S3Result<Cond
         if !etag_matches(m, &meta.etag) {
             return Err(S3Error::precondition_failed("If-Match"));
         }
-    } else if let Some(since) = ctx.header("if-unmodified-since").and_then(parse_http_date)
+    } else if let Some(since) = ctx.header("if-unmodified-since").and_then(http_date_secs)
         && modified_secs > since
     {
         return Err(S3Error::precondition_failed("If-Unmodified-Since"));
@@ -98,7 +99,7 @@ fn evaluate_conditions(ctx: &RequestCtx<'_>, meta: &ObjectMeta) -> S3Result<Cond
         if etag_matches(m, &meta.etag) {
             return Ok(Conditional::NotModified);
         }
-    } else if let Some(since) = ctx.header("if-modified-since").and_then(parse_http_date)
+    } else if let Some(since) = ctx.header("if-modified-since").and_then(http_date_secs)
         && modified_secs <= since
     {
         return Ok(Conditional::NotModified);
@@ -175,26 +176,37 @@ async fn answer(
         None => RangeRequest::Whole,
         Some(h) => parse_range(h, meta.size),
     };
+    let mut parts_count = None;
     if let Some(pn) = ctx.query.get("partNumber") {
-        // An object uploaded in one piece has exactly one part: all of it.
-        if pn != "1" {
-            return Err(S3Error::new(
-                ErrorCode::InvalidPartNumber,
-                "The requested partnumber is not satisfiable",
-            )
-            .into());
-        }
+        let parts = meta.body.part_ranges(meta.size);
+        let n = pn
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Part number must be an integer between 1 and 10000, inclusive",
+                )
+                .with("ArgumentName", "partNumber")
+            })?;
         if ctx.header("range").is_some() {
             return Err(S3Error::invalid_argument(
                 "Cannot specify both Range header and partNumber query parameter",
             )
             .into());
         }
+        let Some(part) = parts.get(n - 1) else {
+            return Err(S3Error::new(
+                ErrorCode::InvalidPartNumber,
+                "The requested partnumber is not satisfiable",
+            )
+            .with("PartNumberRequested", pn)
+            .with("ActualPartCount", parts.len().to_string())
+            .into());
+        };
+        parts_count = Some(parts.len());
         if meta.size > 0 {
-            range = RangeRequest::Partial(ByteRange {
-                start: 0,
-                end: meta.size - 1,
-            });
+            range = RangeRequest::Partial(*part);
         }
     }
     let range = match range {
@@ -238,8 +250,8 @@ async fn answer(
             set_header(h, header, v);
         }
     }
-    if ctx.query.get("partNumber").is_some() {
-        set_header(h, "x-amz-mp-parts-count", "1");
+    if let Some(n) = parts_count {
+        set_header(h, "x-amz-mp-parts-count", &n.to_string());
     }
     let length = match range {
         Some(part) => {
@@ -257,7 +269,7 @@ async fn answer(
                 .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
             if wants_checksum && let Some(c) = &meta.checksum {
                 set_header(r.headers_mut(), c.algorithm.header(), &c.value);
-                set_header(r.headers_mut(), "x-amz-checksum-type", "FULL_OBJECT");
+                set_header(r.headers_mut(), "x-amz-checksum-type", c.kind.name());
             }
             meta.size
         }

@@ -103,7 +103,7 @@ fn write_object_fields(w: &mut XmlWriter, meta: &ObjectMeta) {
         .elem("ETag", &format!("\"{}\"", meta.etag));
     if let Some(c) = &meta.checksum {
         w.elem("ChecksumAlgorithm", c.algorithm.name())
-            .elem("ChecksumType", "FULL_OBJECT");
+            .elem("ChecksumType", c.kind.name());
     }
     w.elem("Size", &meta.size.to_string());
 }

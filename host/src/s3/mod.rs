@@ -5,10 +5,12 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod bucket;
+pub mod copy;
 pub mod delete;
 pub mod error;
 pub mod get;
 pub mod list;
+pub mod multipart;
 pub mod put;
 pub mod router;
 pub mod sigv2;
@@ -240,7 +242,10 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         &parts.method,
         &target,
         &query,
-        parts.headers.contains_key("x-amz-copy-source"),
+        parts
+            .headers
+            .get("x-amz-copy-source")
+            .map(|v| v.to_str().unwrap_or("\u{0}")),
     )?;
     let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
     let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
@@ -260,6 +265,16 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
     ) && expected != b.owner_id
     {
         return Err(S3Error::access_denied());
+    }
+    // A copy also reads its source, which must be readable by the same principal.
+    if let Endpoint::CopyObject { source, .. } | Endpoint::UploadPartCopy { source, .. } = &endpoint
+    {
+        let src_bucket = app.store.bucket(&source.bucket).await?;
+        let read = Endpoint::GetObject {
+            bucket: source.bucket.clone(),
+            key: source.key.clone(),
+        };
+        crate::policy::authorize(&authn.principal, &read, src_bucket.as_ref())?;
     }
     tracing::debug!(
         op = endpoint.name(),
@@ -303,6 +318,32 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         }
         Endpoint::DeleteObject { bucket, key } => {
             delete::delete_object(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::CopyObject {
+            bucket,
+            key,
+            source,
+        } => copy::copy_object(&mut ctx, &bucket, &key, &source).await,
+        Endpoint::CreateMultipartUpload { bucket, key } => {
+            multipart::create_multipart_upload(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::UploadPart { bucket, key } => {
+            multipart::upload_part(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::UploadPartCopy {
+            bucket,
+            key,
+            source,
+        } => multipart::upload_part_copy(&mut ctx, &bucket, &key, &source).await,
+        Endpoint::CompleteMultipartUpload { bucket, key } => {
+            multipart::complete_multipart_upload(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::AbortMultipartUpload { bucket, key } => {
+            multipart::abort_multipart_upload(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::ListParts { bucket, key } => multipart::list_parts(&mut ctx, &bucket, &key).await,
+        Endpoint::ListMultipartUploads { bucket } => {
+            multipart::list_multipart_uploads(&mut ctx, &bucket).await
         }
     }
 }

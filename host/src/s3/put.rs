@@ -292,7 +292,11 @@ pub async fn put_object(
     }
 
     let body = ctx.take_body()?;
-    let staged = ctx.app.store.stage_body(body, algorithm, max).await?;
+    let staged = ctx
+        .app
+        .store
+        .stage_body(body, algorithm, max, false)
+        .await?;
     if let Some(n) = declared
         && n != staged.size
     {
@@ -336,7 +340,7 @@ pub async fn put_object(
         && let Some(c) = &meta.checksum
     {
         set_header(h, c.algorithm.header(), &c.value);
-        set_header(h, "x-amz-checksum-type", "FULL_OBJECT");
+        set_header(h, "x-amz-checksum-type", c.kind.name());
     }
     Ok(r)
 }

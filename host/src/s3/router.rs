@@ -50,19 +50,116 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     ListBuckets,
-    CreateBucket { bucket: String },
-    HeadBucket { bucket: String },
-    DeleteBucket { bucket: String },
-    GetBucketLocation { bucket: String },
-    GetBucketVersioning { bucket: String },
-    ListObjects { bucket: String },
-    ListObjectsV2 { bucket: String },
-    ListObjectVersions { bucket: String },
-    DeleteObjects { bucket: String },
-    PutObject { bucket: String, key: String },
-    GetObject { bucket: String, key: String },
-    HeadObject { bucket: String, key: String },
-    DeleteObject { bucket: String, key: String },
+    CreateBucket {
+        bucket: String,
+    },
+    HeadBucket {
+        bucket: String,
+    },
+    DeleteBucket {
+        bucket: String,
+    },
+    GetBucketLocation {
+        bucket: String,
+    },
+    GetBucketVersioning {
+        bucket: String,
+    },
+    ListObjects {
+        bucket: String,
+    },
+    ListObjectsV2 {
+        bucket: String,
+    },
+    ListObjectVersions {
+        bucket: String,
+    },
+    DeleteObjects {
+        bucket: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+    },
+    CopyObject {
+        bucket: String,
+        key: String,
+        source: CopySource,
+    },
+    GetObject {
+        bucket: String,
+        key: String,
+    },
+    HeadObject {
+        bucket: String,
+        key: String,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
+    CreateMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    UploadPart {
+        bucket: String,
+        key: String,
+    },
+    UploadPartCopy {
+        bucket: String,
+        key: String,
+        source: CopySource,
+    },
+    CompleteMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    AbortMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    ListParts {
+        bucket: String,
+        key: String,
+    },
+    ListMultipartUploads {
+        bucket: String,
+    },
+}
+
+/// The object named by `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, with an
+/// optional `?versionId=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+impl CopySource {
+    pub fn parse(header: &str) -> S3Result<CopySource> {
+        let invalid = || {
+            S3Error::invalid_argument("Invalid copy source object key")
+                .with("ArgumentName", "x-amz-copy-source")
+                .with("ArgumentValue", header)
+        };
+        let (path, query) = header.split_once('?').unwrap_or((header, ""));
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+        let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (bucket, key) = decoded.split_once('/').ok_or_else(invalid)?;
+        if bucket.is_empty() || key.is_empty() {
+            return Err(invalid());
+        }
+        check_key(key)?;
+        let version_id = Query::parse(query)?.get("versionId").map(str::to_string);
+        Ok(CopySource {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id,
+        })
+    }
 }
 
 /// Every endpoint's action name, for checks that each has a policy action.
@@ -77,6 +174,9 @@ pub const ACTIONS: &[&str] = &[
     "s3:DeleteObject",
     "s3:PutObject",
     "s3:GetObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:ListBucketMultipartUploads",
 ];
 
 impl Endpoint {
@@ -97,6 +197,14 @@ impl Endpoint {
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
             Endpoint::DeleteObject { .. } => "DeleteObject",
+            Endpoint::CopyObject { .. } => "CopyObject",
+            Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            Endpoint::UploadPart { .. } => "UploadPart",
+            Endpoint::UploadPartCopy { .. } => "UploadPartCopy",
+            Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "ListParts",
+            Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
         }
     }
 
@@ -113,7 +221,15 @@ impl Endpoint {
             Endpoint::GetBucketVersioning { .. } => "s3:GetBucketVersioning",
             Endpoint::ListObjectVersions { .. } => "s3:ListBucketVersions",
             Endpoint::DeleteObjects { .. } | Endpoint::DeleteObject { .. } => "s3:DeleteObject",
-            Endpoint::PutObject { .. } => "s3:PutObject",
+            Endpoint::PutObject { .. }
+            | Endpoint::CopyObject { .. }
+            | Endpoint::CreateMultipartUpload { .. }
+            | Endpoint::UploadPart { .. }
+            | Endpoint::UploadPartCopy { .. }
+            | Endpoint::CompleteMultipartUpload { .. } => "s3:PutObject",
+            Endpoint::AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "s3:ListMultipartUploadParts",
+            Endpoint::ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
             Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
         }
     }
@@ -130,6 +246,14 @@ impl Endpoint {
             | Endpoint::ListObjectsV2 { bucket }
             | Endpoint::ListObjectVersions { bucket }
             | Endpoint::DeleteObjects { bucket }
+            | Endpoint::ListMultipartUploads { bucket }
+            | Endpoint::CopyObject { bucket, .. }
+            | Endpoint::CreateMultipartUpload { bucket, .. }
+            | Endpoint::UploadPart { bucket, .. }
+            | Endpoint::UploadPartCopy { bucket, .. }
+            | Endpoint::CompleteMultipartUpload { bucket, .. }
+            | Endpoint::AbortMultipartUpload { bucket, .. }
+            | Endpoint::ListParts { bucket, .. }
             | Endpoint::PutObject { bucket, .. }
             | Endpoint::GetObject { bucket, .. }
             | Endpoint::HeadObject { bucket, .. }
@@ -140,6 +264,13 @@ impl Endpoint {
     pub fn key(&self) -> Option<&str> {
         match self {
             Endpoint::PutObject { key, .. }
+            | Endpoint::CopyObject { key, .. }
+            | Endpoint::CreateMultipartUpload { key, .. }
+            | Endpoint::UploadPart { key, .. }
+            | Endpoint::UploadPartCopy { key, .. }
+            | Endpoint::CompleteMultipartUpload { key, .. }
+            | Endpoint::AbortMultipartUpload { key, .. }
+            | Endpoint::ListParts { key, .. }
             | Endpoint::GetObject { key, .. }
             | Endpoint::HeadObject { key, .. }
             | Endpoint::DeleteObject { key, .. } => Some(key),
@@ -266,7 +397,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "uploads",
     "website",
     "session",
 ];
@@ -280,8 +410,6 @@ const OBJECT_SUBRESOURCES: &[&str] = &[
     "select",
     "tagging",
     "torrent",
-    "uploadId",
-    "uploads",
 ];
 
 /// Picks the endpoint for a request.
@@ -289,7 +417,7 @@ pub fn route(
     method: &Method,
     target: &Target,
     query: &Query,
-    has_copy_source: bool,
+    copy_source: Option<&str>,
 ) -> S3Result<Endpoint> {
     let Some(bucket) = target.bucket.clone() else {
         return match *method {
@@ -311,9 +439,12 @@ pub fn route(
             if *method == Method::POST && query.has("delete") {
                 return Ok(Endpoint::DeleteObjects { bucket });
             }
+            if *method == Method::GET && query.has("uploads") {
+                return Ok(Endpoint::ListMultipartUploads { bucket });
+            }
             if let Some(sub) = BUCKET_SUBRESOURCES
                 .iter()
-                .chain(["versioning", "versions", "delete", "location"].iter())
+                .chain(["versioning", "versions", "delete", "location", "uploads"].iter())
                 .find(|s| query.has(s))
             {
                 return Err(not_implemented(&format!("?{sub}")));
@@ -336,9 +467,37 @@ pub fn route(
                 return Err(not_implemented(&format!("?{sub}")));
             }
             let key = key.clone();
+            let source = copy_source.map(CopySource::parse).transpose()?;
+            if query.has("uploadId") {
+                return match (method.clone(), source) {
+                    (Method::PUT, Some(source)) if query.has("partNumber") => {
+                        Ok(Endpoint::UploadPartCopy {
+                            bucket,
+                            key,
+                            source,
+                        })
+                    }
+                    (Method::PUT, None) if query.has("partNumber") => {
+                        Ok(Endpoint::UploadPart { bucket, key })
+                    }
+                    (Method::POST, _) => Ok(Endpoint::CompleteMultipartUpload { bucket, key }),
+                    (Method::DELETE, _) => Ok(Endpoint::AbortMultipartUpload { bucket, key }),
+                    (Method::GET, _) => Ok(Endpoint::ListParts { bucket, key }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if *method == Method::POST && query.has("uploads") {
+                return Ok(Endpoint::CreateMultipartUpload { bucket, key });
+            }
             match *method {
-                Method::PUT if has_copy_source => Err(not_implemented("x-amz-copy-source")),
-                Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
+                Method::PUT => match source {
+                    Some(source) => Ok(Endpoint::CopyObject {
+                        bucket,
+                        key,
+                        source,
+                    }),
+                    None => Ok(Endpoint::PutObject { bucket, key }),
+                },
                 Method::GET => Ok(Endpoint::GetObject { bucket, key }),
                 Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
                 Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
@@ -430,13 +589,13 @@ mod tests {
             key: Some("k".repeat(1025)),
             virtual_host: false,
         };
-        let e = route(&Method::PUT, &long, &q, false).unwrap_err();
+        let e = route(&Method::PUT, &long, &q, None).unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyTooLongError);
         let nul = Target {
             bucket: Some("b".into()),
             key: Some("a\0b".into()),
             virtual_host: false,
         };
-        assert!(route(&Method::PUT, &nul, &q, false).is_err());
+        assert!(route(&Method::PUT, &nul, &q, None).is_err());
     }
 }

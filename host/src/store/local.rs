@@ -16,10 +16,12 @@ use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
 use super::list::{Feed, PageBuilder};
-use super::tables::{BUCKETS, INLINE_BODIES, OBJECTS};
+use super::tables::{BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, UPLOAD_KEYS, UPLOADS};
+use super::uploads::{self, CompleteArgs};
 use super::{
-    BodyLocation, BodyStream, BucketInfo, ByteRange, ListPage, ListQuery, NewObject, ObjectMeta,
-    StagedBody, Store, StoreError, WriteCondition,
+    BodyLocation, BodyStream, BucketInfo, ByteRange, CompletedPart, ListPage, ListQuery, NewObject,
+    NewUpload, ObjectMeta, PartInfo, StagedBody, Store, StoreError, UploadInfo, UploadListPage,
+    UploadListQuery, WriteCondition,
 };
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
 
@@ -72,14 +74,35 @@ enum MetaOp {
     },
     CreateBucket(BucketInfo),
     DeleteBucket(String),
+    CreateUpload(Box<UploadInfo>),
+    PutPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part: Box<PartInfo>,
+    },
+    CompleteUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        parts: Vec<CompletedPart>,
+        condition: WriteCondition,
+    },
+    AbortUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
 }
 
 #[derive(Default)]
 struct Outcome {
     /// The operation found something to replace or remove.
     existed: bool,
-    /// A body file no longer referenced once the commit is durable.
-    freed: Option<String>,
+    /// Body files no longer referenced once the commit is durable.
+    freed: Vec<String>,
+    /// The object a completion produced.
+    completed: Option<ObjectMeta>,
 }
 
 struct CommitJob {
@@ -93,11 +116,11 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp() * 1000
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("metadata serializes")
 }
 
@@ -117,6 +140,10 @@ impl LocalStore {
             txn.open_table(BUCKETS)?;
             txn.open_table(OBJECTS)?;
             txn.open_table(INLINE_BODIES)?;
+            txn.open_table(UPLOADS)?;
+            txn.open_table(UPLOAD_KEYS)?;
+            txn.open_table(PARTS)?;
+            txn.open_table(COMPLETED)?;
             txn.commit()?;
         }
         let removed = Self::collect_orphans(&db, root)?;
@@ -147,9 +174,13 @@ impl LocalStore {
         for row in objects.iter()? {
             let (_, v) = row?;
             let meta: ObjectMeta = decode(v.value())?;
-            if let BodyLocation::File(id) = meta.body {
-                referenced.insert(id);
-            }
+            referenced.extend(meta.body.file_ids().into_iter().map(String::from));
+        }
+        let parts = txn.open_table(PARTS)?;
+        for row in parts.iter()? {
+            let (_, v) = row?;
+            let part: PartInfo = decode(v.value())?;
+            referenced.insert(part.body_id);
         }
         let mut removed = 0;
         for id in on_disk {
@@ -299,7 +330,9 @@ impl Store for LocalStore {
         mut body: BodyStream,
         algorithm: Option<ChecksumAlgorithm>,
         max_size: u64,
+        as_file: bool,
     ) -> Result<StagedBody, StoreError> {
+        let inline_limit = if as_file { 0 } else { self.inline_threshold };
         let mut md5 = Md5Hasher::default();
         let mut hasher = ChecksumHasher::new(algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme));
         let mut size: u64 = 0;
@@ -315,7 +348,7 @@ impl Store for LocalStore {
             md5.update(&chunk);
             hasher.update(&chunk);
             buf.extend_from_slice(&chunk);
-            if file.is_none() && buf.len() > self.inline_threshold {
+            if file.is_none() && buf.len() > inline_limit {
                 file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
             }
             if let Some(f) = file.as_mut()
@@ -323,6 +356,10 @@ impl Store for LocalStore {
             {
                 f.write(buf.split().freeze()).await?;
             }
+        }
+        if file.is_none() && as_file {
+            // An empty part still needs its (empty) file.
+            file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
         }
         let (location, inline, guard) = match file {
             None => (BodyLocation::Inline(id), Some(buf.freeze()), None),
@@ -410,23 +447,45 @@ impl Store for LocalStore {
                 let part = bytes.slice((start as usize).min(end)..end);
                 Ok(Box::pin(futures::stream::once(async move { Ok(part) })))
             }
-            BodyLocation::File(id) => {
-                let path = body_path(&self.root, id);
-                let mut f = match tokio::fs::File::open(&path).await {
-                    Ok(f) => f,
-                    // Replaced and removed since the metadata was read.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(StoreError::NoSuchKey);
+            BodyLocation::File(id) => open_file_range(&self.root, id, start, len)
+                .await
+                .map_err(not_found_is_replaced),
+            BodyLocation::Multipart(parts) => {
+                // The part files that overlap [start, start+len), with offsets inside each.
+                let mut segments = Vec::new();
+                let mut part_start = 0u64;
+                let end = start + len;
+                for p in parts {
+                    let part_end = part_start + p.size;
+                    if part_end > start && part_start < end && p.size > 0 {
+                        let from = start.max(part_start) - part_start;
+                        let to = end.min(part_end) - part_start;
+                        segments.push((p.id.clone(), from, to - from));
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                if start > 0 {
-                    f.seek(std::io::SeekFrom::Start(start)).await?;
+                    part_start = part_end;
                 }
-                let reader = f.take(len);
-                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    reader, READ_CHUNK,
-                )))
+                let mut segments = segments.into_iter();
+                let Some((id, off, n)) = segments.next() else {
+                    return Ok(Box::pin(futures::stream::empty()));
+                };
+                // The first file is opened now so that a replaced object is noticed up front.
+                let first = open_file_range(&self.root, &id, off, n)
+                    .await
+                    .map_err(not_found_is_replaced)?;
+                let root = self.root.clone();
+                let rest = futures::stream::iter(segments)
+                    .then(move |(id, off, n)| {
+                        let root = root.clone();
+                        async move { open_file_range(&root, &id, off, n).await }
+                    })
+                    .map(|opened| match opened {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            Box::pin(futures::stream::once(async move { Err(e) })) as BodyStream
+                        }
+                    })
+                    .flatten();
+                Ok(Box::pin(first.chain(rest)))
             }
         }
     }
@@ -446,6 +505,133 @@ impl Store for LocalStore {
         .map(|o| o.existed)
     }
 
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: NewUpload,
+    ) -> Result<String, StoreError> {
+        let info = UploadInfo {
+            upload_id: uploads::new_upload_id(chrono::Utc::now().timestamp_millis()),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            initiated: now_millis(),
+            owner_id: upload.owner_id,
+            headers: upload.headers,
+            user_meta: upload.user_meta,
+            checksum_algorithm: upload.checksum_algorithm,
+            checksum_type: upload.checksum_type,
+        };
+        let id = info.upload_id.clone();
+        self.submit(MetaOp::CreateUpload(Box::new(info))).await?;
+        Ok(id)
+    }
+
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadInfo, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(UPLOADS)?;
+        uploads::read_upload(&t, bucket, key, upload_id)
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        mut staged: StagedBody,
+    ) -> Result<PartInfo, StoreError> {
+        let BodyLocation::File(body_id) = staged.location.clone() else {
+            return Err(StoreError::Meta("a part body must be a file".into()));
+        };
+        let part = PartInfo {
+            part_number,
+            size: staged.size,
+            etag: hex::encode(staged.md5),
+            last_modified: now_millis(),
+            checksum: staged.checksum.clone(),
+            body_id,
+        };
+        self.submit(MetaOp::PutPart {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            part: Box::new(part.clone()),
+        })
+        .await?;
+        if let Some(g) = staged.guard.as_mut() {
+            g.disarm();
+        }
+        Ok(part)
+    }
+
+    async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<(Vec<PartInfo>, bool), StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PARTS)?;
+        uploads::list_parts(&t, upload_id, after, max)
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: &UploadListQuery,
+    ) -> Result<UploadListPage, StoreError> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            return Err(StoreError::NoSuchBucket(bucket.to_string()));
+        }
+        let keys = txn.open_table(UPLOAD_KEYS)?;
+        let ups = txn.open_table(UPLOADS)?;
+        uploads::list(&keys, &ups, bucket, query)
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        condition: WriteCondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        let outcome = self
+            .submit(MetaOp::CompleteUpload {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                upload_id: upload_id.to_string(),
+                parts,
+                condition,
+            })
+            .await?;
+        outcome
+            .completed
+            .ok_or_else(|| StoreError::Meta("completion produced no object".into()))
+    }
+
+    async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::AbortUpload {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
         let db = self.db.clone();
         let bucket = bucket.to_string();
@@ -454,6 +640,32 @@ impl Store for LocalStore {
             .await
             .map_err(|e| StoreError::Meta(e.to_string()))?
     }
+}
+
+/// A body read from a missing file means the object was replaced since its metadata was read.
+fn not_found_is_replaced(e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NoSuchKey
+    } else {
+        StoreError::Io(e)
+    }
+}
+
+/// Streams `len` bytes of body file `id` from `offset`.
+async fn open_file_range(
+    root: &Path,
+    id: &str,
+    offset: u64,
+    len: u64,
+) -> Result<BodyStream, std::io::Error> {
+    let mut f = tokio::fs::File::open(body_path(root, id)).await?;
+    if offset > 0 {
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+        f.take(len),
+        READ_CHUNK,
+    )))
 }
 
 fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
@@ -547,11 +759,8 @@ fn commit_loop(db: Arc<Database>, root: PathBuf, rx: mpsc::Receiver<CommitJob>) 
         };
         let mut freed = Vec::new();
         for (job, result) in batch.into_iter().zip(results) {
-            if let Ok(Outcome {
-                freed: Some(id), ..
-            }) = &result
-            {
-                freed.push(id.clone());
+            if let Ok(outcome) = &result {
+                freed.extend(outcome.freed.iter().cloned());
             }
             let _ = job.reply.send(result);
         }
@@ -569,11 +778,18 @@ fn apply_batch(
     txn.set_durability(Durability::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     {
-        let mut buckets = txn.open_table(BUCKETS)?;
-        let mut objects = txn.open_table(OBJECTS)?;
-        let mut inline = txn.open_table(INLINE_BODIES)?;
+        let mut t = Tables {
+            buckets: txn.open_table(BUCKETS)?,
+            objects: txn.open_table(OBJECTS)?,
+            inline: txn.open_table(INLINE_BODIES)?,
+            uploads: txn.open_table(UPLOADS)?,
+            upload_keys: txn.open_table(UPLOAD_KEYS)?,
+            parts: txn.open_table(PARTS)?,
+            completed: txn.open_table(COMPLETED)?,
+        };
+        let now = now_millis();
         for job in batch {
-            let r = apply_one(&job.op, &mut buckets, &mut objects, &mut inline);
+            let r = apply_one(&job.op, &mut t, now);
             // A failure of the metadata store itself aborts the whole batch.
             if let Err(e @ (StoreError::Meta(_) | StoreError::Io(_))) = &r {
                 return Err(StoreError::Meta(e.to_string()));
@@ -585,42 +801,74 @@ fn apply_batch(
     Ok(results)
 }
 
-type Table<'t, K, V> = redb::Table<'t, K, V>;
+type Table<'t, K> = redb::Table<'t, K, &'static [u8]>;
 
-fn apply_one(
-    op: &MetaOp,
-    buckets: &mut Table<&'static str, &'static [u8]>,
-    objects: &mut Table<(&'static str, &'static str), &'static [u8]>,
-    inline: &mut Table<&'static str, &'static [u8]>,
-) -> Result<Outcome, StoreError> {
+/// Every table a metadata operation may touch, open in one write transaction.
+struct Tables<'t> {
+    buckets: Table<'t, &'static str>,
+    objects: Table<'t, (&'static str, &'static str)>,
+    inline: Table<'t, &'static str>,
+    uploads: Table<'t, &'static str>,
+    upload_keys: Table<'t, (&'static str, &'static str, &'static str)>,
+    parts: Table<'t, (&'static str, u32)>,
+    completed: Table<'t, &'static str>,
+}
+
+fn require_bucket(t: &Tables<'_>, bucket: &str) -> Result<(), StoreError> {
+    if t.buckets.get(bucket)?.is_none() {
+        return Err(StoreError::NoSuchBucket(bucket.to_string()));
+    }
+    Ok(())
+}
+
+/// Applies one operation. Logical failures (preconditions, missing things) are detected before
+/// anything is written, so a failed operation leaves the transaction as it found it.
+fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, StoreError> {
     match op {
         MetaOp::CreateBucket(info) => {
-            if let Some(existing) = buckets.get(info.name.as_str())? {
+            if let Some(existing) = t.buckets.get(info.name.as_str())? {
                 let existing: BucketInfo = decode(existing.value())?;
                 return Err(StoreError::BucketExists {
                     bucket: info.name.clone(),
                     owner_id: existing.owner_id,
                 });
             }
-            buckets.insert(info.name.as_str(), encode(info).as_slice())?;
+            t.buckets
+                .insert(info.name.as_str(), encode(info).as_slice())?;
             Ok(Outcome::default())
         }
         MetaOp::DeleteBucket(name) => {
-            if buckets.get(name.as_str())?.is_none() {
-                return Err(StoreError::NoSuchBucket(name.clone()));
-            }
-            let mut range = objects.range::<(&str, &str)>((name.as_str(), "")..)?;
-            if let Some(row) = range.next() {
-                let (k, _) = row?;
-                if k.value().0 == name.as_str() {
-                    return Err(StoreError::BucketNotEmpty(name.clone()));
+            require_bucket(t, name)?;
+            {
+                let mut range = t.objects.range::<(&str, &str)>((name.as_str(), "")..)?;
+                if let Some(row) = range.next() {
+                    let (k, _) = row?;
+                    if k.value().0 == name.as_str() {
+                        return Err(StoreError::BucketNotEmpty(name.clone()));
+                    }
                 }
             }
-            drop(range);
-            buckets.remove(name.as_str())?;
+            // In-progress uploads go with the bucket.
+            let page = uploads::list(
+                &t.upload_keys,
+                &t.uploads,
+                name,
+                &UploadListQuery {
+                    max_uploads: usize::MAX,
+                    ..Default::default()
+                },
+            )?;
+            let mut freed = Vec::new();
+            for info in &page.uploads {
+                let removed =
+                    uploads::remove_upload(&mut t.uploads, &mut t.upload_keys, &mut t.parts, info)?;
+                freed.extend(removed.into_iter().map(|p| p.body_id));
+            }
+            t.buckets.remove(name.as_str())?;
             Ok(Outcome {
                 existed: true,
-                freed: None,
+                freed,
+                completed: None,
             })
         }
         MetaOp::PutObject {
@@ -630,10 +878,8 @@ fn apply_one(
             inline: body,
             condition,
         } => {
-            if buckets.get(bucket.as_str())?.is_none() {
-                return Err(StoreError::NoSuchBucket(bucket.clone()));
-            }
-            let old: Option<ObjectMeta> = match objects.get((bucket.as_str(), key.as_str()))? {
+            require_bucket(t, bucket)?;
+            let old: Option<ObjectMeta> = match t.objects.get((bucket.as_str(), key.as_str()))? {
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
@@ -649,23 +895,24 @@ fn apply_one(
                     Some(_) => {}
                 }
             }
-            if let Some(bytes) = body {
-                inline.insert(meta.body.id(), bytes.as_ref())?;
+            if let (Some(bytes), BodyLocation::Inline(id)) = (body, &meta.body) {
+                t.inline.insert(id.as_str(), bytes.as_ref())?;
             }
-            objects.insert((bucket.as_str(), key.as_str()), encode(meta).as_slice())?;
-            Ok(release(old, inline)?)
+            t.objects.insert(
+                (bucket.as_str(), key.as_str()),
+                encode(meta.as_ref()).as_slice(),
+            )?;
+            release(old, &mut t.inline)
         }
         MetaOp::DeleteObject {
             bucket,
             key,
             if_match,
         } => {
-            if buckets.get(bucket.as_str())?.is_none() {
-                return Err(StoreError::NoSuchBucket(bucket.clone()));
-            }
+            require_bucket(t, bucket)?;
             if let Some(expected) = if_match {
                 let current: Option<ObjectMeta> =
-                    match objects.get((bucket.as_str(), key.as_str()))? {
+                    match t.objects.get((bucket.as_str(), key.as_str()))? {
                         Some(v) => Some(decode(v.value())?),
                         None => None,
                     };
@@ -677,11 +924,73 @@ fn apply_one(
                     Some(_) => {}
                 }
             }
-            let old: Option<ObjectMeta> = match objects.remove((bucket.as_str(), key.as_str()))? {
+            let old: Option<ObjectMeta> = match t.objects.remove((bucket.as_str(), key.as_str()))? {
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
-            Ok(release(old, inline)?)
+            release(old, &mut t.inline)
+        }
+        MetaOp::CreateUpload(info) => {
+            require_bucket(t, &info.bucket)?;
+            uploads::insert_upload(&mut t.uploads, &mut t.upload_keys, info)?;
+            Ok(Outcome::default())
+        }
+        MetaOp::PutPart {
+            bucket,
+            key,
+            upload_id,
+            part,
+        } => {
+            let replaced =
+                uploads::insert_part(&t.uploads, &mut t.parts, bucket, key, upload_id, part)?;
+            Ok(Outcome {
+                existed: replaced.is_some(),
+                freed: replaced.into_iter().collect(),
+                completed: None,
+            })
+        }
+        MetaOp::CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            parts,
+            condition,
+        } => {
+            require_bucket(t, bucket)?;
+            let done = uploads::complete(
+                &CompleteArgs {
+                    bucket,
+                    key,
+                    upload_id,
+                    parts,
+                    condition,
+                    now,
+                },
+                &mut t.objects,
+                &mut t.uploads,
+                &mut t.upload_keys,
+                &mut t.parts,
+                &mut t.completed,
+            )?;
+            let mut outcome = release(done.replaced, &mut t.inline)?;
+            // The replaced object's files are already in `done.freed`.
+            outcome.freed = done.freed;
+            outcome.completed = Some(done.meta);
+            Ok(outcome)
+        }
+        MetaOp::AbortUpload {
+            bucket,
+            key,
+            upload_id,
+        } => {
+            let info = uploads::read_upload(&t.uploads, bucket, key, upload_id)?;
+            let removed =
+                uploads::remove_upload(&mut t.uploads, &mut t.upload_keys, &mut t.parts, &info)?;
+            Ok(Outcome {
+                existed: true,
+                freed: removed.into_iter().map(|p| p.body_id).collect(),
+                completed: None,
+            })
         }
     }
 }
@@ -690,21 +999,18 @@ fn apply_one(
 /// files after the commit is durable.
 fn release(
     old: Option<ObjectMeta>,
-    inline: &mut Table<&'static str, &'static [u8]>,
+    inline: &mut Table<&'static str>,
 ) -> Result<Outcome, StoreError> {
     let Some(old) = old else {
         return Ok(Outcome::default());
     };
-    let freed = match old.body {
-        BodyLocation::Inline(id) => {
-            inline.remove(id.as_str())?;
-            None
-        }
-        BodyLocation::File(id) => Some(id),
-    };
+    if let BodyLocation::Inline(id) = &old.body {
+        inline.remove(id.as_str())?;
+    }
     Ok(Outcome {
         existed: true,
-        freed,
+        freed: old.body.file_ids().into_iter().map(String::from).collect(),
+        completed: None,
     })
 }
 

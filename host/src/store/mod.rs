@@ -5,6 +5,7 @@ pub mod files;
 pub mod list;
 pub mod local;
 mod tables;
+pub mod uploads;
 
 use std::pin::Pin;
 
@@ -16,6 +17,9 @@ use crate::checksum::{Checksum, ChecksumAlgorithm};
 
 pub use list::{ListPage, ListQuery};
 pub use local::LocalStore;
+pub use uploads::{
+    CompletedPart, NewUpload, PartInfo, UploadInfo, UploadListPage, UploadListQuery,
+};
 
 /// A body streamed through the store; errors end it.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -46,6 +50,16 @@ pub enum StoreError {
     Meta(String),
     #[error("metadata record is corrupt: {0}")]
     Corrupt(String),
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("part {0} was not found or its ETag does not match")]
+    InvalidPart(u32),
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than the minimum allowed size")]
+    EntityTooSmall(u32),
+    #[error("the checksum of part {0} does not match")]
+    InvalidPartChecksum(u32),
 }
 
 macro_rules! meta_error_from {
@@ -81,12 +95,48 @@ pub enum BodyLocation {
     Inline(String),
     /// A file under the hashed fan-out, named by this id.
     File(String),
+    /// The part files of a completed multipart upload, in order (linked, never copied).
+    Multipart(Vec<PartBody>),
+}
+
+/// One part file of a multipart object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartBody {
+    pub id: String,
+    pub size: u64,
 }
 
 impl BodyLocation {
-    pub fn id(&self) -> &str {
+    /// Body files this location references.
+    pub fn file_ids(&self) -> Vec<&str> {
         match self {
-            BodyLocation::Inline(id) | BodyLocation::File(id) => id,
+            BodyLocation::Inline(_) => Vec::new(),
+            BodyLocation::File(id) => vec![id.as_str()],
+            BodyLocation::Multipart(parts) => parts.iter().map(|p| p.id.as_str()).collect(),
+        }
+    }
+
+    /// Byte ranges of the parts (`start..=end`), for `partNumber` requests; one part otherwise.
+    pub fn part_ranges(&self, size: u64) -> Vec<ByteRange> {
+        match self {
+            BodyLocation::Multipart(parts) => {
+                let mut start = 0;
+                parts
+                    .iter()
+                    .map(|p| {
+                        let r = ByteRange {
+                            start,
+                            end: (start + p.size).saturating_sub(1),
+                        };
+                        start += p.size;
+                        r
+                    })
+                    .collect()
+            }
+            _ => vec![ByteRange {
+                start: 0,
+                end: size.saturating_sub(1),
+            }],
         }
     }
 }
@@ -164,12 +214,14 @@ pub trait Store: Send + Sync {
     async fn list_buckets(&self) -> Result<Vec<BucketInfo>, StoreError>;
 
     /// Streams `body` to stable storage, computing MD5 and `algorithm` (CRC64NVME when the
-    /// client asked for none, as S3 does). Fails with `TooLarge` past `max_size`.
+    /// client asked for none, as S3 does). Fails with `TooLarge` past `max_size`. Small bodies
+    /// may be kept inline unless `as_file` (multipart parts are always files).
     async fn stage_body(
         &self,
         body: BodyStream,
         algorithm: Option<ChecksumAlgorithm>,
         max_size: u64,
+        as_file: bool,
     ) -> Result<StagedBody, StoreError>;
     /// Drops a staged body that will not be committed.
     async fn discard(&self, staged: StagedBody);
@@ -198,4 +250,56 @@ pub trait Store: Send + Sync {
         if_match: Option<&str>,
     ) -> Result<bool, StoreError>;
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError>;
+
+    /// Starts a multipart upload and returns its id.
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: NewUpload,
+    ) -> Result<String, StoreError>;
+    /// The upload, which must belong to `bucket`/`key` (`NoSuchUpload` otherwise).
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadInfo, StoreError>;
+    /// Makes a staged body part `part_number` of the upload, replacing an earlier one.
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        staged: StagedBody,
+    ) -> Result<PartInfo, StoreError>;
+    /// Parts after `after`, at most `max`; the flag says whether more follow.
+    async fn list_parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<(Vec<PartInfo>, bool), StoreError>;
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: &UploadListQuery,
+    ) -> Result<UploadListPage, StoreError>;
+    /// Assembles the listed parts into the object, atomically and durably. Completing an upload
+    /// that already completed returns the same object metadata.
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        condition: WriteCondition,
+    ) -> Result<ObjectMeta, StoreError>;
+    async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError>;
 }

@@ -8,3 +8,12 @@ pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets"
 pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
 /// body id -> bytes of a small object stored inline.
 pub const INLINE_BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("inline_bodies");
+/// upload id -> `UploadInfo`
+pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+/// (bucket, key, upload id) -> empty; lists uploads in key order.
+pub const UPLOAD_KEYS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("upload_keys");
+/// (upload id, part number) -> `PartInfo`
+pub const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
+/// upload id -> `CompletedRecord` (so completing twice answers the same)
+pub const COMPLETED: TableDefinition<&str, &[u8]> = TableDefinition::new("completed_uploads");

@@ -1,0 +1,132 @@
+//! CopyObject, and the copy-source handling UploadPartCopy shares with it: the source object,
+//! its `x-amz-copy-source-if-*` conditionals and the metadata/tagging directives.
+
+use axum::body::Body;
+use http::{Response, StatusCode};
+
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::get::http_date_secs;
+use super::put::{object_headers, requested_checksum, write_condition};
+use super::router::CopySource;
+use super::xml::{self, XmlWriter};
+use super::{RequestCtx, xml_response};
+use crate::store::local::etag_matches;
+use crate::store::{NewObject, ObjectMeta};
+
+/// Looks up the copy source and applies the `x-amz-copy-source-if-*` conditions.
+pub async fn source_object(ctx: &RequestCtx<'_>, source: &CopySource) -> S3Result<ObjectMeta> {
+    if let Some(v) = &source.version_id
+        && v != "null"
+    {
+        return Err(
+            S3Error::new(ErrorCode::InvalidArgument, "Invalid version id specified")
+                .with("ArgumentName", "x-amz-copy-source"),
+        );
+    }
+    ctx.existing_bucket(&source.bucket).await?;
+    let meta = ctx
+        .app
+        .store
+        .object(&source.bucket, &source.key)
+        .await?
+        .ok_or_else(|| S3Error::no_such_key(&source.key))?;
+    let modified = meta.last_modified / 1000;
+    let failed = |what: &str| S3Error::precondition_failed(what);
+    let if_match = ctx.header("x-amz-copy-source-if-match");
+    let if_none_match = ctx.header("x-amz-copy-source-if-none-match");
+    let since = |name: &str| ctx.header(name).and_then(http_date_secs);
+    if let Some(m) = if_match {
+        if !etag_matches(m, &meta.etag) {
+            return Err(failed("x-amz-copy-source-If-Match"));
+        }
+    } else if let Some(t) = since("x-amz-copy-source-if-unmodified-since")
+        && modified > t
+    {
+        return Err(failed("x-amz-copy-source-If-Unmodified-Since"));
+    }
+    if let Some(m) = if_none_match {
+        if etag_matches(m, &meta.etag) {
+            return Err(failed("x-amz-copy-source-If-None-Match"));
+        }
+    } else if let Some(t) = since("x-amz-copy-source-if-modified-since")
+        && modified <= t
+    {
+        return Err(failed("x-amz-copy-source-If-Modified-Since"));
+    }
+    Ok(meta)
+}
+
+fn directive(ctx: &RequestCtx<'_>, name: &str) -> S3Result<bool> {
+    match ctx.header(name).map(|v| v.trim().to_ascii_uppercase()) {
+        None => Ok(false),
+        Some(v) if v == "COPY" => Ok(false),
+        Some(v) if v == "REPLACE" => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument(format!("Unknown {name}"))
+            .with("ArgumentName", name.to_string())),
+    }
+}
+
+pub async fn copy_object(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+    source: &CopySource,
+) -> S3Result<Response<Body>> {
+    ctx.existing_bucket(bucket).await?;
+    let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
+    directive(ctx, "x-amz-tagging-directive")?;
+    let src = source_object(ctx, source).await?;
+    if source.bucket == bucket && source.key == key && !replace_meta {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let (algorithm, _) = requested_checksum(ctx)?;
+    let algorithm = algorithm
+        .or(ctx
+            .header("x-amz-checksum-algorithm")
+            .and_then(crate::checksum::ChecksumAlgorithm::from_name))
+        .or(src.checksum.as_ref().map(|c| c.algorithm));
+    let (headers, user_meta) = if replace_meta {
+        object_headers(ctx)?
+    } else {
+        (src.headers.clone(), src.user_meta.clone())
+    };
+    let condition = write_condition(ctx)?;
+    let body = ctx.app.store.open_body(&src, None).await?;
+    let staged = ctx
+        .app
+        .store
+        .stage_body(body, algorithm, ctx.app.config.max_object_size, false)
+        .await?;
+    let owner_id = ctx.principal.id().unwrap_or("").to_string();
+    let meta = ctx
+        .app
+        .store
+        .commit_object(
+            bucket,
+            key,
+            NewObject {
+                owner_id,
+                headers,
+                user_meta,
+            },
+            staged,
+            condition,
+        )
+        .await?;
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &xml::iso8601(meta.last_modified))
+        .elem("ETag", &format!("\"{}\"", meta.etag));
+    if let Some(c) = &meta.checksum {
+        w.elem(&checksum_element(c.algorithm), &c.value)
+            .elem("ChecksumType", c.kind.name());
+    }
+    Ok(xml_response(StatusCode::OK, w.finish("CopyObjectResult")))
+}
+
+/// The XML element of a checksum value (`ChecksumCRC32`, ...).
+pub fn checksum_element(algorithm: crate::checksum::ChecksumAlgorithm) -> String {
+    format!("Checksum{}", algorithm.name())
+}

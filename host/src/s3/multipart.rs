@@ -1,0 +1,556 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+
+use axum::body::Body;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+
+use super::copy::{checksum_element, source_object};
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::get::{RangeRequest, parse_range};
+use super::put::{content_md5, object_headers, requested_checksum, verify_staged, write_condition};
+use super::router::CopySource;
+use super::xml::{self, XmlWriter};
+use super::{RequestCtx, empty_response, set_header, xml_response};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
+use crate::store::uploads::MAX_PART_NUMBER;
+use crate::store::{CompletedPart, NewUpload, UploadInfo, UploadListQuery};
+
+/// Largest single part, as S3 limits it.
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Largest CompleteMultipartUpload document (10000 parts with checksums, plus markup).
+const MAX_COMPLETE_BODY: u64 = 4 * 1024 * 1024;
+const MAX_LIST: usize = 1000;
+
+fn upload_id(ctx: &RequestCtx<'_>) -> S3Result<String> {
+    ctx.query
+        .get("uploadId")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| S3Error::from(crate::store::StoreError::NoSuchUpload))
+}
+
+fn part_number(ctx: &RequestCtx<'_>) -> S3Result<u32> {
+    ctx.query
+        .get("partNumber")
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+            .with("ArgumentName", "partNumber")
+            .with("ArgumentValue", ctx.query.get("partNumber").unwrap_or(""))
+        })
+}
+
+fn parse_max(ctx: &RequestCtx<'_>, name: &str) -> S3Result<usize> {
+    match ctx.query.get(name) {
+        None => Ok(MAX_LIST),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| (n as usize).min(MAX_LIST))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+                .with("ArgumentName", name.to_string())
+                .with("ArgumentValue", v)
+            }),
+    }
+}
+
+fn write_checksum_headers(r: &mut Response<Body>, info: &UploadInfo) {
+    if let Some(a) = info.checksum_algorithm {
+        set_header(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
+    }
+    if let Some(t) = info.checksum_type {
+        set_header(r.headers_mut(), "x-amz-checksum-type", t.name());
+    }
+}
+
+pub async fn create_multipart_upload(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    ctx.existing_bucket(bucket).await?;
+    let (headers, user_meta) = object_headers(ctx)?;
+    let algorithm = match ctx.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+            )
+        })?),
+    };
+    let kind = match ctx.header("x-amz-checksum-type") {
+        None => None,
+        Some(t) => Some(ChecksumType::from_name(t).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                "Value for x-amz-checksum-type header is invalid.",
+            )
+        })?),
+    };
+    match (algorithm, kind) {
+        (None, Some(_)) => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            ));
+        }
+        (Some(a), Some(ChecksumType::FullObject)) if !a.supports_full_object() => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                    a.name()
+                ),
+            ));
+        }
+        (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::Composite)) => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm.",
+            ));
+        }
+        _ => {}
+    }
+    // The type a CRC64NVME upload gets is always full-object; others default to composite.
+    let kind = kind.or(algorithm.map(|a| {
+        if a == ChecksumAlgorithm::Crc64Nvme {
+            ChecksumType::FullObject
+        } else {
+            ChecksumType::Composite
+        }
+    }));
+    let owner_id = ctx.principal.id().unwrap_or("").to_string();
+    let id = ctx
+        .app
+        .store
+        .create_upload(
+            bucket,
+            key,
+            NewUpload {
+                owner_id,
+                headers,
+                user_meta,
+                checksum_algorithm: algorithm,
+                checksum_type: kind,
+            },
+        )
+        .await?;
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", &id);
+    let mut r = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
+    if let Some(a) = algorithm {
+        set_header(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
+    }
+    if let Some(t) = kind {
+        set_header(r.headers_mut(), "x-amz-checksum-type", t.name());
+    }
+    Ok(r)
+}
+
+pub async fn upload_part(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    let number = part_number(ctx)?;
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    let declared = ctx.declared_length()?;
+    if declared.is_some_and(|n| n > MAX_PART_SIZE) {
+        return Err(S3Error::new(
+            ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size",
+        )
+        .with("MaxSizeAllowed", MAX_PART_SIZE.to_string()));
+    }
+    let md5 = content_md5(ctx)?;
+    let (requested, expected) = requested_checksum(ctx)?;
+    if let (Some(r), Some(u)) = (requested, info.checksum_algorithm)
+        && r != u
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                u.name().to_ascii_lowercase(),
+                r.name().to_ascii_lowercase()
+            ),
+        ));
+    }
+    let algorithm = requested.or(info.checksum_algorithm);
+    let body = ctx.take_body()?;
+    let staged = ctx
+        .app
+        .store
+        .stage_body(body, algorithm, MAX_PART_SIZE, true)
+        .await?;
+    if let Some(n) = declared
+        && n != staged.size
+    {
+        return Err(S3Error::new(
+            ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header",
+        ));
+    }
+    verify_staged(ctx, &staged, md5, &expected)?;
+    let part = ctx
+        .app
+        .store
+        .put_part(bucket, key, &id, number, staged)
+        .await?;
+    let mut r = empty_response(StatusCode::OK);
+    set_header(r.headers_mut(), "etag", &format!("\"{}\"", part.etag));
+    if requested.is_some() || info.checksum_algorithm.is_some() {
+        set_header(
+            r.headers_mut(),
+            part.checksum.algorithm.header(),
+            &part.checksum.value,
+        );
+    }
+    Ok(r)
+}
+
+pub async fn upload_part_copy(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+    source: &CopySource,
+) -> S3Result<Response<Body>> {
+    let number = part_number(ctx)?;
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    let src = source_object(ctx, source).await?;
+    let range = match ctx.header("x-amz-copy-source-range") {
+        None => None,
+        Some(h) => match parse_range(h, src.size) {
+            RangeRequest::Partial(r) if h.trim().starts_with("bytes=") && !h.contains("=-") => {
+                Some(r)
+            }
+            _ => {
+                return Err(S3Error::new(
+                    ErrorCode::InvalidArgument,
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+                )
+                .with("ArgumentName", "x-amz-copy-source-range")
+                .with("ArgumentValue", h));
+            }
+        },
+    };
+    if let (Some(r), Some(h)) = (range, ctx.header("x-amz-copy-source-range"))
+        && h.split_once('-')
+            .and_then(|(_, e)| e.trim().parse::<u64>().ok())
+            .is_some_and(|e| e >= src.size || e != r.end)
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        )
+        .with("ActualObjectSize", src.size.to_string()));
+    }
+    let body = ctx.app.store.open_body(&src, range).await?;
+    let staged = ctx
+        .app
+        .store
+        .stage_body(body, info.checksum_algorithm, MAX_PART_SIZE, true)
+        .await?;
+    let part = ctx
+        .app
+        .store
+        .put_part(bucket, key, &id, number, staged)
+        .await?;
+    let mut w = XmlWriter::new("CopyPartResult");
+    w.elem("LastModified", &xml::iso8601(part.last_modified))
+        .elem("ETag", &format!("\"{}\"", part.etag));
+    if info.checksum_algorithm.is_some() {
+        w.elem(
+            &checksum_element(part.checksum.algorithm),
+            &part.checksum.value,
+        );
+    }
+    Ok(xml_response(StatusCode::OK, w.finish("CopyPartResult")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename = "CompleteMultipartUpload")]
+struct CompleteDoc {
+    #[serde(rename = "Part", default)]
+    parts: Vec<CompleteDocPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteDocPart {
+    #[serde(rename = "PartNumber")]
+    part_number: u32,
+    #[serde(rename = "ETag")]
+    etag: String,
+    #[serde(rename = "ChecksumCRC32")]
+    crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    sha256: Option<String>,
+}
+
+impl CompleteDocPart {
+    fn checksum(&self) -> Option<(ChecksumAlgorithm, String)> {
+        [
+            (ChecksumAlgorithm::Crc32, &self.crc32),
+            (ChecksumAlgorithm::Crc32c, &self.crc32c),
+            (ChecksumAlgorithm::Crc64Nvme, &self.crc64nvme),
+            (ChecksumAlgorithm::Sha1, &self.sha1),
+            (ChecksumAlgorithm::Sha256, &self.sha256),
+        ]
+        .into_iter()
+        .find_map(|(a, v)| v.as_ref().map(|v| (a, v.trim().to_string())))
+    }
+}
+
+pub async fn complete_multipart_upload(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    let condition = write_condition(ctx)?;
+    let body = ctx.read_small_body(MAX_COMPLETE_BODY).await?;
+    let doc: CompleteDoc = xml::parse(&body, "CompleteMultipartUpload")?;
+    if doc.parts.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    let parts: Vec<CompletedPart> = doc
+        .parts
+        .into_iter()
+        .map(|p| CompletedPart {
+            part_number: p.part_number,
+            checksum: p.checksum(),
+            etag: p.etag,
+        })
+        .collect();
+    let meta = ctx
+        .app
+        .store
+        .complete_upload(bucket, key, &id, parts, condition.clone())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::PreconditionFailed if condition.if_none_match_any => {
+                S3Error::precondition_failed("If-None-Match")
+            }
+            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
+            other => other.into(),
+        })?;
+    let host = ctx.header("host").unwrap_or("localhost").to_string();
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.elem(
+        "Location",
+        &format!(
+            "http://{host}/{bucket}/{}",
+            super::sigv4::uri_encode(key.as_bytes(), true)
+        ),
+    )
+    .elem("Bucket", bucket)
+    .elem("Key", key)
+    .elem("ETag", &format!("\"{}\"", meta.etag));
+    if let Some(c) = &meta.checksum {
+        w.elem(&checksum_element(c.algorithm), &c.value)
+            .elem("ChecksumType", c.kind.name());
+    }
+    Ok(xml_response(
+        StatusCode::OK,
+        w.finish("CompleteMultipartUploadResult"),
+    ))
+}
+
+pub async fn abort_multipart_upload(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    ctx.app.store.abort_upload(bucket, key, &id).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+fn write_owner(w: &mut XmlWriter, tag: &str, ctx: &RequestCtx<'_>, id: &str) {
+    let name = ctx
+        .app
+        .iam
+        .display_name(id)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", &name)
+        .close(tag);
+}
+
+pub async fn list_parts(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<Response<Body>> {
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    let max = parse_max(ctx, "max-parts")?;
+    let marker: u32 = match ctx.query.get("part-number-marker") {
+        None | Some("") => 0,
+        Some(v) => v.parse().map_err(|_| {
+            S3Error::invalid_argument(
+                "Provided part-number-marker not an integer or within integer range",
+            )
+            .with("ArgumentName", "part-number-marker")
+        })?,
+    };
+    let (parts, truncated) = ctx.app.store.list_parts(&id, marker, max).await?;
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", &id);
+    write_owner(&mut w, "Initiator", ctx, &info.owner_id);
+    write_owner(&mut w, "Owner", ctx, &info.owner_id);
+    w.elem("StorageClass", "STANDARD")
+        .elem("PartNumberMarker", &marker.to_string());
+    if let Some(last) = parts.last() {
+        w.elem("NextPartNumberMarker", &last.part_number.to_string());
+    }
+    w.elem("MaxParts", &max.to_string())
+        .elem("IsTruncated", if truncated { "true" } else { "false" });
+    if let Some(a) = info.checksum_algorithm {
+        w.elem("ChecksumAlgorithm", a.name());
+    }
+    if let Some(t) = info.checksum_type {
+        w.elem("ChecksumType", t.name());
+    }
+    for p in &parts {
+        w.open("Part")
+            .elem("PartNumber", &p.part_number.to_string())
+            .elem("LastModified", &xml::iso8601(p.last_modified))
+            .elem("ETag", &format!("\"{}\"", p.etag))
+            .elem("Size", &p.size.to_string());
+        if info.checksum_algorithm.is_some() {
+            w.elem(&checksum_element(p.checksum.algorithm), &p.checksum.value);
+        }
+        w.close("Part");
+    }
+    let mut r = xml_response(StatusCode::OK, w.finish("ListPartsResult"));
+    write_checksum_headers(&mut r, &info);
+    Ok(r)
+}
+
+pub async fn list_multipart_uploads(
+    ctx: &mut RequestCtx<'_>,
+    bucket: &str,
+) -> S3Result<Response<Body>> {
+    let url = match ctx.query.get("encoding-type") {
+        None => false,
+        Some(t) if t.eq_ignore_ascii_case("url") => true,
+        Some(_) => {
+            return Err(
+                S3Error::invalid_argument("Invalid Encoding Method specified in Request")
+                    .with("ArgumentName", "encoding-type"),
+            );
+        }
+    };
+    let enc = |s: &str| {
+        if url {
+            super::sigv4::uri_encode(s.as_bytes(), true)
+        } else {
+            s.to_string()
+        }
+    };
+    let q = UploadListQuery {
+        prefix: ctx.query.get("prefix").unwrap_or("").to_string(),
+        delimiter: ctx
+            .query
+            .get("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        key_marker: ctx
+            .query
+            .get("key-marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        upload_id_marker: ctx
+            .query
+            .get("upload-id-marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        max_uploads: parse_max(ctx, "max-uploads")?,
+    };
+    let page = ctx.app.store.list_uploads(bucket, &q).await?;
+    let mut w = XmlWriter::new("ListMultipartUploadsResult");
+    w.elem("Bucket", bucket)
+        .elem("KeyMarker", &enc(q.key_marker.as_deref().unwrap_or("")))
+        .elem(
+            "UploadIdMarker",
+            q.upload_id_marker.as_deref().unwrap_or(""),
+        );
+    if page.is_truncated {
+        w.elem(
+            "NextKeyMarker",
+            &enc(page.next_key_marker.as_deref().unwrap_or("")),
+        )
+        .elem(
+            "NextUploadIdMarker",
+            page.next_upload_id_marker.as_deref().unwrap_or(""),
+        );
+    }
+    if let Some(d) = &q.delimiter {
+        w.elem("Delimiter", &enc(d));
+    }
+    w.elem("Prefix", &enc(&q.prefix))
+        .elem("MaxUploads", &q.max_uploads.to_string())
+        .elem(
+            "IsTruncated",
+            if page.is_truncated { "true" } else { "false" },
+        );
+    if url {
+        w.elem("EncodingType", "url");
+    }
+    for u in &page.uploads {
+        w.open("Upload")
+            .elem("Key", &enc(&u.key))
+            .elem("UploadId", &u.upload_id);
+        write_owner(&mut w, "Initiator", ctx, &u.owner_id);
+        write_owner(&mut w, "Owner", ctx, &u.owner_id);
+        w.elem("StorageClass", "STANDARD")
+            .elem("Initiated", &xml::iso8601(u.initiated));
+        if let Some(a) = u.checksum_algorithm {
+            w.elem("ChecksumAlgorithm", a.name());
+        }
+        if let Some(t) = u.checksum_type {
+            w.elem("ChecksumType", t.name());
+        }
+        w.close("Upload");
+    }
+    for p in &page.common_prefixes {
+        w.open("CommonPrefixes")
+            .elem("Prefix", &enc(p))
+            .close("CommonPrefixes");
+    }
+    Ok(xml_response(
+        StatusCode::OK,
+        w.finish("ListMultipartUploadsResult"),
+    ))
+}
