@@ -74,7 +74,7 @@ pub async fn copy_object(
 ) -> S3Result<Response<Body>> {
     ctx.existing_bucket(bucket).await?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
-    directive(ctx, "x-amz-tagging-directive")?;
+    let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;
     if source.bucket == bucket && source.key == key && !replace_meta {
         return Err(S3Error::new(
@@ -92,6 +92,11 @@ pub async fn copy_object(
         object_headers(ctx)?
     } else {
         (src.headers.clone(), src.user_meta.clone())
+    };
+    let tags = if replace_tags {
+        super::tagging::from_header(ctx)?
+    } else {
+        src.tags.clone()
     };
     let condition = write_condition(ctx)?;
     let body = ctx.app.store.open_body(&src, None).await?;
@@ -111,6 +116,7 @@ pub async fn copy_object(
                 owner_id,
                 headers,
                 user_meta,
+                tags,
             },
             staged,
             condition,

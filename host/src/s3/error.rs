@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidPartOrder,
     InvalidRange,
     InvalidRequest,
+    InvalidTag,
     InvalidURI,
     KeyTooLongError,
     MalformedXML,
@@ -40,6 +41,7 @@ pub enum ErrorCode {
     MissingSecurityHeader,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchTagSet,
     NoSuchUpload,
     NoSuchVersion,
     NotImplemented,
@@ -62,9 +64,8 @@ impl ErrorCode {
             AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
                 StatusCode::FORBIDDEN
             }
-            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchEntity => {
-                StatusCode::NOT_FOUND
-            }
+            NoSuchBucket | NoSuchKey | NoSuchTagSet | NoSuchUpload | NoSuchVersion
+            | NoSuchEntity => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -92,6 +93,7 @@ impl ErrorCode {
             | InvalidPartOrder
             | InvalidLocationConstraint
             | InvalidRequest
+            | InvalidTag
             | InvalidURI
             | KeyTooLongError
             | MalformedXML
@@ -128,6 +130,7 @@ impl ErrorCode {
             InvalidPartOrder => "InvalidPartOrder",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
+            InvalidTag => "InvalidTag",
             InvalidURI => "InvalidURI",
             KeyTooLongError => "KeyTooLongError",
             MalformedXML => "MalformedXML",
@@ -137,6 +140,7 @@ impl ErrorCode {
             MissingSecurityHeader => "MissingSecurityHeader",
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
+            NoSuchTagSet => "NoSuchTagSet",
             NoSuchUpload => "NoSuchUpload",
             NoSuchVersion => "NoSuchVersion",
             NotImplemented => "NotImplemented",

@@ -250,6 +250,9 @@ async fn answer(
             set_header(h, header, v);
         }
     }
+    if !meta.tags.is_empty() {
+        set_header(h, "x-amz-tagging-count", &meta.tags.len().to_string());
+    }
     if let Some(n) = parts_count {
         set_header(h, "x-amz-mp-parts-count", &n.to_string());
     }

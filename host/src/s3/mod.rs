@@ -15,6 +15,7 @@ pub mod put;
 pub mod router;
 pub mod sigv2;
 pub mod sigv4;
+pub mod tagging;
 pub mod xml;
 
 use std::sync::Arc;
@@ -344,6 +345,24 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         Endpoint::ListParts { bucket, key } => multipart::list_parts(&mut ctx, &bucket, &key).await,
         Endpoint::ListMultipartUploads { bucket } => {
             multipart::list_multipart_uploads(&mut ctx, &bucket).await
+        }
+        Endpoint::PutObjectTagging { bucket, key } => {
+            tagging::put_object_tagging(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::GetObjectTagging { bucket, key } => {
+            tagging::get_object_tagging(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::DeleteObjectTagging { bucket, key } => {
+            tagging::delete_object_tagging(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::PutBucketTagging { bucket } => {
+            tagging::put_bucket_tagging(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketTagging { bucket } => {
+            tagging::get_bucket_tagging(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketTagging { bucket } => {
+            tagging::delete_bucket_tagging(&mut ctx, &bucket).await
         }
     }
 }

@@ -79,6 +79,7 @@ pub async fn create_multipart_upload(
 ) -> S3Result<Response<Body>> {
     ctx.existing_bucket(bucket).await?;
     let (headers, user_meta) = object_headers(ctx)?;
+    let tags = super::tagging::from_header(ctx)?;
     let algorithm = match ctx.header("x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
@@ -140,6 +141,7 @@ pub async fn create_multipart_upload(
                 owner_id,
                 headers,
                 user_meta,
+                tags,
                 checksum_algorithm: algorithm,
                 checksum_type: kind,
             },

@@ -263,6 +263,7 @@ pub async fn put_object(
     let (algorithm, expected) = requested_checksum(ctx)?;
     let condition = write_condition(ctx)?;
     let (headers, user_meta) = object_headers(ctx)?;
+    let tags = super::tagging::from_header(ctx)?;
 
     // Fail fast on conditions that already fail; the commit checks again atomically.
     if condition.if_none_match_any || condition.if_match.is_some() {
@@ -321,6 +322,7 @@ pub async fn put_object(
                 owner_id,
                 headers,
                 user_meta,
+                tags,
             },
             staged,
             condition.clone(),

@@ -126,6 +126,27 @@ pub enum Endpoint {
     ListMultipartUploads {
         bucket: String,
     },
+    PutObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    GetObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    DeleteObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    PutBucketTagging {
+        bucket: String,
+    },
+    GetBucketTagging {
+        bucket: String,
+    },
+    DeleteBucketTagging {
+        bucket: String,
+    },
 }
 
 /// The object named by `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, with an
@@ -177,6 +198,11 @@ pub const ACTIONS: &[&str] = &[
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
     "s3:ListBucketMultipartUploads",
+    "s3:PutObjectTagging",
+    "s3:GetObjectTagging",
+    "s3:DeleteObjectTagging",
+    "s3:PutBucketTagging",
+    "s3:GetBucketTagging",
 ];
 
 impl Endpoint {
@@ -205,6 +231,12 @@ impl Endpoint {
             Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
             Endpoint::ListParts { .. } => "ListParts",
             Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
+            Endpoint::PutObjectTagging { .. } => "PutObjectTagging",
+            Endpoint::GetObjectTagging { .. } => "GetObjectTagging",
+            Endpoint::DeleteObjectTagging { .. } => "DeleteObjectTagging",
+            Endpoint::PutBucketTagging { .. } => "PutBucketTagging",
+            Endpoint::GetBucketTagging { .. } => "GetBucketTagging",
+            Endpoint::DeleteBucketTagging { .. } => "DeleteBucketTagging",
         }
     }
 
@@ -230,6 +262,14 @@ impl Endpoint {
             Endpoint::AbortMultipartUpload { .. } => "s3:AbortMultipartUpload",
             Endpoint::ListParts { .. } => "s3:ListMultipartUploadParts",
             Endpoint::ListMultipartUploads { .. } => "s3:ListBucketMultipartUploads",
+            Endpoint::PutObjectTagging { .. } => "s3:PutObjectTagging",
+            Endpoint::GetObjectTagging { .. } => "s3:GetObjectTagging",
+            Endpoint::DeleteObjectTagging { .. } => "s3:DeleteObjectTagging",
+            // AWS authorizes DeleteBucketTagging with s3:PutBucketTagging.
+            Endpoint::PutBucketTagging { .. } | Endpoint::DeleteBucketTagging { .. } => {
+                "s3:PutBucketTagging"
+            }
+            Endpoint::GetBucketTagging { .. } => "s3:GetBucketTagging",
             Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
         }
     }
@@ -247,6 +287,12 @@ impl Endpoint {
             | Endpoint::ListObjectVersions { bucket }
             | Endpoint::DeleteObjects { bucket }
             | Endpoint::ListMultipartUploads { bucket }
+            | Endpoint::PutBucketTagging { bucket }
+            | Endpoint::GetBucketTagging { bucket }
+            | Endpoint::DeleteBucketTagging { bucket }
+            | Endpoint::PutObjectTagging { bucket, .. }
+            | Endpoint::GetObjectTagging { bucket, .. }
+            | Endpoint::DeleteObjectTagging { bucket, .. }
             | Endpoint::CopyObject { bucket, .. }
             | Endpoint::CreateMultipartUpload { bucket, .. }
             | Endpoint::UploadPart { bucket, .. }
@@ -271,6 +317,9 @@ impl Endpoint {
             | Endpoint::CompleteMultipartUpload { key, .. }
             | Endpoint::AbortMultipartUpload { key, .. }
             | Endpoint::ListParts { key, .. }
+            | Endpoint::PutObjectTagging { key, .. }
+            | Endpoint::GetObjectTagging { key, .. }
+            | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObject { key, .. }
             | Endpoint::HeadObject { key, .. }
             | Endpoint::DeleteObject { key, .. } => Some(key),
@@ -396,7 +445,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "publicAccessBlock",
     "replication",
     "requestPayment",
-    "tagging",
     "website",
     "session",
 ];
@@ -408,7 +456,6 @@ const OBJECT_SUBRESOURCES: &[&str] = &[
     "restore",
     "retention",
     "select",
-    "tagging",
     "torrent",
 ];
 
@@ -441,6 +488,14 @@ pub fn route(
             }
             if *method == Method::GET && query.has("uploads") {
                 return Ok(Endpoint::ListMultipartUploads { bucket });
+            }
+            if query.has("tagging") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketTagging { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketTagging { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketTagging { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
             }
             if let Some(sub) = BUCKET_SUBRESOURCES
                 .iter()
@@ -483,6 +538,14 @@ pub fn route(
                     (Method::POST, _) => Ok(Endpoint::CompleteMultipartUpload { bucket, key }),
                     (Method::DELETE, _) => Ok(Endpoint::AbortMultipartUpload { bucket, key }),
                     (Method::GET, _) => Ok(Endpoint::ListParts { bucket, key }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("tagging") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutObjectTagging { bucket, key }),
+                    Method::GET => Ok(Endpoint::GetObjectTagging { bucket, key }),
+                    Method::DELETE => Ok(Endpoint::DeleteObjectTagging { bucket, key }),
                     _ => Err(method_not_allowed()),
                 };
             }

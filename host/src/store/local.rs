@@ -16,7 +16,9 @@ use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
 use super::list::{Feed, PageBuilder};
-use super::tables::{BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, UPLOAD_KEYS, UPLOADS};
+use super::tables::{
+    BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, UPLOAD_KEYS, UPLOADS,
+};
 use super::uploads::{self, CompleteArgs};
 use super::{
     BodyLocation, BodyStream, BucketInfo, ByteRange, CompletedPart, ListPage, ListQuery, NewObject,
@@ -93,6 +95,16 @@ enum MetaOp {
         key: String,
         upload_id: String,
     },
+    SetObjectTags {
+        bucket: String,
+        key: String,
+        tags: Vec<(String, String)>,
+    },
+    PutBucketConfig {
+        bucket: String,
+        kind: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Default)]
@@ -144,6 +156,7 @@ impl LocalStore {
             txn.open_table(UPLOAD_KEYS)?;
             txn.open_table(PARTS)?;
             txn.open_table(COMPLETED)?;
+            txn.open_table(BUCKET_CONFIG)?;
             txn.commit()?;
         }
         let removed = Self::collect_orphans(&db, root)?;
@@ -400,6 +413,7 @@ impl Store for LocalStore {
             owner_id: object.owner_id,
             headers: object.headers,
             user_meta: object.user_meta,
+            tags: object.tags,
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
@@ -505,6 +519,42 @@ impl Store for LocalStore {
         .map(|o| o.existed)
     }
 
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::SetObjectTags {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            tags,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BUCKET_CONFIG)?;
+        Ok(t.get((bucket, kind))?.map(|v| v.value().to_vec()))
+    }
+
+    async fn put_bucket_config(
+        &self,
+        bucket: &str,
+        kind: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::PutBucketConfig {
+            bucket: bucket.to_string(),
+            kind: kind.to_string(),
+            value,
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn create_upload(
         &self,
         bucket: &str,
@@ -519,6 +569,7 @@ impl Store for LocalStore {
             owner_id: upload.owner_id,
             headers: upload.headers,
             user_meta: upload.user_meta,
+            tags: upload.tags,
             checksum_algorithm: upload.checksum_algorithm,
             checksum_type: upload.checksum_type,
         };
@@ -786,6 +837,7 @@ fn apply_batch(
             upload_keys: txn.open_table(UPLOAD_KEYS)?,
             parts: txn.open_table(PARTS)?,
             completed: txn.open_table(COMPLETED)?,
+            config: txn.open_table(BUCKET_CONFIG)?,
         };
         let now = now_millis();
         for job in batch {
@@ -812,6 +864,7 @@ struct Tables<'t> {
     upload_keys: Table<'t, (&'static str, &'static str, &'static str)>,
     parts: Table<'t, (&'static str, u32)>,
     completed: Table<'t, &'static str>,
+    config: Table<'t, (&'static str, &'static str)>,
 }
 
 fn require_bucket(t: &Tables<'_>, bucket: &str) -> Result<(), StoreError> {
@@ -863,6 +916,21 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 let removed =
                     uploads::remove_upload(&mut t.uploads, &mut t.upload_keys, &mut t.parts, info)?;
                 freed.extend(removed.into_iter().map(|p| p.body_id));
+            }
+            let kinds: Vec<String> = {
+                let mut out = Vec::new();
+                for row in t.config.range::<(&str, &str)>((name.as_str(), "")..)? {
+                    let (k, _) = row?;
+                    let (b, kind) = k.value();
+                    if b != name.as_str() {
+                        break;
+                    }
+                    out.push(kind.to_string());
+                }
+                out
+            };
+            for kind in kinds {
+                t.config.remove((name.as_str(), kind.as_str()))?;
             }
             t.buckets.remove(name.as_str())?;
             Ok(Outcome {
@@ -977,6 +1045,34 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             outcome.freed = done.freed;
             outcome.completed = Some(done.meta);
             Ok(outcome)
+        }
+        MetaOp::SetObjectTags { bucket, key, tags } => {
+            require_bucket(t, bucket)?;
+            let mut meta: ObjectMeta = match t.objects.get((bucket.as_str(), key.as_str()))? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NoSuchKey),
+            };
+            meta.tags = tags.clone();
+            t.objects
+                .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
+            Ok(Outcome::default())
+        }
+        MetaOp::PutBucketConfig {
+            bucket,
+            kind,
+            value,
+        } => {
+            require_bucket(t, bucket)?;
+            match value {
+                Some(v) => {
+                    t.config
+                        .insert((bucket.as_str(), kind.as_str()), v.as_slice())?;
+                }
+                None => {
+                    t.config.remove((bucket.as_str(), kind.as_str()))?;
+                }
+            }
+            Ok(Outcome::default())
         }
         MetaOp::AbortUpload {
             bucket,

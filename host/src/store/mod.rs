@@ -156,6 +156,9 @@ pub struct ObjectMeta {
     pub user_meta: Vec<(String, String)>,
     pub checksum: Option<Checksum>,
     pub body: BodyLocation,
+    /// Object tags (key, value), in the order given.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 impl ObjectMeta {
@@ -173,6 +176,7 @@ pub struct NewObject {
     pub owner_id: String,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
 }
 
 /// A body written to stable storage but not yet referenced by metadata.
@@ -250,6 +254,23 @@ pub trait Store: Send + Sync {
         if_match: Option<&str>,
     ) -> Result<bool, StoreError>;
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError>;
+
+    /// Replaces an object's tags (`NoSuchKey` when there is no object).
+    async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<(), StoreError>;
+    /// A bucket configuration document of one kind (`tagging`, `cors`, ...), if set.
+    async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets (`Some`) or removes (`None`) a bucket configuration document.
+    async fn put_bucket_config(
+        &self,
+        bucket: &str,
+        kind: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError>;
 
     /// Starts a multipart upload and returns its id.
     async fn create_upload(

@@ -8,6 +8,9 @@ pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets"
 pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
 /// body id -> bytes of a small object stored inline.
 pub const INLINE_BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("inline_bodies");
+/// (bucket, configuration kind) -> the configuration document (tagging, cors, ...)
+pub const BUCKET_CONFIG: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("bucket_config");
 /// upload id -> `UploadInfo`
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 /// (bucket, key, upload id) -> empty; lists uploads in key order.

@@ -18,6 +18,7 @@ pub struct NewUpload {
     pub owner_id: String,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
 }
@@ -32,6 +33,8 @@ pub struct UploadInfo {
     pub owner_id: String,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
 }
@@ -316,6 +319,7 @@ pub(super) fn complete(
         headers: info.headers.clone(),
         user_meta: info.user_meta.clone(),
         checksum: object_checksum(&info, &chosen),
+        tags: info.tags.clone(),
         body: BodyLocation::Multipart(
             chosen
                 .iter()
