@@ -38,6 +38,7 @@ struct FileConfig {
     log: Option<String>,
     max_object_size: Option<u64>,
     inline_threshold: Option<u64>,
+    cors_origins: Option<Vec<String>>,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -71,6 +72,8 @@ pub struct Config {
     pub log: String,
     pub max_object_size: u64,
     pub inline_threshold: u64,
+    /// Origins allowed by the server-wide CORS default (buckets without their own rules).
+    pub cors_origins: Vec<String>,
 }
 
 /// Environment variables that name a setting (plus `SLUICE_CONFIG`, which names the file).
@@ -86,6 +89,7 @@ const ENV_KEYS: &[&str] = &[
     "log",
     "max_object_size",
     "inline_threshold",
+    "cors_origins",
 ];
 
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -158,6 +162,7 @@ impl Config {
                 "log" => file.log = Some(v),
                 "max_object_size" => file.max_object_size = Some(parse_u64(name, &v)?),
                 "inline_threshold" => file.inline_threshold = Some(parse_u64(name, &v)?),
+                "cors_origins" => file.cors_origins = Some(split_list(&v)),
                 _ => return Err(ConfigError::UnknownEnv(name.clone())),
             }
         }
@@ -254,6 +259,7 @@ impl Config {
             log,
             max_object_size,
             inline_threshold,
+            cors_origins: file.cors_origins.unwrap_or_default(),
         })
     }
 }

@@ -9,6 +9,8 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     AccessDenied,
+    AccessForbidden,
+    BadRequest,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
@@ -55,17 +57,29 @@ pub enum ErrorCode {
     // Admin API
     NoSuchEntity,
     EntityAlreadyExists,
+    NoSuchCORSConfiguration,
+    NoSuchPublicAccessBlockConfiguration,
+    OwnershipControlsNotFoundError,
 }
 
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
-                StatusCode::FORBIDDEN
-            }
-            NoSuchBucket | NoSuchKey | NoSuchTagSet | NoSuchUpload | NoSuchVersion
-            | NoSuchEntity => StatusCode::NOT_FOUND,
+            AccessDenied
+            | AccessForbidden
+            | InvalidAccessKeyId
+            | SignatureDoesNotMatch
+            | RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            NoSuchBucket
+            | NoSuchKey
+            | NoSuchTagSet
+            | NoSuchUpload
+            | NoSuchVersion
+            | NoSuchEntity
+            | NoSuchCORSConfiguration
+            | NoSuchPublicAccessBlockConfiguration
+            | OwnershipControlsNotFoundError => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -79,28 +93,8 @@ impl ErrorCode {
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            EntityTooLarge
-            | EntityTooSmall
-            | AuthorizationHeaderMalformed
-            | AuthorizationQueryParametersError
-            | BadDigest
-            | IllegalLocationConstraintException
-            | IncompleteBody
-            | InvalidArgument
-            | InvalidBucketName
-            | InvalidDigest
-            | InvalidPart
-            | InvalidPartOrder
-            | InvalidLocationConstraint
-            | InvalidRequest
-            | InvalidTag
-            | InvalidURI
-            | KeyTooLongError
-            | MalformedXML
-            | MetadataTooLarge
-            | MissingSecurityHeader
-            | RequestTimeout
-            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+            // Everything else is a client error in the request itself.
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -108,6 +102,11 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             AccessDenied => "AccessDenied",
+            AccessForbidden => "AccessForbidden",
+            BadRequest => "BadRequest",
+            NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFoundError => "OwnershipControlsNotFoundError",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",

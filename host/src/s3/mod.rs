@@ -5,7 +5,9 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod bucket;
+pub mod bucket_config;
 pub mod copy;
+pub mod cors;
 pub mod delete;
 pub mod error;
 pub mod get;
@@ -204,6 +206,22 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         app.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
+        // Requests from browsers get Access-Control-* headers when a CORS rule matches.
+        let cors_request = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| req.method() != Method::OPTIONS)
+            .map(|origin| {
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok());
+                let bucket = router::target(host, req.uri().path(), &app.config.domains)
+                    .ok()
+                    .and_then(|t| t.bucket);
+                (origin.to_string(), bucket, req.method().clone())
+            });
         let mut response = if resource.starts_with("/_sluice/") {
             admin::handle(&app, req, &request_id).await
         } else {
@@ -215,6 +233,9 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
                 }
             }
         };
+        if let Some((origin, bucket, method)) = &cors_request {
+            cors::decorate(&app, bucket.as_deref(), method, origin, &mut response).await;
+        }
         if response.status().is_client_error() || response.status().is_server_error() {
             app.metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -239,6 +260,9 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.host());
     let target = router::target(host, parts.uri.path(), &app.config.domains)?;
+    if parts.method == Method::OPTIONS {
+        return cors::preflight(app, target.bucket.as_deref(), &parts.headers).await;
+    }
     let endpoint = router::route(
         &parts.method,
         &target,
@@ -363,6 +387,33 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         }
         Endpoint::DeleteBucketTagging { bucket } => {
             tagging::delete_bucket_tagging(&mut ctx, &bucket).await
+        }
+        Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(&mut ctx, &bucket).await,
+        Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(&mut ctx, &bucket).await,
+        Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(&mut ctx, &bucket).await,
+        Endpoint::PutBucketOwnershipControls { bucket } => {
+            bucket_config::put_ownership_controls(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketOwnershipControls { bucket } => {
+            bucket_config::get_ownership_controls(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketOwnershipControls { bucket } => {
+            bucket_config::delete_ownership_controls(&mut ctx, &bucket).await
+        }
+        Endpoint::PutPublicAccessBlock { bucket } => {
+            bucket_config::put_public_access_block(&mut ctx, &bucket).await
+        }
+        Endpoint::GetPublicAccessBlock { bucket } => {
+            bucket_config::get_public_access_block(&mut ctx, &bucket).await
+        }
+        Endpoint::DeletePublicAccessBlock { bucket } => {
+            bucket_config::delete_public_access_block(&mut ctx, &bucket).await
+        }
+        Endpoint::PutBucketRequestPayment { bucket } => {
+            bucket_config::put_request_payment(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketRequestPayment { bucket } => {
+            bucket_config::get_request_payment(&mut ctx, &bucket).await
         }
     }
 }

@@ -147,6 +147,39 @@ pub enum Endpoint {
     DeleteBucketTagging {
         bucket: String,
     },
+    PutBucketCors {
+        bucket: String,
+    },
+    GetBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
+    PutBucketOwnershipControls {
+        bucket: String,
+    },
+    GetBucketOwnershipControls {
+        bucket: String,
+    },
+    DeleteBucketOwnershipControls {
+        bucket: String,
+    },
+    PutPublicAccessBlock {
+        bucket: String,
+    },
+    GetPublicAccessBlock {
+        bucket: String,
+    },
+    DeletePublicAccessBlock {
+        bucket: String,
+    },
+    PutBucketRequestPayment {
+        bucket: String,
+    },
+    GetBucketRequestPayment {
+        bucket: String,
+    },
 }
 
 /// The object named by `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, with an
@@ -203,6 +236,14 @@ pub const ACTIONS: &[&str] = &[
     "s3:DeleteObjectTagging",
     "s3:PutBucketTagging",
     "s3:GetBucketTagging",
+    "s3:PutBucketCORS",
+    "s3:GetBucketCORS",
+    "s3:PutBucketOwnershipControls",
+    "s3:GetBucketOwnershipControls",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:PutBucketRequestPayment",
+    "s3:GetBucketRequestPayment",
 ];
 
 impl Endpoint {
@@ -237,6 +278,17 @@ impl Endpoint {
             Endpoint::PutBucketTagging { .. } => "PutBucketTagging",
             Endpoint::GetBucketTagging { .. } => "GetBucketTagging",
             Endpoint::DeleteBucketTagging { .. } => "DeleteBucketTagging",
+            Endpoint::PutBucketCors { .. } => "PutBucketCors",
+            Endpoint::GetBucketCors { .. } => "GetBucketCors",
+            Endpoint::DeleteBucketCors { .. } => "DeleteBucketCors",
+            Endpoint::PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
+            Endpoint::GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            Endpoint::DeleteBucketOwnershipControls { .. } => "DeleteBucketOwnershipControls",
+            Endpoint::PutPublicAccessBlock { .. } => "PutPublicAccessBlock",
+            Endpoint::GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
+            Endpoint::DeletePublicAccessBlock { .. } => "DeletePublicAccessBlock",
+            Endpoint::PutBucketRequestPayment { .. } => "PutBucketRequestPayment",
+            Endpoint::GetBucketRequestPayment { .. } => "GetBucketRequestPayment",
         }
     }
 
@@ -270,6 +322,20 @@ impl Endpoint {
                 "s3:PutBucketTagging"
             }
             Endpoint::GetBucketTagging { .. } => "s3:GetBucketTagging",
+            // As in AWS, deleting a configuration needs the permission to put it.
+            Endpoint::PutBucketCors { .. } | Endpoint::DeleteBucketCors { .. } => {
+                "s3:PutBucketCORS"
+            }
+            Endpoint::GetBucketCors { .. } => "s3:GetBucketCORS",
+            Endpoint::PutBucketOwnershipControls { .. }
+            | Endpoint::DeleteBucketOwnershipControls { .. } => "s3:PutBucketOwnershipControls",
+            Endpoint::GetBucketOwnershipControls { .. } => "s3:GetBucketOwnershipControls",
+            Endpoint::PutPublicAccessBlock { .. } | Endpoint::DeletePublicAccessBlock { .. } => {
+                "s3:PutBucketPublicAccessBlock"
+            }
+            Endpoint::GetPublicAccessBlock { .. } => "s3:GetBucketPublicAccessBlock",
+            Endpoint::PutBucketRequestPayment { .. } => "s3:PutBucketRequestPayment",
+            Endpoint::GetBucketRequestPayment { .. } => "s3:GetBucketRequestPayment",
             Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
         }
     }
@@ -287,6 +353,17 @@ impl Endpoint {
             | Endpoint::ListObjectVersions { bucket }
             | Endpoint::DeleteObjects { bucket }
             | Endpoint::ListMultipartUploads { bucket }
+            | Endpoint::PutBucketCors { bucket }
+            | Endpoint::GetBucketCors { bucket }
+            | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::PutBucketOwnershipControls { bucket }
+            | Endpoint::GetBucketOwnershipControls { bucket }
+            | Endpoint::DeleteBucketOwnershipControls { bucket }
+            | Endpoint::PutPublicAccessBlock { bucket }
+            | Endpoint::GetPublicAccessBlock { bucket }
+            | Endpoint::DeletePublicAccessBlock { bucket }
+            | Endpoint::PutBucketRequestPayment { bucket }
+            | Endpoint::GetBucketRequestPayment { bucket }
             | Endpoint::PutBucketTagging { bucket }
             | Endpoint::GetBucketTagging { bucket }
             | Endpoint::DeleteBucketTagging { bucket }
@@ -429,7 +506,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "acl",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -439,12 +515,9 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "ownershipControls",
     "policy",
     "policyStatus",
-    "publicAccessBlock",
     "replication",
-    "requestPayment",
     "website",
     "session",
 ];
@@ -488,6 +561,37 @@ pub fn route(
             }
             if *method == Method::GET && query.has("uploads") {
                 return Ok(Endpoint::ListMultipartUploads { bucket });
+            }
+            if query.has("cors") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketCors { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketCors { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketCors { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("ownershipControls") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketOwnershipControls { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketOwnershipControls { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketOwnershipControls { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("publicAccessBlock") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutPublicAccessBlock { bucket }),
+                    Method::GET => Ok(Endpoint::GetPublicAccessBlock { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeletePublicAccessBlock { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("requestPayment") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketRequestPayment { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketRequestPayment { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
             }
             if query.has("tagging") {
                 return match *method {
