@@ -39,6 +39,7 @@ struct FileConfig {
     max_object_size: Option<u64>,
     inline_threshold: Option<u64>,
     cors_origins: Option<Vec<String>>,
+    post_max_size: Option<u64>,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -74,6 +75,8 @@ pub struct Config {
     pub inline_threshold: u64,
     /// Origins allowed by the server-wide CORS default (buckets without their own rules).
     pub cors_origins: Vec<String>,
+    /// Largest file a browser POST upload may carry.
+    pub post_max_size: u64,
 }
 
 /// Environment variables that name a setting (plus `SLUICE_CONFIG`, which names the file).
@@ -90,6 +93,7 @@ const ENV_KEYS: &[&str] = &[
     "max_object_size",
     "inline_threshold",
     "cors_origins",
+    "post_max_size",
 ];
 
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -163,6 +167,7 @@ impl Config {
                 "max_object_size" => file.max_object_size = Some(parse_u64(name, &v)?),
                 "inline_threshold" => file.inline_threshold = Some(parse_u64(name, &v)?),
                 "cors_origins" => file.cors_origins = Some(split_list(&v)),
+                "post_max_size" => file.post_max_size = Some(parse_u64(name, &v)?),
                 _ => return Err(ConfigError::UnknownEnv(name.clone())),
             }
         }
@@ -238,6 +243,13 @@ impl Config {
                 message: format!("must be 1..={MAX_OBJECT_SIZE}"),
             });
         }
+        let post_max_size = file.post_max_size.unwrap_or(MAX_OBJECT_SIZE);
+        if post_max_size == 0 || post_max_size > MAX_OBJECT_SIZE {
+            return Err(ConfigError::BadValue {
+                key: "post_max_size".into(),
+                message: format!("must be 1..={MAX_OBJECT_SIZE}"),
+            });
+        }
         let inline_threshold = file.inline_threshold.unwrap_or(64 * 1024);
         if inline_threshold > 1024 * 1024 {
             return Err(ConfigError::BadValue {
@@ -260,6 +272,7 @@ impl Config {
             max_object_size,
             inline_threshold,
             cors_origins: file.cors_origins.unwrap_or_default(),
+            post_max_size,
         })
     }
 }

@@ -36,6 +36,7 @@ pub enum ErrorCode {
     InvalidTag,
     InvalidURI,
     KeyTooLongError,
+    MalformedPOSTRequest,
     MalformedXML,
     MetadataTooLarge,
     MethodNotAllowed,
@@ -132,6 +133,7 @@ impl ErrorCode {
             InvalidTag => "InvalidTag",
             InvalidURI => "InvalidURI",
             KeyTooLongError => "KeyTooLongError",
+            MalformedPOSTRequest => "MalformedPOSTRequest",
             MalformedXML => "MalformedXML",
             MetadataTooLarge => "MetadataTooLarge",
             MethodNotAllowed => "MethodNotAllowed",
@@ -210,6 +212,13 @@ impl S3Error {
         S3Error::new(
             ErrorCode::MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    }
+
+    pub fn malformed_post() -> S3Error {
+        S3Error::new(
+            ErrorCode::MalformedPOSTRequest,
+            "The body of your POST request is not well-formed multipart/form-data.",
         )
     }
 

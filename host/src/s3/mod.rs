@@ -13,6 +13,7 @@ pub mod error;
 pub mod get;
 pub mod list;
 pub mod multipart;
+pub mod post_object;
 pub mod put;
 pub mod router;
 pub mod sigv2;
@@ -273,6 +274,20 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
             .map(|v| v.to_str().unwrap_or("\u{0}")),
     )?;
     let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
+    if let Endpoint::PostObject { bucket } = &endpoint {
+        // The form carries its own signed policy; it is checked once the fields are read.
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        return post_object::post_object(app, bucket, content_type, body, host).await;
+    }
     let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
     let bucket_info = match endpoint.bucket() {
         Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => {
@@ -415,6 +430,7 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         Endpoint::GetBucketRequestPayment { bucket } => {
             bucket_config::get_request_payment(&mut ctx, &bucket).await
         }
+        Endpoint::PostObject { .. } => Err(S3Error::internal("POST handled before dispatch")),
     }
 }
 

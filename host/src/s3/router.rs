@@ -180,6 +180,10 @@ pub enum Endpoint {
     GetBucketRequestPayment {
         bucket: String,
     },
+    /// Browser form upload; authenticated by the signed policy inside the form.
+    PostObject {
+        bucket: String,
+    },
 }
 
 /// The object named by `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, with an
@@ -289,6 +293,7 @@ impl Endpoint {
             Endpoint::DeletePublicAccessBlock { .. } => "DeletePublicAccessBlock",
             Endpoint::PutBucketRequestPayment { .. } => "PutBucketRequestPayment",
             Endpoint::GetBucketRequestPayment { .. } => "GetBucketRequestPayment",
+            Endpoint::PostObject { .. } => "PostObject",
         }
     }
 
@@ -306,6 +311,7 @@ impl Endpoint {
             Endpoint::ListObjectVersions { .. } => "s3:ListBucketVersions",
             Endpoint::DeleteObjects { .. } | Endpoint::DeleteObject { .. } => "s3:DeleteObject",
             Endpoint::PutObject { .. }
+            | Endpoint::PostObject { .. }
             | Endpoint::CopyObject { .. }
             | Endpoint::CreateMultipartUpload { .. }
             | Endpoint::UploadPart { .. }
@@ -364,6 +370,7 @@ impl Endpoint {
             | Endpoint::DeletePublicAccessBlock { bucket }
             | Endpoint::PutBucketRequestPayment { bucket }
             | Endpoint::GetBucketRequestPayment { bucket }
+            | Endpoint::PostObject { bucket }
             | Endpoint::PutBucketTagging { bucket }
             | Endpoint::GetBucketTagging { bucket }
             | Endpoint::DeleteBucketTagging { bucket }
@@ -616,7 +623,7 @@ pub fn route(
                     Ok(Endpoint::ListObjectsV2 { bucket })
                 }
                 Method::GET => Ok(Endpoint::ListObjects { bucket }),
-                Method::POST => Err(not_implemented("POST object upload")),
+                Method::POST => Ok(Endpoint::PostObject { bucket }),
                 _ => Err(method_not_allowed()),
             }
         }

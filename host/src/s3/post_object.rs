@@ -1,0 +1,437 @@
+//! Browser POST uploads (POST Object): a multipart/form-data body whose fields carry a policy
+//! document signed with SigV4 (or SigV2). The policy's conditions must cover every form field
+//! (except those AWS exempts); the file streams into the store like a PUT.
+
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures::StreamExt;
+use http::{Response, StatusCode};
+use serde_json::Value;
+
+use super::error::{ErrorCode, S3Error, S3Result};
+use super::sigv4::{self, Credential, SigningKey};
+use super::xml::XmlWriter;
+use super::{App, empty_response, set_header, xml_response};
+use crate::auth::Principal;
+use crate::auth::iam::Lookup;
+use crate::store::{BodyStream, NewObject, WriteCondition};
+
+/// Form fields every POST may carry without a policy condition.
+fn exempt(field: &str) -> bool {
+    matches!(
+        field,
+        "x-amz-signature" | "signature" | "file" | "policy" | "awsaccesskeyid"
+    ) || field.starts_with("x-ignore-")
+}
+
+fn policy_failed(message: &str) -> S3Error {
+    S3Error::new(
+        ErrorCode::AccessDenied,
+        format!("Invalid according to Policy: {message}"),
+    )
+}
+
+/// A parsed policy document: its expiry and conditions.
+struct Policy {
+    conditions: Vec<Condition>,
+    length_range: Option<(u64, u64)>,
+}
+
+enum Condition {
+    Eq(String, String),
+    StartsWith(String, String),
+}
+
+impl Condition {
+    fn field(&self) -> &str {
+        match self {
+            Condition::Eq(f, _) | Condition::StartsWith(f, _) => f,
+        }
+    }
+}
+
+fn parse_policy(b64: &str) -> S3Result<Policy> {
+    let bad = || {
+        S3Error::invalid_argument("Invalid Policy: Invalid JSON.").with("ArgumentName", "policy")
+    };
+    let raw = B64.decode(b64.trim()).map_err(|_| bad())?;
+    let doc: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let expiration = doc
+        .get("expiration")
+        .and_then(Value::as_str)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid Policy: Policy missing expiration."))?;
+    let expires = chrono::DateTime::parse_from_rfc3339(expiration)
+        .map_err(|_| S3Error::invalid_argument("Invalid Policy: Invalid 'expiration' value."))?;
+    if expires < chrono::Utc::now() {
+        return Err(policy_failed("Policy expired."));
+    }
+    let mut conditions = Vec::new();
+    let mut length_range = None;
+    let list = doc
+        .get("conditions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid Policy: Policy missing conditions."))?;
+    for c in list {
+        match c {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let v = v.as_str().ok_or_else(bad)?;
+                    conditions.push(Condition::Eq(k.to_ascii_lowercase(), v.to_string()));
+                }
+            }
+            Value::Array(items) => {
+                let op = items.first().and_then(Value::as_str).unwrap_or("");
+                match op.to_ascii_lowercase().as_str() {
+                    "content-length-range" => {
+                        let n = |i: usize| {
+                            items.get(i).and_then(|v| {
+                                v.as_u64()
+                                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                            })
+                        };
+                        let (Some(min), Some(max)) = (n(1), n(2)) else {
+                            return Err(bad());
+                        };
+                        length_range = Some((min, max));
+                    }
+                    "eq" | "starts-with" => {
+                        let field = items
+                            .get(1)
+                            .and_then(Value::as_str)
+                            .and_then(|f| f.strip_prefix('$'))
+                            .ok_or_else(bad)?
+                            .to_ascii_lowercase();
+                        let value = items.get(2).and_then(Value::as_str).ok_or_else(bad)?;
+                        conditions.push(if op.eq_ignore_ascii_case("eq") {
+                            Condition::Eq(field, value.to_string())
+                        } else {
+                            Condition::StartsWith(field, value.to_string())
+                        });
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(Policy {
+        conditions,
+        length_range,
+    })
+}
+
+/// Form fields as (lower-case name, value), in order.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn check_conditions(policy: &Policy, fields: &Fields, bucket: &str) -> S3Result<()> {
+    for c in &policy.conditions {
+        let actual = if c.field() == "bucket" {
+            Some(bucket)
+        } else {
+            fields.get(c.field())
+        };
+        let ok = match (c, actual) {
+            (Condition::Eq(_, want), Some(v)) => v == want,
+            (Condition::StartsWith(f, prefix), Some(v)) if f == "content-type" => v
+                .split(',')
+                .all(|part| part.trim().starts_with(prefix.as_str())),
+            (Condition::StartsWith(_, prefix), Some(v)) => v.starts_with(prefix.as_str()),
+            (Condition::StartsWith(_, prefix), None) => prefix.is_empty(),
+            (Condition::Eq(_, _), None) => false,
+        };
+        if !ok {
+            return Err(policy_failed(&format!(
+                "Policy Condition failed: [\"{}\", \"${}\", \"{}\"]",
+                match c {
+                    Condition::Eq(..) => "eq",
+                    Condition::StartsWith(..) => "starts-with",
+                },
+                c.field(),
+                match c {
+                    Condition::Eq(_, v) | Condition::StartsWith(_, v) => v,
+                }
+            )));
+        }
+    }
+    for (name, _) in &fields.0 {
+        if !exempt(name) && !policy.conditions.iter().any(|c| c.field() == name) {
+            return Err(policy_failed(&format!("Extra input fields: {name}")));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the policy signature and returns who signed it.
+fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Principal> {
+    let lookup = |ak: &str| -> S3Result<crate::auth::iam::Credential> {
+        match app.iam.lookup(ak).map_err(S3Error::internal)? {
+            Lookup::Found(c) => Ok(c),
+            _ => Err(S3Error::new(
+                ErrorCode::InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+            .with("AWSAccessKeyId", ak)),
+        }
+    };
+    let mismatch = || {
+        S3Error::new(
+            ErrorCode::SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+        )
+    };
+    if let Some(sig) = fields.get("x-amz-signature") {
+        if fields.get("x-amz-algorithm") != Some(sigv4::ALGORITHM) {
+            return Err(S3Error::invalid_argument(
+                "Only AWS4-HMAC-SHA256 is supported for x-amz-algorithm",
+            ));
+        }
+        let cred = fields
+            .get("x-amz-credential")
+            .and_then(Credential::parse)
+            .ok_or_else(|| S3Error::invalid_argument("Invalid x-amz-credential"))?;
+        if cred.region != app.config.region || cred.service != "s3" {
+            return Err(S3Error::new(
+                ErrorCode::AuthorizationQueryParametersError,
+                format!(
+                    "the region '{}' is wrong; expecting '{}'",
+                    cred.region, app.config.region
+                ),
+            ));
+        }
+        let c = lookup(&cred.access_key)?;
+        let expected = SigningKey::derive(&c.secret, &cred).sign(policy_b64);
+        if !sigv4::signatures_equal(&expected, &sig.to_ascii_lowercase()) {
+            return Err(mismatch());
+        }
+        return Ok(c.principal);
+    }
+    if let (Some(ak), Some(sig)) = (fields.get("awsaccesskeyid"), fields.get("signature")) {
+        let c = lookup(ak)?;
+        let expected = super::sigv2::sign(&c.secret, policy_b64);
+        if !sigv4::signatures_equal(&expected, sig) {
+            return Err(mismatch());
+        }
+        return Ok(c.principal);
+    }
+    Err(S3Error::access_denied())
+}
+
+pub async fn post_object(
+    app: &App,
+    bucket: &str,
+    content_type: &str,
+    body: Body,
+    host: &str,
+) -> S3Result<Response<Body>> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        S3Error::new(
+            ErrorCode::InvalidRequest,
+            "POST requires a multipart/form-data body with a boundary",
+        )
+    })?;
+    let stream = super::body::raw_stream(body);
+    let mut form = multer::Multipart::with_constraints(
+        stream,
+        boundary,
+        multer::Constraints::new().size_limit(
+            multer::SizeLimit::new()
+                .per_field(app.config.post_max_size.max(1) + 1)
+                .for_field("policy", 64 * 1024),
+        ),
+    );
+    let mut fields = Fields(Vec::new());
+    let mut file = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|_| S3Error::malformed_post())?
+    {
+        let name = field.name().unwrap_or("").to_ascii_lowercase();
+        if name == "file" {
+            file = Some(field);
+            break;
+        }
+        if fields.0.len() > 100 {
+            return Err(S3Error::malformed_post());
+        }
+        let value = field.text().await.map_err(|_| S3Error::malformed_post())?;
+        fields.0.push((name, value));
+    }
+    let Some(file) = file else {
+        return Err(S3Error::new(
+            ErrorCode::InvalidArgument,
+            "POST requires exactly one file upload per request.",
+        )
+        .with("ArgumentName", "file"));
+    };
+    let policy_b64 = fields.get("policy").map(str::to_string).ok_or_else(|| {
+        S3Error::invalid_argument("Bucket POST must contain a field named 'policy'.")
+    })?;
+    let principal = authenticate(app, &fields, &policy_b64)?;
+    let bucket_info = app.store.bucket(bucket).await?;
+    let put = super::router::Endpoint::PutObject {
+        bucket: bucket.to_string(),
+        key: fields.get("key").unwrap_or("").to_string(),
+    };
+    crate::policy::authorize(&principal, &put, bucket_info.as_ref())?;
+    let policy = parse_policy(&policy_b64)?;
+    check_conditions(&policy, &fields, bucket)?;
+
+    let filename = file.file_name().unwrap_or("").to_string();
+    let key = fields
+        .get("key")
+        .ok_or_else(|| {
+            S3Error::invalid_argument("Bucket POST must contain a field named 'key'.")
+                .with("ArgumentName", "key")
+        })?
+        .replace("${filename}", &filename);
+    if key.is_empty() || key.len() > super::router::MAX_KEY_LEN || key.contains('\0') {
+        return Err(S3Error::new(
+            ErrorCode::KeyTooLongError,
+            "Your key is too long",
+        ));
+    }
+    let (min, max) = policy.length_range.unwrap_or((0, app.config.post_max_size));
+    let max = max.min(app.config.post_max_size);
+    let body: BodyStream = Box::pin(file.map(|r| r.map_err(std::io::Error::other)));
+    let staged = app
+        .store
+        .stage_body(body, None, max, false)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::TooLarge(_) => S3Error::new(
+                ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            )
+            .with("MaxSizeAllowed", max.to_string()),
+            other => other.into(),
+        })?;
+    if staged.size < min {
+        return Err(S3Error::new(
+            ErrorCode::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size",
+        )
+        .with("MinSizeAllowed", min.to_string()));
+    }
+    let mut headers = Vec::new();
+    for name in super::put::STORED_HEADERS {
+        if let Some(v) = fields.get(name) {
+            headers.push((name.to_string(), v.to_string()));
+        }
+    }
+    let user_meta: Vec<(String, String)> = fields
+        .0
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("x-amz-meta-")
+                .map(|m| (m.to_string(), v.clone()))
+        })
+        .collect();
+    let meta = app
+        .store
+        .commit_object(
+            bucket,
+            &key,
+            NewObject {
+                owner_id: principal.id().unwrap_or("").to_string(),
+                headers,
+                user_meta,
+                tags: Vec::new(),
+            },
+            staged,
+            WriteCondition::default(),
+        )
+        .await?;
+    let etag = format!("\"{}\"", meta.etag);
+    let location = format!(
+        "http://{host}/{bucket}/{}",
+        sigv4::uri_encode(key.as_bytes(), true)
+    );
+    if let Some(redirect) = fields
+        .get("success_action_redirect")
+        .filter(|r| !r.is_empty())
+    {
+        let sep = if redirect.contains('?') { '&' } else { '?' };
+        let target = format!(
+            "{redirect}{sep}bucket={}&key={}&etag={}",
+            sigv4::uri_encode(bucket.as_bytes(), false),
+            sigv4::uri_encode(key.as_bytes(), false),
+            sigv4::uri_encode(etag.as_bytes(), false)
+        );
+        let mut r = empty_response(StatusCode::SEE_OTHER);
+        set_header(r.headers_mut(), "location", &target);
+        set_header(r.headers_mut(), "etag", &etag);
+        return Ok(r);
+    }
+    let mut r = match fields.get("success_action_status") {
+        Some("200") => empty_response(StatusCode::OK),
+        Some("201") => {
+            let mut w = XmlWriter::bare("PostResponse");
+            w.elem("Location", &location)
+                .elem("Bucket", bucket)
+                .elem("Key", &key)
+                .elem("ETag", &etag);
+            xml_response(StatusCode::CREATED, w.finish("PostResponse"))
+        }
+        _ => empty_response(StatusCode::NO_CONTENT),
+    };
+    set_header(r.headers_mut(), "etag", &etag);
+    set_header(r.headers_mut(), "location", &location);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(conditions: &str) -> String {
+        let exp = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        B64.encode(format!(
+            "{{\"expiration\":\"{exp}\",\"conditions\":{conditions}}}"
+        ))
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        Fields(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn conditions_cover_fields() {
+        let p = parse_policy(&policy(
+            r#"[{"bucket":"b"},["starts-with","$key","up/"],["content-length-range",1,10]]"#,
+        ))
+        .unwrap();
+        assert_eq!(p.length_range, Some((1, 10)));
+        assert!(check_conditions(&p, &fields(&[("key", "up/a"), ("policy", "x")]), "b").is_ok());
+        assert!(check_conditions(&p, &fields(&[("key", "down/a")]), "b").is_err());
+        assert!(check_conditions(&p, &fields(&[("key", "up/a")]), "other").is_err());
+        // A field no condition covers is refused.
+        assert!(
+            check_conditions(&p, &fields(&[("key", "up/a"), ("x-amz-meta-a", "1")]), "b").is_err()
+        );
+        assert!(
+            check_conditions(&p, &fields(&[("key", "up/a"), ("x-ignore-me", "1")]), "b").is_ok()
+        );
+    }
+
+    #[test]
+    fn expired_policy_is_refused() {
+        let doc = B64.encode(r#"{"expiration":"2000-01-01T00:00:00Z","conditions":[]}"#);
+        assert!(parse_policy(&doc).is_err());
+    }
+}

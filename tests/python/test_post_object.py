@@ -1,0 +1,78 @@
+"""Issue 4 item 5: browser POST uploads built by boto3 generate_presigned_post and sent with
+requests: conditions (eq, starts-with, content-length-range), success_action_status,
+success_action_redirect, ${filename}, refused extra fields, bad signatures."""
+
+import requests
+
+from support.s3raw import assert_s3_error, from_requests as as_response
+
+
+def post(url, fields, filename="hello.txt", data=b"hello from a browser"):
+    return requests.post(url, data=fields, files={"file": (filename, data)}, timeout=30)
+
+
+def test_presigned_post_uploads_with_filename_and_status(s3, bucket):
+    p = s3.generate_presigned_post(
+        bucket, "uploads/${filename}",
+        Fields={"success_action_status": "201", "Content-Type": "text/plain"},
+        Conditions=[
+            ["starts-with", "$key", "uploads/"],
+            {"success_action_status": "201"},
+            {"Content-Type": "text/plain"},
+            ["content-length-range", 1, 1024],
+        ],
+        ExpiresIn=300,
+    )
+    r = post(p["url"], p["fields"])
+    assert r.status_code == 201, r.text
+    assert "<Key>uploads/hello.txt</Key>" in r.text
+    got = s3.get_object(Bucket=bucket, Key="uploads/hello.txt")
+    assert got["Body"].read() == b"hello from a browser"
+    assert got["ContentType"] == "text/plain"
+
+
+def test_default_status_is_204_and_redirect_is_303(s3, bucket):
+    p = s3.generate_presigned_post(bucket, "plain", ExpiresIn=300)
+    r = post(p["url"], p["fields"])
+    assert r.status_code == 204, r.text
+    p = s3.generate_presigned_post(
+        bucket, "redir",
+        Fields={"success_action_redirect": "https://app.example.com/done"},
+        Conditions=[{"success_action_redirect": "https://app.example.com/done"}],
+        ExpiresIn=300,
+    )
+    r = requests.post(p["url"], data=p["fields"], files={"file": ("f", b"x")}, allow_redirects=False, timeout=30)
+    assert r.status_code == 303, r.text
+    assert r.headers["Location"].startswith("https://app.example.com/done?bucket=")
+    assert "key=redir" in r.headers["Location"]
+
+
+def test_content_length_range_is_enforced(s3, bucket):
+    p = s3.generate_presigned_post(
+        bucket, "small", Conditions=[["content-length-range", 1, 10]], ExpiresIn=300,
+    )
+    r = post(p["url"], p["fields"], data=b"x" * 11)
+    assert_s3_error(as_response(r), 400, "EntityTooLarge")
+    r = post(p["url"], p["fields"], data=b"")
+    assert_s3_error(as_response(r), 400, "EntityTooSmall")
+    assert post(p["url"], p["fields"], data=b"12345").status_code == 204
+
+
+def test_condition_mismatch_and_uncovered_field_are_refused(s3, bucket):
+    p = s3.generate_presigned_post(
+        bucket, "fixed", Conditions=[["starts-with", "$key", "fixed"]], ExpiresIn=300,
+    )
+    fields = dict(p["fields"], key="elsewhere")
+    assert_s3_error(as_response(post(p["url"], fields)), 403, "AccessDenied")
+    extra = dict(p["fields"], **{"x-amz-meta-sneaky": "1"})
+    assert_s3_error(as_response(post(p["url"], extra)), 403, "AccessDenied")
+    ignored = dict(p["fields"], **{"x-ignore-me": "1"})
+    assert post(p["url"], ignored).status_code == 204
+
+
+def test_tampered_signature_is_refused(s3, bucket):
+    p = s3.generate_presigned_post(bucket, "t", ExpiresIn=300)
+    fields = dict(p["fields"])
+    sig_field = "x-amz-signature" if "x-amz-signature" in fields else "signature"
+    fields[sig_field] = ("0" if fields[sig_field][0] != "0" else "1") + fields[sig_field][1:]
+    assert_s3_error(as_response(post(p["url"], fields)), 403, "SignatureDoesNotMatch")
