@@ -40,6 +40,14 @@ struct FileConfig {
     inline_threshold: Option<u64>,
     cors_origins: Option<Vec<String>>,
     post_max_size: Option<u64>,
+    max_put_size: Option<u64>,
+    max_parts: Option<u64>,
+    max_header_bytes: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_address: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    allow_insecure_secrets: Option<bool>,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -77,6 +85,61 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Largest file a browser POST upload may carry.
     pub post_max_size: u64,
+    /// Largest single PUT or part (S3: 5 GiB).
+    pub max_put_size: u64,
+    /// Most parts in a multipart upload (S3: 10000).
+    pub max_parts: u32,
+    /// Largest request head (request line and headers) accepted.
+    pub max_header_bytes: usize,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A second listener for HTTPS next to plain HTTP on `address`.
+    pub tls_address: Option<SocketAddr>,
+    /// Peers whose X-Forwarded-Host / X-Forwarded-Proto are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Accept SSE-C keys over plain HTTP from non-loopback peers (AWS never does).
+    pub allow_insecure_secrets: bool,
+}
+
+/// An IP network (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let (a, p) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse().ok().filter(|n| *n <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Environment variables that name a setting (plus `SLUICE_CONFIG`, which names the file).
@@ -94,9 +157,20 @@ const ENV_KEYS: &[&str] = &[
     "inline_threshold",
     "cors_origins",
     "post_max_size",
+    "max_put_size",
+    "max_parts",
+    "max_header_bytes",
+    "tls_cert",
+    "tls_key",
+    "tls_address",
+    "trusted_proxies",
+    "allow_insecure_secrets",
 ];
 
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's largest single PUT (and part).
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// S3's largest object (assembled from parts).
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 
 impl Config {
     /// Loads the configuration from the process environment and the given flags.
@@ -135,9 +209,14 @@ impl Config {
         };
         // Paths in a file are relative to that file.
         if let Some(base) = &base {
-            for p in [&mut file.data_dir, &mut file.master_key_file]
-                .into_iter()
-                .flatten()
+            for p in [
+                &mut file.data_dir,
+                &mut file.master_key_file,
+                &mut file.tls_cert,
+                &mut file.tls_key,
+            ]
+            .into_iter()
+            .flatten()
             {
                 if p.is_relative() {
                     *p = base.join(&*p);
@@ -168,6 +247,25 @@ impl Config {
                 "inline_threshold" => file.inline_threshold = Some(parse_u64(name, &v)?),
                 "cors_origins" => file.cors_origins = Some(split_list(&v)),
                 "post_max_size" => file.post_max_size = Some(parse_u64(name, &v)?),
+                "max_put_size" => file.max_put_size = Some(parse_u64(name, &v)?),
+                "max_parts" => file.max_parts = Some(parse_u64(name, &v)?),
+                "max_header_bytes" => file.max_header_bytes = Some(parse_u64(name, &v)?),
+                "tls_cert" => file.tls_cert = Some(v.into()),
+                "tls_key" => file.tls_key = Some(v.into()),
+                "tls_address" => file.tls_address = Some(v),
+                "trusted_proxies" => file.trusted_proxies = Some(split_list(&v)),
+                "allow_insecure_secrets" => {
+                    file.allow_insecure_secrets = Some(match v.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ConfigError::BadValue {
+                                key: name.clone(),
+                                message: format!("`{v}` is not true or false"),
+                            });
+                        }
+                    })
+                }
                 _ => return Err(ConfigError::UnknownEnv(name.clone())),
             }
         }
@@ -243,12 +341,63 @@ impl Config {
                 message: format!("must be 1..={MAX_OBJECT_SIZE}"),
             });
         }
-        let post_max_size = file.post_max_size.unwrap_or(MAX_OBJECT_SIZE);
-        if post_max_size == 0 || post_max_size > MAX_OBJECT_SIZE {
+        let post_max_size = file.post_max_size.unwrap_or(MAX_PUT_SIZE);
+        if post_max_size == 0 || post_max_size > MAX_PUT_SIZE {
             return Err(ConfigError::BadValue {
                 key: "post_max_size".into(),
-                message: format!("must be 1..={MAX_OBJECT_SIZE}"),
+                message: format!("must be 1..={MAX_PUT_SIZE}"),
             });
+        }
+        let max_put_size = file.max_put_size.unwrap_or(MAX_PUT_SIZE);
+        if max_put_size == 0 || max_put_size > MAX_PUT_SIZE {
+            return Err(ConfigError::BadValue {
+                key: "max_put_size".into(),
+                message: format!("must be 1..={MAX_PUT_SIZE}"),
+            });
+        }
+        let max_parts = file.max_parts.unwrap_or(10_000);
+        if max_parts == 0 || max_parts > 10_000 {
+            return Err(ConfigError::BadValue {
+                key: "max_parts".into(),
+                message: "must be 1..=10000".into(),
+            });
+        }
+        let max_parts = max_parts as u32;
+        let max_header_bytes = file.max_header_bytes.unwrap_or(64 * 1024);
+        if !(8192..=1024 * 1024).contains(&max_header_bytes) {
+            return Err(ConfigError::BadValue {
+                key: "max_header_bytes".into(),
+                message: "must be 8192..=1048576".into(),
+            });
+        }
+        let max_header_bytes = max_header_bytes as usize;
+        if file.tls_cert.is_some() != file.tls_key.is_some() {
+            return Err(ConfigError::BadValue {
+                key: "tls_cert".into(),
+                message: "tls_cert and tls_key must be set together".into(),
+            });
+        }
+        let tls_address = match &file.tls_address {
+            None => None,
+            Some(t) => {
+                if file.tls_cert.is_none() {
+                    return Err(ConfigError::BadValue {
+                        key: "tls_address".into(),
+                        message: "needs tls_cert and tls_key".into(),
+                    });
+                }
+                Some(t.parse::<SocketAddr>().map_err(|_| ConfigError::BadValue {
+                    key: "tls_address".into(),
+                    message: format!("`{t}` is not an IP:port socket address"),
+                })?)
+            }
+        };
+        let mut trusted_proxies = Vec::new();
+        for p in file.trusted_proxies.unwrap_or_default() {
+            trusted_proxies.push(IpNet::parse(&p).ok_or_else(|| ConfigError::BadValue {
+                key: "trusted_proxies".into(),
+                message: format!("`{p}` is not an IP address or CIDR network"),
+            })?);
         }
         let inline_threshold = file.inline_threshold.unwrap_or(64 * 1024);
         if inline_threshold > 1024 * 1024 {
@@ -273,6 +422,14 @@ impl Config {
             inline_threshold,
             cors_origins: file.cors_origins.unwrap_or_default(),
             post_max_size,
+            max_put_size,
+            max_parts,
+            max_header_bytes,
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            tls_address,
+            trusted_proxies,
+            allow_insecure_secrets: file.allow_insecure_secrets.unwrap_or(false),
         })
     }
 }
@@ -301,6 +458,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn networks_match_addresses() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(
+            IpNet::parse("127.0.0.1")
+                .unwrap()
+                .contains("127.0.0.1".parse().unwrap())
+        );
+        assert!(
+            IpNet::parse("::1")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub async fn copy_object(
     let staged = ctx
         .app
         .store
-        .stage_body(body, algorithm, ctx.app.config.max_object_size, false)
+        .stage_body(body, algorithm, ctx.app.config.max_put_size, false)
         .await?;
     let owner_id = ctx.principal.id().unwrap_or("").to_string();
     let meta = ctx

@@ -58,6 +58,8 @@ pub struct App {
 /// One request in flight, after authentication.
 pub struct RequestCtx<'a> {
     pub app: &'a App,
+    /// Came over TLS, directly or through a trusted proxy that says so.
+    pub secure: bool,
     pub request_id: String,
     pub principal: Principal,
     pub auth_method: AuthMethod,
@@ -207,6 +209,11 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         app.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let head = req.method() == Method::HEAD;
         let resource = req.uri().path().to_string();
+        let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
         // Requests from browsers get Access-Control-* headers when a CORS rule matches.
         let cors_request = req
             .headers()
@@ -240,7 +247,13 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
         if response.status().is_client_error() || response.status().is_server_error() {
             app.metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let refused = response.status().is_client_error() || response.status().is_server_error();
         let h = response.headers_mut();
+        // A request refused before its body was read leaves that body on the connection: close
+        // it rather than risk reading the rest of the body as the next request.
+        if has_body && refused {
+            h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             h.insert("x-amz-request-id", v.clone());
             h.insert("x-amz-id-2", v);
@@ -252,8 +265,51 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
     .await
 }
 
+/// Applies a trusted proxy's `X-Forwarded-Host` (the host the client signed) and tells whether
+/// the client's connection was secure.
+fn forwarded(app: &App, parts: &mut Parts) -> S3Result<bool> {
+    let info = parts.extensions.get::<crate::server::ConnInfo>().copied();
+    let tls = info.is_some_and(|i| i.tls);
+    let trusted = info.is_some_and(|i| {
+        app.config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(i.peer.ip()))
+    });
+    let mut secure = tls;
+    if trusted {
+        if let Some(host) = parts.headers.get("x-forwarded-host").cloned() {
+            parts.headers.insert(http::header::HOST, host);
+        }
+        if let Some(proto) = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            secure = proto.trim().eq_ignore_ascii_case("https");
+        }
+    }
+    // SSE-C keys travel in headers: AWS refuses them over plain HTTP.
+    let loopback = info.is_some_and(|i| i.peer.ip().is_loopback());
+    if !secure
+        && !loopback
+        && !app.config.allow_insecure_secrets
+        && parts
+            .headers
+            .keys()
+            .any(|k| k.as_str().contains("server-side-encryption-customer-key"))
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
+        ));
+    }
+    Ok(secure)
+}
+
 async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<Response<Body>> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let secure = forwarded(app, &mut parts)?;
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
     let host = parts
         .headers
@@ -286,7 +342,7 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("localhost");
-        return post_object::post_object(app, bucket, content_type, body, host).await;
+        return post_object::post_object(app, bucket, content_type, body, host, secure).await;
     }
     let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
     let bucket_info = match endpoint.bucket() {
@@ -323,6 +379,7 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
     );
     let mut ctx = RequestCtx {
         app,
+        secure,
         request_id: request_id.to_string(),
         principal: authn.principal,
         auth_method: authn.method,

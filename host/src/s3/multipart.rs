@@ -13,11 +13,8 @@ use super::router::CopySource;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, empty_response, set_header, xml_response};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
-use crate::store::uploads::MAX_PART_NUMBER;
 use crate::store::{CompletedPart, NewUpload, UploadInfo, UploadListQuery};
 
-/// Largest single part, as S3 limits it.
-const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// Largest CompleteMultipartUpload document (10000 parts with checksums, plus markup).
 const MAX_COMPLETE_BODY: u64 = 4 * 1024 * 1024;
 const MAX_LIST: usize = 1000;
@@ -34,7 +31,7 @@ fn part_number(ctx: &RequestCtx<'_>) -> S3Result<u32> {
     ctx.query
         .get("partNumber")
         .and_then(|p| p.parse::<u32>().ok())
-        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+        .filter(|n| (1..=ctx.app.config.max_parts).contains(n))
         .ok_or_else(|| {
             S3Error::invalid_argument(
                 "Part number must be an integer between 1 and 10000, inclusive",
@@ -171,12 +168,12 @@ pub async fn upload_part(
     ctx.existing_bucket(bucket).await?;
     let info = ctx.app.store.upload(bucket, key, &id).await?;
     let declared = ctx.declared_length()?;
-    if declared.is_some_and(|n| n > MAX_PART_SIZE) {
+    if declared.is_some_and(|n| n > ctx.app.config.max_put_size) {
         return Err(S3Error::new(
             ErrorCode::EntityTooLarge,
             "Your proposed upload exceeds the maximum allowed size",
         )
-        .with("MaxSizeAllowed", MAX_PART_SIZE.to_string()));
+        .with("MaxSizeAllowed", ctx.app.config.max_put_size.to_string()));
     }
     let md5 = content_md5(ctx)?;
     let (requested, expected) = requested_checksum(ctx)?;
@@ -197,7 +194,7 @@ pub async fn upload_part(
     let staged = ctx
         .app
         .store
-        .stage_body(body, algorithm, MAX_PART_SIZE, true)
+        .stage_body(body, algorithm, ctx.app.config.max_put_size, true)
         .await?;
     if let Some(n) = declared
         && n != staged.size
@@ -267,7 +264,12 @@ pub async fn upload_part_copy(
     let staged = ctx
         .app
         .store
-        .stage_body(body, info.checksum_algorithm, MAX_PART_SIZE, true)
+        .stage_body(
+            body,
+            info.checksum_algorithm,
+            ctx.app.config.max_put_size,
+            true,
+        )
         .await?;
     let part = ctx
         .app
@@ -347,6 +349,21 @@ pub async fn complete_multipart_upload(
             etag: p.etag,
         })
         .collect();
+    // The assembled object may not exceed the configured maximum (S3: 5 TiB).
+    let (stored, _) = ctx.app.store.list_parts(&id, 0, usize::MAX).await?;
+    let total: u64 = parts
+        .iter()
+        .filter_map(|p| stored.iter().find(|s| s.part_number == p.part_number))
+        .map(|s| s.size)
+        .sum();
+    if total > ctx.app.config.max_object_size {
+        return Err(S3Error::new(
+            ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size",
+        )
+        .with("ProposedSize", total.to_string())
+        .with("MaxSizeAllowed", ctx.app.config.max_object_size.to_string()));
+    }
     let meta = ctx
         .app
         .store
@@ -360,11 +377,12 @@ pub async fn complete_multipart_upload(
             other => other.into(),
         })?;
     let host = ctx.header("host").unwrap_or("localhost").to_string();
+    let scheme = if ctx.secure { "https" } else { "http" };
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem(
         "Location",
         &format!(
-            "http://{host}/{bucket}/{}",
+            "{scheme}://{host}/{bucket}/{}",
             super::sigv4::uri_encode(key.as_bytes(), true)
         ),
     )

@@ -232,6 +232,7 @@ pub async fn post_object(
     content_type: &str,
     body: Body,
     host: &str,
+    secure: bool,
 ) -> S3Result<Response<Body>> {
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         S3Error::new(
@@ -353,8 +354,9 @@ pub async fn post_object(
         )
         .await?;
     let etag = format!("\"{}\"", meta.etag);
+    let scheme = if secure { "https" } else { "http" };
     let location = format!(
-        "http://{host}/{bucket}/{}",
+        "{scheme}://{host}/{bucket}/{}",
         sigv4::uri_encode(key.as_bytes(), true)
     );
     if let Some(redirect) = fields

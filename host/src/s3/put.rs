@@ -240,7 +240,7 @@ pub async fn put_object(
     key: &str,
 ) -> S3Result<Response<Body>> {
     ctx.existing_bucket(bucket).await?;
-    let max = ctx.app.config.max_object_size;
+    let max = ctx.app.config.max_put_size;
     let declared = ctx.declared_length()?;
     if declared.is_some_and(|n| n > max) {
         return Err(S3Error::new(

@@ -11,7 +11,6 @@ use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType};
 
 /// Smallest part allowed except the last, as S3 enforces.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-pub const MAX_PART_NUMBER: u32 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct NewUpload {
