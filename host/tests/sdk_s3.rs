@@ -459,3 +459,156 @@ async fn large_body_streams_through() {
     assert_eq!(got.content_length(), Some(data.len() as i64));
     assert!(body_of(got).await == data);
 }
+
+#[tokio::test]
+async fn multipart_copy_tagging_and_cors_with_the_sdk() {
+    use aws_sdk_s3::types::{
+        CompletedMultipartUpload, CompletedPart, CorsConfiguration, CorsRule, Tag, Tagging,
+    };
+    let server = Server::start();
+    let s3 = server.root();
+    s3.create_bucket().bucket("mpu").send().await.unwrap();
+    let part1: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let part2 = b"tail of the object".to_vec();
+    let up = s3
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (n, data) in [(1, part1.clone()), (2, part2.clone())] {
+        let r = s3
+            .upload_part()
+            .bucket("mpu")
+            .key("big")
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let complete = s3
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("big")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(complete.e_tag().unwrap().ends_with("-2\""));
+    let mut expected = part1.clone();
+    expected.extend_from_slice(&part2);
+    let got = s3
+        .get_object()
+        .bucket("mpu")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    assert!(body_of(got).await == expected);
+    let second = s3
+        .get_object()
+        .bucket("mpu")
+        .key("big")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.parts_count(), Some(2));
+    assert_eq!(body_of(second).await, part2);
+
+    s3.copy_object()
+        .bucket("mpu")
+        .key("copy")
+        .copy_source("mpu/big")
+        .send()
+        .await
+        .unwrap();
+    let copied = s3
+        .get_object()
+        .bucket("mpu")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    assert!(body_of(copied).await == expected);
+
+    s3.put_object_tagging()
+        .bucket("mpu")
+        .key("copy")
+        .tagging(
+            Tagging::builder()
+                .tag_set(Tag::builder().key("k").value("v").build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tags = s3
+        .get_object_tagging()
+        .bucket("mpu")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tag_set().len(), 1);
+    assert_eq!(tags.tag_set()[0].key(), "k");
+
+    s3.put_bucket_cors()
+        .bucket("mpu")
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .allowed_origins("https://app.test")
+                        .allowed_methods("GET")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cors = s3.get_bucket_cors().bucket("mpu").send().await.unwrap();
+    assert_eq!(cors.cors_rules()[0].allowed_origins(), ["https://app.test"]);
+
+    let aborted = s3
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
+    s3.abort_multipart_upload()
+        .bucket("mpu")
+        .key("gone")
+        .upload_id(aborted.upload_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let listed = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.uploads().is_empty());
+}

@@ -26,7 +26,8 @@ def src(s3, bucket):
         ContentDisposition='attachment; filename="s.bin"',
     )
     head = s3.head_object(Bucket=bucket, Key="src/object.bin")
-    return {"bucket": bucket, "key": "src/object.bin", "body": body, "etag": head["ETag"], "mtime": head["LastModified"]}
+    return {"bucket": bucket, "key": "src/object.bin", "body": body, "etag": head["ETag"],
+            "mtime": head["LastModified"]}
 
 
 def source_of(obj) -> dict:
@@ -91,7 +92,9 @@ def test_replace_directive_replaces_metadata_and_content_type(s3, src):
 
 
 def test_copy_onto_itself_needs_replace(s3, src):
-    e = expect_error(400, "InvalidRequest", s3.copy_object, Bucket=src["bucket"], Key=src["key"], CopySource=source_of(src))
+    e = expect_error(
+        400, "InvalidRequest", s3.copy_object, Bucket=src["bucket"], Key=src["key"], CopySource=source_of(src)
+    )
     assert e.response["Error"]["Message"]
     head = s3.head_object(Bucket=src["bucket"], Key=src["key"])
     assert head["Metadata"] == {"color": "blue", "owner": "copy-test"}
@@ -107,13 +110,17 @@ def test_copy_onto_itself_needs_replace(s3, src):
 
 
 def test_copy_of_a_missing_source_key_is_no_such_key(s3, bucket):
-    expect_error(404, "NoSuchKey", s3.copy_object, Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "nope"})
+    expect_error(
+        404, "NoSuchKey", s3.copy_object, Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "nope"}
+    )
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
 def test_copy_from_a_missing_source_bucket_is_no_such_bucket(s3, bucket):
     missing = unique_name("gone")
-    expect_error(404, "NoSuchBucket", s3.copy_object, Bucket=bucket, Key="dst", CopySource={"Bucket": missing, "Key": "k"})
+    expect_error(
+        404, "NoSuchBucket", s3.copy_object, Bucket=bucket, Key="dst", CopySource={"Bucket": missing, "Key": "k"}
+    )
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
@@ -159,7 +166,10 @@ def test_copy_source_condition_that_holds_copies(s3, src, cond):
          "unmodified-since-yesterday", "if-none-match-beats-modified-since"],
 )
 def test_copy_source_condition_that_fails_is_412(s3, src, cond):
-    expect_error(412, "PreconditionFailed", s3.copy_object, Bucket=src["bucket"], Key="dst", CopySource=source_of(src), **cond(src))
+    expect_error(
+        412, "PreconditionFailed", s3.copy_object,
+        Bucket=src["bucket"], Key="dst", CopySource=source_of(src), **cond(src),
+    )
     expect_error(404, None, s3.head_object, Bucket=src["bucket"], Key="dst")
 
 
@@ -177,7 +187,8 @@ def test_copy_source_condition_failure_is_a_complete_error_document(raw, src):
 
 @pytest.mark.parametrize(
     "key",
-    ["with space.txt", "plus+sign+key", "ünïcødé/日本語 ファイル", "deep/dir/a b+c/é.bin", "percent%41literal", "q?u&e=ry#frag"],
+    ["with space.txt", "plus+sign+key", "ünïcødé/日本語 ファイル", "deep/dir/a b+c/é.bin", "percent%41literal",
+     "q?u&e=ry#frag"],
 )
 def test_copy_source_keys_are_url_decoded(s3, bucket, key):
     body = f"content of {key}".encode()
@@ -231,7 +242,10 @@ def test_copy_needs_access_to_the_source_bucket(server, s3, src, make_user, make
     assert "Contents" not in client.list_objects_v2(Bucket=own)
     # Nor may it copy its own object into a bucket it does not own.
     client.put_object(Bucket=own, Key="mine", Body=b"user data")
-    expect_error(403, "AccessDenied", client.copy_object, Bucket=src["bucket"], Key="pushed", CopySource={"Bucket": own, "Key": "mine"})
+    expect_error(
+        403, "AccessDenied", client.copy_object,
+        Bucket=src["bucket"], Key="pushed", CopySource={"Bucket": own, "Key": "mine"},
+    )
     expect_error(404, None, s3.head_object, Bucket=src["bucket"], Key="pushed")
     # Within its own bucket the copy works.
     client.copy_object(Bucket=own, Key="mine-too", CopySource={"Bucket": own, "Key": "mine"})

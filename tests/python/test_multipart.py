@@ -227,7 +227,9 @@ def test_abort_removes_the_upload(s3, bucket):
     resp = s3.abort_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id)
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert upload_ids(s3, bucket) == []
-    expect_error(404, "NoSuchUpload", s3.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, Body=b"x")
+    expect_error(
+        404, "NoSuchUpload", s3.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, Body=b"x"
+    )
     expect_error(404, "NoSuchUpload", s3.list_parts, Bucket=bucket, Key="k", UploadId=upload_id)
     expect_error(
         404, "NoSuchUpload", complete, s3, bucket, "k", upload_id, [{"PartNumber": 1, "ETag": md5_etag(b"part one")}]
@@ -242,7 +244,9 @@ def test_uploading_a_part_number_again_keeps_the_last_one(s3, bucket):
     new = upload_parts(s3, bucket, "k", upload_id, [last])
     tail = upload_parts(s3, bucket, "k", upload_id, [b"tail"], first=2)
     listed = s3.list_parts(Bucket=bucket, Key="k", UploadId=upload_id)["Parts"]
-    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [(1, md5_etag(last), PART), (2, md5_etag(b"tail"), 4)]
+    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [
+        (1, md5_etag(last), PART), (2, md5_etag(b"tail"), 4)
+    ]
     expect_error(400, "InvalidPart", complete, s3, bucket, "k", upload_id, old + tail)
     done = complete(s3, bucket, "k", upload_id, new + tail)
     assert done["ETag"] == multipart_etag([last, b"tail"])
@@ -357,21 +361,43 @@ def test_composite_crc32_checksum(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"".join(bodies)
 
 
-def test_missing_or_wrong_part_checksum_on_complete(s3, bucket):
-    bodies = [part_body("badsum-1", PART), b"tail"]
-    upload_id = create(s3, bucket, "k", ChecksumAlgorithm="CRC32")
+def crc32_upload(s3, bucket, key, bodies) -> tuple[str, list[dict]]:
+    """A COMPOSITE CRC32 upload; returns (id, parts with their ChecksumCRC32)."""
+    upload_id = create(s3, bucket, key, ChecksumAlgorithm="CRC32")
     parts = []
     for n, body in enumerate(bodies, 1):
         resp = s3.upload_part(
-            Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=n, Body=body, ChecksumAlgorithm="CRC32"
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=body, ChecksumAlgorithm="CRC32"
         )
         parts.append({"PartNumber": n, "ETag": resp["ETag"], "ChecksumCRC32": resp["ChecksumCRC32"]})
+    return upload_id, parts
+
+
+def test_missing_part_checksum_on_complete_is_invalid_request(s3, bucket):
+    """An upload created with a checksum algorithm needs every part's checksum on complete."""
+    upload_id, parts = crc32_upload(s3, bucket, "k", [part_body("nosum-1", PART), b"tail"])
     missing = [parts[0], {k: v for k, v in parts[1].items() if k != "ChecksumCRC32"}]
     expect_error(400, "InvalidRequest", complete, s3, bucket, "k", upload_id, missing)
-    parts[1]["ChecksumCRC32"] = checksum_b64("CRC32", b"other")
-    expect_error(400, "InvalidPart", complete, s3, bucket, "k", upload_id, parts)
     expect_error(404, None, s3.head_object, Bucket=bucket, Key="k")
     abort_all(s3, bucket)
+
+
+def test_wrong_part_checksum_on_complete_is_rejected(s3, bucket):
+    upload_id, parts = crc32_upload(s3, bucket, "k", [part_body("badsum-1", PART), b"tail"])
+    parts[1]["ChecksumCRC32"] = checksum_b64("CRC32", b"other")
+    expect_error(400, {"InvalidPart", "BadDigest"}, complete, s3, bucket, "k", upload_id, parts)
+    expect_error(404, None, s3.head_object, Bucket=bucket, Key="k")
+    abort_all(s3, bucket)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"ChecksumAlgorithm": "SHA256", "ChecksumType": "FULL_OBJECT"}, {"ChecksumType": "FULL_OBJECT"}],
+    ids=["full-object-sha256", "type-without-algorithm"],
+)
+def test_invalid_checksum_type_on_create_is_invalid_request(s3, bucket, kw):
+    expect_error(400, "InvalidRequest", s3.create_multipart_upload, Bucket=bucket, Key="k", **kw)
+    assert upload_ids(s3, bucket) == []
 
 
 def full_object_upload(s3, bucket, key, algorithm) -> tuple[str, list[dict], bytes]:
@@ -379,7 +405,9 @@ def full_object_upload(s3, bucket, key, algorithm) -> tuple[str, list[dict], byt
     # First part: one 64 KiB block repeated, so the reference CRC stays cheap in Python.
     bodies = [part_body(f"full-{algorithm}", BLOCK) * (PART // BLOCK), part_body(f"full2-{algorithm}", 200_003)]
     field = f"Checksum{algorithm}"
-    created = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm=algorithm, ChecksumType="FULL_OBJECT")
+    created = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm=algorithm, ChecksumType="FULL_OBJECT"
+    )
     assert created["ChecksumAlgorithm"] == algorithm
     upload_id = created["UploadId"]
     parts = []
@@ -417,10 +445,20 @@ def test_full_object_checksum_without_value_on_complete(s3, bucket):
 def test_full_object_checksum_mismatch_on_complete_is_bad_digest(s3, bucket):
     upload_id, parts, whole = full_object_upload(s3, bucket, "k", "CRC32C")
     wrong = crc_b64("CRC32C", whole + b"!")
-    expect_error(400, "BadDigest", complete, s3, bucket, "k", upload_id, parts, ChecksumType="FULL_OBJECT", ChecksumCRC32C=wrong)
+    expect_error(
+        400, "BadDigest", complete, s3, bucket, "k", upload_id, parts, ChecksumType="FULL_OBJECT", ChecksumCRC32C=wrong
+    )
     expect_error(404, None, s3.head_object, Bucket=bucket, Key="k")
-    # The checksum type given on complete must be the one the upload was created with.
-    expect_error(400, "BadDigest", complete, s3, bucket, "k", upload_id, parts, ChecksumType="COMPOSITE")
+    abort_all(s3, bucket)
+
+
+def test_checksum_type_mismatch_on_complete_is_rejected(s3, bucket):
+    """The checksum type given on complete must be the one the upload was created with (the API
+    reference names BadDigest; S3 has also been seen answering InvalidRequest)."""
+    upload_id, parts, _ = full_object_upload(s3, bucket, "k", "CRC32C")
+    expect_error(
+        400, {"BadDigest", "InvalidRequest"}, complete, s3, bucket, "k", upload_id, parts, ChecksumType="COMPOSITE"
+    )
     expect_error(404, None, s3.head_object, Bucket=bucket, Key="k")
     abort_all(s3, bucket)
 
