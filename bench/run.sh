@@ -34,6 +34,25 @@ put_big=$(run --op put --size $big --concurrency 1 --count 4 --keys 4 --seconds 
 get_big=$(run --op get --size $big --concurrency 1 --count 4 --keys 4 --seconds 300); echo "$get_big"
 rss_big=$(rss_mib)
 
+# A 1 GiB multipart upload (8 MiB parts) and download through aws-cli, when the test venv has it.
+mp_line="(aws-cli not installed: run \`make venv\` first)"
+if [ -x .venv/bin/aws ]; then
+  awshome="$dir/aws-home"; mkdir -p "$awshome"
+  printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AK" "$SK" > "$awshome/credentials"
+  printf '[default]\nregion = us-east-1\ns3 =\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n  addressing_style = path\n' > "$awshome/config"
+  head -c $((1024 * 1024 * 1024)) /dev/urandom > "$dir/one-gib.bin"
+  aws() { HOME="$awshome" AWS_CONFIG_FILE="$awshome/config" AWS_SHARED_CREDENTIALS_FILE="$awshome/credentials" \
+    .venv/bin/aws --endpoint-url "http://127.0.0.1:$port" "$@"; }
+  t0=$(date +%s.%N)
+  aws s3 cp --only-show-errors "$dir/one-gib.bin" s3://bench/one-gib.bin
+  t1=$(date +%s.%N)
+  aws s3 cp --only-show-errors s3://bench/one-gib.bin "$dir/back.bin"
+  t2=$(date +%s.%N)
+  cmp -s "$dir/one-gib.bin" "$dir/back.bin" || { echo "1 GiB round trip differs" >&2; exit 1; }
+  rm -f "$dir/one-gib.bin" "$dir/back.bin"
+  mp_line="aws-cli 1 GiB multipart (8 MiB parts): upload $(python3 -c "print(round(1024/($t1-$t0),1))") MB/s, download $(python3 -c "print(round(1024/($t2-$t1),1))") MB/s; server peak RSS (VmHWM) afterwards $(rss_mib) MiB"
+fi
+
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 fs=$(df -T "$dir" | awk 'NR==2 {print $2}')
@@ -57,6 +76,8 @@ Load generator and server share the machine's cores.
 
 Server peak RSS (VmHWM): $rss_small MiB after the 4 KiB runs, $rss_big MiB after the 256 MiB runs
 (bodies stream; memory does not grow with object size).
+
+$mp_line
 
 Raw results (JSON lines from sluice-bench):
 \`\`\`
