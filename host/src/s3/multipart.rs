@@ -349,8 +349,13 @@ pub async fn complete_multipart_upload(
             etag: p.etag,
         })
         .collect();
-    // The assembled object may not exceed the configured maximum (S3: 5 TiB).
+    // A completed upload answers again from its record; checks apply to one in progress.
+    let info = ctx.app.store.upload(bucket, key, &id).await.ok();
     let (stored, _) = ctx.app.store.list_parts(&id, 0, usize::MAX).await?;
+    if let Some(info) = &info {
+        check_complete_checksums(ctx, info, &parts, &stored)?;
+    }
+    // The assembled object may not exceed the configured maximum (S3: 5 TiB).
     let total: u64 = parts
         .iter()
         .filter_map(|p| stored.iter().find(|s| s.part_number == p.part_number))
@@ -397,6 +402,75 @@ pub async fn complete_multipart_upload(
         StatusCode::OK,
         w.finish("CompleteMultipartUploadResult"),
     ))
+}
+
+/// Composite uploads need every part's checksum in the Complete request; a full-object checksum
+/// sent with it must equal the one derived from the parts.
+fn check_complete_checksums(
+    ctx: &RequestCtx<'_>,
+    info: &UploadInfo,
+    parts: &[CompletedPart],
+    stored: &[crate::store::PartInfo],
+) -> S3Result<()> {
+    if let (Some(alg), Some(ChecksumType::Composite)) =
+        (info.checksum_algorithm, info.checksum_type)
+        && let Some(missing) = parts.iter().find(|p| p.checksum.is_none())
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                alg.name().to_ascii_lowercase(),
+                missing.part_number
+            ),
+        ));
+    }
+    if let Some(t) = ctx.header("x-amz-checksum-type") {
+        let given = ChecksumType::from_name(t);
+        if given.is_none() || given != info.checksum_type {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                    info.checksum_type.map(|t| t.name()).unwrap_or("default")
+                ),
+            ));
+        }
+    }
+    if info.checksum_type == Some(ChecksumType::Composite) {
+        return Ok(());
+    }
+    let (requested, expected) = requested_checksum(ctx)?;
+    let (Some(alg), super::put::ExpectedChecksum::Header(value)) = (requested, expected) else {
+        return Ok(());
+    };
+    if info.checksum_algorithm.is_some_and(|a| a != alg) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "The upload was created using the {} checksum algorithm, not {}",
+                info.checksum_algorithm.map(|a| a.name()).unwrap_or(""),
+                alg.name()
+            ),
+        ));
+    }
+    let chosen: Vec<(&str, u64)> = parts
+        .iter()
+        .filter_map(|p| stored.iter().find(|s| s.part_number == p.part_number))
+        .filter(|s| s.checksum.algorithm == alg)
+        .map(|s| (s.checksum.value.as_str(), s.size))
+        .collect();
+    let computed = crate::checksum::combine_full_object(alg, &chosen);
+    if chosen.len() == parts.len() && computed.is_some_and(|c| c.value != value) {
+        return Err(S3Error::new(
+            ErrorCode::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                alg.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn abort_multipart_upload(
