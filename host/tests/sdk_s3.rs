@@ -612,3 +612,90 @@ async fn multipart_copy_tagging_and_cors_with_the_sdk() {
         .unwrap();
     assert!(listed.uploads().is_empty());
 }
+
+#[tokio::test]
+async fn bucket_settings_with_the_sdk() {
+    use aws_sdk_s3::types::{
+        ObjectOwnership, OwnershipControls, OwnershipControlsRule, Payer,
+        PublicAccessBlockConfiguration, RequestPaymentConfiguration,
+    };
+    let server = Server::start();
+    let s3 = server.root();
+    s3.create_bucket().bucket("settings").send().await.unwrap();
+    let pab = s3
+        .get_public_access_block()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pab.public_access_block_configuration()
+            .and_then(|c| c.block_public_acls()),
+        Some(true)
+    );
+    s3.put_public_access_block()
+        .bucket("settings")
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let pab = s3
+        .get_public_access_block()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pab.public_access_block_configuration()
+            .and_then(|c| c.block_public_acls()),
+        Some(false)
+    );
+    s3.put_bucket_ownership_controls()
+        .bucket("settings")
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let own = s3
+        .get_bucket_ownership_controls()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.ownership_controls().unwrap().rules()[0].object_ownership(),
+        &ObjectOwnership::BucketOwnerPreferred
+    );
+    s3.put_bucket_request_payment()
+        .bucket("settings")
+        .request_payment_configuration(
+            RequestPaymentConfiguration::builder()
+                .payer(Payer::Requester)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let pay = s3
+        .get_bucket_request_payment()
+        .bucket("settings")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pay.payer(), Some(&Payer::Requester));
+}

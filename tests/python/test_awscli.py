@@ -183,3 +183,42 @@ def test_s3api_calls(aws, tmp_path):
     finally:
         api("delete-bucket", "--bucket", name, check=False)
     assert api("head-bucket", "--bucket", name, check=False).returncode != 0
+
+
+def test_s3api_completeness_calls(aws, tmp_path):
+    """aws-cli over the issue-4 operations: multipart by hand, copy, tagging, CORS and the bucket
+    settings."""
+    name = unique_name("api4")
+    api = lambda *a, **kw: json.loads(aws("s3api", *a, **kw).stdout or "{}")  # noqa: E731
+    api("create-bucket", "--bucket", name)
+    try:
+        up = api("create-multipart-upload", "--bucket", name, "--key", "mp")["UploadId"]
+        part = tmp_path / "part"
+        part.write_bytes(b"p" * 1000)
+        etag = api("upload-part", "--bucket", name, "--key", "mp", "--upload-id", up,
+                   "--part-number", "1", "--body", str(part))["ETag"]
+        listed = api("list-parts", "--bucket", name, "--key", "mp", "--upload-id", up)
+        assert [p["PartNumber"] for p in listed["Parts"]] == [1]
+        assert [u["Key"] for u in api("list-multipart-uploads", "--bucket", name)["Uploads"]] == ["mp"]
+        layout = tmp_path / "parts.json"
+        layout.write_text(json.dumps({"Parts": [{"PartNumber": 1, "ETag": etag}]}))
+        done = api("complete-multipart-upload", "--bucket", name, "--key", "mp", "--upload-id", up,
+                   "--multipart-upload", f"file://{layout}")
+        assert done["ETag"].endswith('-1"')
+        api("copy-object", "--bucket", name, "--key", "copy", "--copy-source", f"{name}/mp")
+        assert api("head-object", "--bucket", name, "--key", "copy")["ContentLength"] == 1000
+        api("put-object-tagging", "--bucket", name, "--key", "copy",
+            "--tagging", "TagSet=[{Key=team,Value=blue}]")
+        assert api("get-object-tagging", "--bucket", name, "--key", "copy")["TagSet"] == [{"Key": "team", "Value": "blue"}]
+        cors = tmp_path / "cors.json"
+        cors.write_text(json.dumps({"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]}))
+        api("put-bucket-cors", "--bucket", name, "--cors-configuration", f"file://{cors}")
+        assert api("get-bucket-cors", "--bucket", name)["CORSRules"][0]["AllowedMethods"] == ["GET"]
+        rules = api("get-bucket-ownership-controls", "--bucket", name)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        assert api("get-bucket-request-payment", "--bucket", name)["Payer"] == "BucketOwner"
+        assert api("get-public-access-block", "--bucket", name)["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+        for key in ("mp", "copy"):
+            api("delete-object", "--bucket", name, "--key", key)
+    finally:
+        aws("s3api", "delete-bucket", "--bucket", name, check=False)
