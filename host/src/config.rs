@@ -60,10 +60,10 @@ pub struct ConfigFlags {
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Listen address for S3
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub address: Option<String>,
     /// Region reported and expected in signatures
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub region: Option<String>,
 }
 
