@@ -54,6 +54,28 @@ fn signature_mismatch() -> S3Error {
     )
 }
 
+fn missing_date() -> S3Error {
+    S3Error::new(
+        ErrorCode::AccessDenied,
+        "AWS authentication requires a valid Date or x-amz-date header",
+    )
+}
+
+/// Header-signed requests must be dated within 15 minutes of the server's clock.
+fn check_skew(when: chrono::DateTime<Utc>, given: &str) -> S3Result<()> {
+    let now = Utc::now();
+    if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
+        return Err(S3Error::new(
+            ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        )
+        .with("RequestTime", given)
+        .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .with("MaxAllowedSkewMilliseconds", "900000"));
+    }
+    Ok(())
+}
+
 fn query_error(message: &str) -> S3Error {
     S3Error::new(ErrorCode::AuthorizationQueryParametersError, message)
 }
@@ -141,28 +163,9 @@ fn authenticate_header(
     let parsed = AuthorizationHeader::parse(auth)?;
     let cred = &parsed.credential;
     check_scope(cred, region, ErrorCode::AuthorizationHeaderMalformed)?;
-    let amz_date = header(headers, "x-amz-date").ok_or_else(|| {
-        S3Error::new(
-            ErrorCode::AccessDenied,
-            "AWS authentication requires a valid Date or x-amz-date header",
-        )
-    })?;
-    let when = sigv4::parse_amz_date(amz_date).ok_or_else(|| {
-        S3Error::new(
-            ErrorCode::AccessDenied,
-            "AWS authentication requires a valid Date or x-amz-date header",
-        )
-    })?;
-    let now = Utc::now();
-    if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
-        return Err(S3Error::new(
-            ErrorCode::RequestTimeTooSkewed,
-            "The difference between the request time and the current time is too large.",
-        )
-        .with("RequestTime", amz_date)
-        .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .with("MaxAllowedSkewMilliseconds", "900000"));
-    }
+    let amz_date = header(headers, "x-amz-date").ok_or_else(missing_date)?;
+    let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
+    check_skew(when, amz_date)?;
     // A scope dated another day than the request cannot have signed it.
     if !amz_date.starts_with(&cred.date) {
         return Err(signature_mismatch());
@@ -388,19 +391,8 @@ fn authenticate_v2_header(
         .ok()
         .map(chrono::DateTime::<Utc>::from)
         .or_else(|| sigv4::parse_amz_date(&date_text))
-        .ok_or_else(|| {
-            S3Error::new(
-                ErrorCode::AccessDenied,
-                "AWS authentication requires a valid Date or x-amz-date header",
-            )
-        })?;
-    let now = Utc::now();
-    if (now - when).num_seconds().abs() > MAX_SKEW_SECS {
-        return Err(S3Error::new(
-            ErrorCode::RequestTimeTooSkewed,
-            "The difference between the request time and the current time is too large.",
-        ));
-    }
+        .ok_or_else(missing_date)?;
+    check_skew(when, &date_text)?;
     let principal = verify_v2(
         parts,
         query,

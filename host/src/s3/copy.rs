@@ -84,9 +84,10 @@ pub async fn copy_object(
     }
     let (algorithm, _) = requested_checksum(ctx)?;
     let algorithm = algorithm
-        .or(ctx
-            .header("x-amz-checksum-algorithm")
-            .and_then(crate::checksum::ChecksumAlgorithm::from_name))
+        .or(super::put::algorithm_header(
+            ctx,
+            "x-amz-checksum-algorithm",
+        )?)
         .or(src.checksum.as_ref().map(|c| c.algorithm));
     let (headers, user_meta) = if replace_meta {
         object_headers(ctx)?

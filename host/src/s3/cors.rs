@@ -287,7 +287,13 @@ pub async fn preflight(
         .with("ResourceType", if bucket.is_some() { "BUCKET" } else { "SERVICE" }));
     };
     let mut r = empty_response(StatusCode::OK);
-    let h = r.headers_mut();
+    write_headers(r.headers_mut(), rule, origin, &requested);
+    Ok(r)
+}
+
+/// The `Access-Control-*` answer of a matching rule; `requested` are the headers a preflight
+/// asked for.
+fn write_headers(h: &mut HeaderMap, rule: &CorsRule, origin: &str, requested: &[String]) {
     let (allowed, credentials) = allow_origin(rule, origin);
     set_header(h, "access-control-allow-origin", &allowed);
     if credentials {
@@ -316,11 +322,10 @@ pub async fn preflight(
         "vary",
         "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
     );
-    Ok(r)
 }
 
 /// Adds `Access-Control-*` headers to the answer of a request that carries `Origin` and matches
-/// a rule for its method.
+/// a rule for its method (matched as sent, as S3 does).
 pub async fn decorate(
     app: &App,
     bucket: Option<&str>,
@@ -331,36 +336,9 @@ pub async fn decorate(
     let Ok(rules) = rules_for(app, bucket).await else {
         return;
     };
-    // HEAD is allowed by a rule that allows GET... only if listed; S3 matches the method as sent.
-    let Some(rule) = find_rule(&rules, origin, method.as_str(), &[]) else {
-        return;
-    };
-    let h = response.headers_mut();
-    let (allowed, credentials) = allow_origin(rule, origin);
-    set_header(h, "access-control-allow-origin", &allowed);
-    if credentials {
-        set_header(h, "access-control-allow-credentials", "true");
+    if let Some(rule) = find_rule(&rules, origin, method.as_str(), &[]) {
+        write_headers(response.headers_mut(), rule, origin, &[]);
     }
-    set_header(
-        h,
-        "access-control-allow-methods",
-        &rule.allowed_methods.join(", "),
-    );
-    if !rule.expose_headers.is_empty() {
-        set_header(
-            h,
-            "access-control-expose-headers",
-            &rule.expose_headers.join(", "),
-        );
-    }
-    if let Some(age) = rule.max_age_seconds {
-        set_header(h, "access-control-max-age", &age.to_string());
-    }
-    set_header(
-        h,
-        "vary",
-        "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
-    );
 }
 
 #[cfg(test)]

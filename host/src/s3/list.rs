@@ -48,8 +48,9 @@ impl Encoder {
     }
 }
 
-fn max_keys(ctx: &RequestCtx<'_>) -> S3Result<usize> {
-    match ctx.query.get("max-keys") {
+/// A `max-keys`-style query parameter: a non-negative integer, capped at 1000 as S3 does.
+pub fn parse_max(ctx: &RequestCtx<'_>, name: &str) -> S3Result<usize> {
+    match ctx.query.get(name) {
         None => Ok(MAX_KEYS),
         Some(v) => v
             .trim()
@@ -58,10 +59,10 @@ fn max_keys(ctx: &RequestCtx<'_>) -> S3Result<usize> {
             .filter(|n| *n >= 0)
             .map(|n| (n as usize).min(MAX_KEYS))
             .ok_or_else(|| {
-                S3Error::invalid_argument(
-                    "Provided max-keys not an integer or within integer range",
-                )
-                .with("ArgumentName", "max-keys")
+                S3Error::invalid_argument(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+                .with("ArgumentName", name.to_string())
                 .with("ArgumentValue", v)
             }),
     }
@@ -125,7 +126,7 @@ fn base_query(ctx: &RequestCtx<'_>) -> S3Result<ListQuery> {
             .filter(|d| !d.is_empty())
             .map(str::to_string),
         start_after: None,
-        max_keys: max_keys(ctx)?,
+        max_keys: parse_max(ctx, "max-keys")?,
     })
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::copy::{checksum_element, source_object};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::get::{RangeRequest, parse_range};
+use super::list::parse_max;
 use super::put::{content_md5, object_headers, requested_checksum, verify_staged, write_condition};
 use super::router::CopySource;
 use super::xml::{self, XmlWriter};
@@ -17,7 +18,6 @@ use crate::store::{CompletedPart, NewUpload, UploadInfo, UploadListQuery};
 
 /// Largest CompleteMultipartUpload document (10000 parts with checksums, plus markup).
 const MAX_COMPLETE_BODY: u64 = 4 * 1024 * 1024;
-const MAX_LIST: usize = 1000;
 
 fn upload_id(ctx: &RequestCtx<'_>) -> S3Result<String> {
     ctx.query
@@ -41,25 +41,6 @@ fn part_number(ctx: &RequestCtx<'_>) -> S3Result<u32> {
         })
 }
 
-fn parse_max(ctx: &RequestCtx<'_>, name: &str) -> S3Result<usize> {
-    match ctx.query.get(name) {
-        None => Ok(MAX_LIST),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| (n as usize).min(MAX_LIST))
-            .ok_or_else(|| {
-                S3Error::invalid_argument(format!(
-                    "Provided {name} not an integer or within integer range"
-                ))
-                .with("ArgumentName", name.to_string())
-                .with("ArgumentValue", v)
-            }),
-    }
-}
-
 fn write_checksum_headers(r: &mut Response<Body>, info: &UploadInfo) {
     if let Some(a) = info.checksum_algorithm {
         set_header(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
@@ -77,15 +58,7 @@ pub async fn create_multipart_upload(
     ctx.existing_bucket(bucket).await?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
-    let algorithm = match ctx.header("x-amz-checksum-algorithm") {
-        None => None,
-        Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
-            S3Error::new(
-                ErrorCode::InvalidRequest,
-                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
-            )
-        })?),
-    };
+    let algorithm = super::put::algorithm_header(ctx, "x-amz-checksum-algorithm")?;
     let kind = match ctx.header("x-amz-checksum-type") {
         None => None,
         Some(t) => Some(ChecksumType::from_name(t).ok_or_else(|| {

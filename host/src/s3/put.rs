@@ -32,6 +32,19 @@ pub enum ExpectedChecksum {
     Trailer,
 }
 
+/// A header naming a checksum algorithm (`x-amz-checksum-algorithm`, ...), if present.
+pub fn algorithm_header(ctx: &RequestCtx<'_>, name: &str) -> S3Result<Option<ChecksumAlgorithm>> {
+    match ctx.header(name) {
+        None => Ok(None),
+        Some(value) => ChecksumAlgorithm::from_name(value.trim()).map(Some).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+            )
+        }),
+    }
+}
+
 /// The checksum the client asked for: algorithm and where its value is.
 pub fn requested_checksum(
     ctx: &RequestCtx<'_>,
@@ -54,15 +67,7 @@ pub fn requested_checksum(
             found = Some((alg, v.trim().to_string()));
         }
     }
-    let sdk = match ctx.header("x-amz-sdk-checksum-algorithm") {
-        None => None,
-        Some(name) => Some(ChecksumAlgorithm::from_name(name.trim()).ok_or_else(|| {
-            S3Error::new(
-                ErrorCode::InvalidRequest,
-                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
-            )
-        })?),
-    };
+    let sdk = algorithm_header(ctx, "x-amz-sdk-checksum-algorithm")?;
     let trailer = match ctx.header("x-amz-trailer") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::from_header(name.trim()).ok_or_else(|| {

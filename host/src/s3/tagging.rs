@@ -110,6 +110,17 @@ fn tagging_xml(tags: &Tags) -> String {
     w.finish("Tagging")
 }
 
+async fn set_tags(ctx: &RequestCtx<'_>, bucket: &str, key: &str, tags: Tags) -> S3Result<()> {
+    ctx.app
+        .store
+        .set_object_tags(bucket, key, tags)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
+            other => other.into(),
+        })
+}
+
 pub async fn put_object_tagging(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
@@ -118,14 +129,7 @@ pub async fn put_object_tagging(
     super::check_null_version(&ctx.query)?;
     ctx.existing_bucket(bucket).await?;
     let tags = read_tagging(ctx, MAX_OBJECT_TAGS).await?;
-    ctx.app
-        .store
-        .set_object_tags(bucket, key, tags)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
-        })?;
+    set_tags(ctx, bucket, key, tags).await?;
     Ok(empty_response(StatusCode::OK))
 }
 
@@ -152,14 +156,7 @@ pub async fn delete_object_tagging(
 ) -> S3Result<Response<Body>> {
     super::check_null_version(&ctx.query)?;
     ctx.existing_bucket(bucket).await?;
-    ctx.app
-        .store
-        .set_object_tags(bucket, key, Vec::new())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
-        })?;
+    set_tags(ctx, bucket, key, Vec::new()).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
