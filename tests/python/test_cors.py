@@ -107,3 +107,13 @@ def test_server_wide_default_cors(start_server):
         "Origin": "https://other.test", "Access-Control-Request-Method": "GET",
     }, timeout=30)
     assert no.status_code == 403
+
+
+def test_actual_request_is_matched_on_access_control_request_method(raw, s3, bucket):
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["https://get.test"], "AllowedMethods": ["GET"]},
+    ]})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    r = raw.request("PUT", f"/{bucket}/k2", body=b"y", headers={
+        "Origin": "https://get.test", "Access-Control-Request-Method": "GET"})
+    assert r.header("Access-Control-Allow-Origin") == "https://get.test"

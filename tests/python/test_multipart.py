@@ -669,3 +669,40 @@ def test_aws_cli_multipart_cp_round_trip(aws_default, s3, bucket, tmp_path):
     finally:
         for p in (src, out):
             p.unlink(missing_ok=True)
+
+
+def test_list_uploads_with_delimiter_pages_to_the_end(s3, bucket):
+    """Each common prefix is reported once across pages: a paginator must terminate."""
+    ids = [create(s3, bucket, k) for k in ("a/1", "a/2", "b/1", "c")]
+    seen_prefixes, seen_keys = [], []
+    kwargs = {"Bucket": bucket, "Delimiter": "/", "MaxUploads": 1}
+    for _ in range(10):
+        page = s3.list_multipart_uploads(**kwargs)
+        seen_prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        seen_keys += [u["Key"] for u in page.get("Uploads", [])]
+        if not page["IsTruncated"]:
+            break
+        kwargs["KeyMarker"] = page["NextKeyMarker"]
+        kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+    else:
+        raise AssertionError("ListMultipartUploads never stopped paginating")
+    assert seen_prefixes == ["a/", "b/"] and seen_keys == ["c"]
+    for key, upload_id in zip(("a/1", "a/2", "b/1", "c"), ids):
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+def test_upload_part_copy_needs_a_closed_range(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"0123456789")
+    upload_id = create(s3, bucket, "dst")
+    src = {"Bucket": bucket, "Key": "src"}
+    expect_error(400, "InvalidArgument", s3.upload_part_copy, Bucket=bucket, Key="dst", UploadId=upload_id,
+                 PartNumber=1, CopySource=src, CopySourceRange="bytes=0-")
+    expect_error(416, "InvalidRange", s3.upload_part_copy, Bucket=bucket, Key="dst", UploadId=upload_id,
+                 PartNumber=1, CopySource=src, CopySourceRange="bytes=20-30")
+    s3.abort_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload_id)
+
+
+def test_parts_count_only_for_multipart_objects(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="single", Body=b"x")
+    head = s3.head_object(Bucket=bucket, Key="single", PartNumber=1)
+    assert "PartsCount" not in head

@@ -76,3 +76,34 @@ def test_tampered_signature_is_refused(s3, bucket):
     sig_field = "x-amz-signature" if "x-amz-signature" in fields else "signature"
     fields[sig_field] = ("0" if fields[sig_field][0] != "0" else "1") + fields[sig_field][1:]
     assert_s3_error(as_response(post(p["url"], fields)), 403, "SignatureDoesNotMatch")
+
+
+def test_oversized_form_field_is_refused_before_signature_checks(server, bucket):
+    """Fields other than the file are small; a huge one is refused, not buffered."""
+    r = requests.post(f"{server.endpoint}/{bucket}", data={"key": "k", "x-ignore-pad": "a" * (200 * 1024)},
+                      files={"file": ("f", b"x")}, timeout=30)
+    assert r.status_code == 400, r.text
+
+
+def test_policy_expiration_must_be_iso8601_gmt(server, s3, bucket):
+    import base64, hashlib, hmac, json  # noqa: E401, PLC0415
+
+    from support.sigv4 import signing_key  # noqa: PLC0415
+
+    p = s3.generate_presigned_post(bucket, "k", ExpiresIn=300)
+    fields = dict(p["fields"])
+    doc = json.loads(base64.b64decode(fields["policy"]))
+    doc["expiration"] = doc["expiration"].replace("T", " ")  # str(datetime) style: not ISO 8601
+    fields["policy"] = base64.b64encode(json.dumps(doc).encode()).decode()
+    date = fields["x-amz-credential"].split("/")[1]
+    key = signing_key(server.secret_key, date, "us-east-1")
+    fields["x-amz-signature"] = hmac.new(key, fields["policy"].encode(), hashlib.sha256).hexdigest()
+    r = post(p["url"], fields)
+    assert_s3_error(as_response(r), 400, "InvalidArgument")
+
+
+def test_missing_signature_field_is_a_bad_request(s3, bucket):
+    p = s3.generate_presigned_post(bucket, "k", ExpiresIn=300)
+    fields = {k: v for k, v in p["fields"].items() if k.lower() not in ("x-amz-signature", "signature")}
+    r = post(p["url"], fields)
+    assert_s3_error(as_response(r), 400, "InvalidArgument")

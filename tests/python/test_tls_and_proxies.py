@@ -139,3 +139,16 @@ def test_forwarded_host_is_believed_from_trusted_proxies_only(start_server):
     assert forwarded_request(trusted, "public.example.com").status == 200
     untrusted = start_server()
     assert_s3_error(forwarded_request(untrusted, "public.example.com"), 403, "SignatureDoesNotMatch")
+
+
+def test_sigv4_over_http2(tls_server):
+    """HTTP/2 carries the host in :authority; signed requests must still verify."""
+    tls_server.client().create_bucket(Bucket="h2bucket")
+    cp = subprocess.run(
+        ["curl", "-sS", "--http2", "--cacert", str(tls_server.certs / "ca.pem"),
+         "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{tls_server.access_key}:{tls_server.secret_key}",
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+         "-o", "/dev/null", "-w", "%{http_version} %{http_code}", f"{tls_server.tls_endpoint}/h2bucket"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert cp.stdout == "2 200", (cp.stdout, cp.stderr)

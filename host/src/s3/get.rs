@@ -182,7 +182,7 @@ async fn answer(
         let n = pn
             .parse::<usize>()
             .ok()
-            .filter(|n| *n >= 1)
+            .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| {
                 S3Error::invalid_argument(
                     "Part number must be an integer between 1 and 10000, inclusive",
@@ -204,7 +204,10 @@ async fn answer(
             .with("ActualPartCount", parts.len().to_string())
             .into());
         };
-        parts_count = Some(parts.len());
+        // PartsCount is reported for objects uploaded in parts only, as S3 does.
+        if matches!(meta.body, crate::store::BodyLocation::Multipart(_)) {
+            parts_count = Some(parts.len());
+        }
         if meta.size > 0 {
             range = RangeRequest::Partial(*part);
         }

@@ -58,8 +58,8 @@ pub struct App {
 /// One request in flight, after authentication.
 pub struct RequestCtx<'a> {
     pub app: &'a App,
-    /// Came over TLS, directly or through a trusted proxy that says so.
-    pub secure: bool,
+    /// Scheme, host and addressing style the client used.
+    pub origin: Origin,
     pub request_id: String,
     pub principal: Principal,
     pub auth_method: AuthMethod,
@@ -135,6 +135,28 @@ impl RequestCtx<'_> {
             .bucket(name)
             .await?
             .ok_or_else(|| S3Error::no_such_bucket(name))
+    }
+}
+
+/// How the request addressed the server, for URLs in answers (`Location`).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub secure: bool,
+    pub host: String,
+    /// The bucket came from the host name, so URLs leave it out of the path.
+    pub virtual_host: bool,
+}
+
+impl Origin {
+    /// The URL of an object as the client addressed this server.
+    pub fn object_url(&self, bucket: &str, key: &str) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        let key = sigv4::uri_encode(key.as_bytes(), true);
+        if self.virtual_host {
+            format!("{scheme}://{}/{key}", self.host)
+        } else {
+            format!("{scheme}://{}/{bucket}/{key}", self.host)
+        }
     }
 }
 
@@ -214,26 +236,41 @@ pub async fn handle(app: Arc<App>, req: Request<Body>) -> Response<Body> {
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() != b"0");
-        // Requests from browsers get Access-Control-* headers when a CORS rule matches.
-        let cors_request = req
-            .headers()
+        // The host the client addressed (and signed), and whether its connection was secure,
+        // are settled first: routing, signatures and CORS all depend on them.
+        let (mut parts, body) = req.into_parts();
+        let secure = forwarded(&app, &mut parts);
+        // Requests from browsers get Access-Control-* headers when a CORS rule matches; a
+        // request that names the method it stands for (as a preflight would) is matched on it.
+        let cors_request = parts
+            .headers
             .get(http::header::ORIGIN)
             .and_then(|v| v.to_str().ok())
-            .filter(|_| req.method() != Method::OPTIONS)
+            .filter(|_| parts.method != Method::OPTIONS)
             .map(|origin| {
-                let host = req
-                    .headers()
+                let host = parts
+                    .headers
                     .get(http::header::HOST)
                     .and_then(|v| v.to_str().ok());
-                let bucket = router::target(host, req.uri().path(), &app.config.domains)
+                let bucket = router::target(host, parts.uri.path(), &app.config.domains)
                     .ok()
                     .and_then(|t| t.bucket);
-                (origin.to_string(), bucket, req.method().clone())
+                let method = parts
+                    .headers
+                    .get("access-control-request-method")
+                    .and_then(|v| Method::from_bytes(v.as_bytes()).ok())
+                    .unwrap_or_else(|| parts.method.clone());
+                (origin.to_string(), bucket, method)
             });
+        let req = Request::from_parts(parts, body);
         let mut response = if resource.starts_with("/_sluice/") {
             admin::handle(&app, req, &request_id).await
         } else {
-            match handle_s3(&app, req, &request_id).await {
+            let result = match secure {
+                Ok(secure) => handle_s3(&app, req, &request_id, secure).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::info!(code = e.code.as_str(), message = %e.message, "request failed");
@@ -276,17 +313,30 @@ fn forwarded(app: &App, parts: &mut Parts) -> S3Result<bool> {
             .iter()
             .any(|net| net.contains(i.peer.ip()))
     });
+    // HTTP/2 carries the host in `:authority`; signatures and routing want it as `Host`.
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(http::header::HOST, v);
+    }
+    // Chained proxies append: the first element is what the client used.
+    let first = |headers: &HeaderMap, name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+    };
     let mut secure = tls;
     if trusted {
-        if let Some(host) = parts.headers.get("x-forwarded-host").cloned() {
+        if let Some(host) =
+            first(&parts.headers, "x-forwarded-host").and_then(|h| HeaderValue::from_str(&h).ok())
+        {
             parts.headers.insert(http::header::HOST, host);
         }
-        if let Some(proto) = parts
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-        {
-            secure = proto.trim().eq_ignore_ascii_case("https");
+        if let Some(proto) = first(&parts.headers, "x-forwarded-proto") {
+            secure = proto.eq_ignore_ascii_case("https");
         }
     }
     if carries_secret_insecurely(
@@ -334,9 +384,13 @@ fn refuse_encryption(headers: &HeaderMap) -> S3Result<()> {
     Ok(())
 }
 
-async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<Response<Body>> {
-    let (mut parts, body) = req.into_parts();
-    let secure = forwarded(app, &mut parts)?;
+async fn handle_s3(
+    app: &App,
+    req: Request<Body>,
+    request_id: &str,
+    secure: bool,
+) -> S3Result<Response<Body>> {
+    let (parts, body) = req.into_parts();
     refuse_encryption(&parts.headers)?;
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
     let host = parts
@@ -370,7 +424,12 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("localhost");
-        return post_object::post_object(app, bucket, content_type, body, host, secure).await;
+        let origin = Origin {
+            secure,
+            host: host.to_string(),
+            virtual_host: target.virtual_host,
+        };
+        return post_object::post_object(app, bucket, content_type, body, &origin).await;
     }
     let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
     let bucket_info = match endpoint.bucket() {
@@ -405,9 +464,19 @@ async fn handle_s3(app: &App, req: Request<Body>, request_id: &str) -> S3Result<
         principal = authn.principal.display_name(),
         "authorized"
     );
+    let origin = Origin {
+        secure,
+        host: parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_string(),
+        virtual_host: target.virtual_host,
+    };
     let mut ctx = RequestCtx {
         app,
-        secure,
+        origin,
         request_id: request_id.to_string(),
         principal: authn.principal,
         auth_method: authn.method,

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::copy::{checksum_element, source_object};
 use super::error::{ErrorCode, S3Error, S3Result};
-use super::get::{RangeRequest, parse_range};
 use super::list::parse_max;
 use super::put::{content_md5, object_headers, requested_checksum, verify_staged, write_condition};
 use super::router::CopySource;
@@ -208,31 +207,8 @@ pub async fn upload_part_copy(
     let src = source_object(ctx, source).await?;
     let range = match ctx.header("x-amz-copy-source-range") {
         None => None,
-        Some(h) => match parse_range(h, src.size) {
-            RangeRequest::Partial(r) if h.trim().starts_with("bytes=") && !h.contains("=-") => {
-                Some(r)
-            }
-            _ => {
-                return Err(S3Error::new(
-                    ErrorCode::InvalidArgument,
-                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
-                )
-                .with("ArgumentName", "x-amz-copy-source-range")
-                .with("ArgumentValue", h));
-            }
-        },
+        Some(h) => Some(copy_source_range(h, src.size)?),
     };
-    if let (Some(r), Some(h)) = (range, ctx.header("x-amz-copy-source-range"))
-        && h.split_once('-')
-            .and_then(|(_, e)| e.trim().parse::<u64>().ok())
-            .is_some_and(|e| e >= src.size || e != r.end)
-    {
-        return Err(S3Error::new(
-            ErrorCode::InvalidRange,
-            "The requested range is not satisfiable",
-        )
-        .with("ActualObjectSize", src.size.to_string()));
-    }
     let body = ctx.app.store.open_body(&src, range).await?;
     let staged = ctx
         .app
@@ -259,6 +235,32 @@ pub async fn upload_part_copy(
         );
     }
     Ok(xml_response(StatusCode::OK, w.finish("CopyPartResult")))
+}
+
+/// `x-amz-copy-source-range`: only `bytes=first-last`, inside the source object.
+fn copy_source_range(header: &str, size: u64) -> S3Result<crate::store::ByteRange> {
+    let parsed = header
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+    let Some((start, end)) = parsed.filter(|(a, b)| a <= b) else {
+        return Err(S3Error::new(
+            ErrorCode::InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )
+        .with("ArgumentName", "x-amz-copy-source-range")
+        .with("ArgumentValue", header));
+    };
+    if end >= size {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        )
+        .with("RangeRequested", header)
+        .with("ActualObjectSize", size.to_string()));
+    }
+    Ok(crate::store::ByteRange { start, end })
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,10 +326,14 @@ pub async fn complete_multipart_upload(
         .collect();
     // A completed upload answers again from its record; checks apply to one in progress.
     let info = ctx.app.store.upload(bucket, key, &id).await.ok();
-    let (stored, _) = ctx.app.store.list_parts(&id, 0, usize::MAX).await?;
-    if let Some(info) = &info {
-        check_complete_checksums(ctx, info, &parts, &stored)?;
-    }
+    let stored = match &info {
+        Some(info) => {
+            let (stored, _) = ctx.app.store.list_parts(&id, 0, usize::MAX).await?;
+            check_complete_checksums(ctx, info, &parts, &stored)?;
+            stored
+        }
+        None => Vec::new(),
+    };
     // The assembled object may not exceed the configured maximum (S3: 5 TiB).
     let total: u64 = parts
         .iter()
@@ -354,19 +360,11 @@ pub async fn complete_multipart_upload(
             crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
             other => other.into(),
         })?;
-    let host = ctx.header("host").unwrap_or("localhost").to_string();
-    let scheme = if ctx.secure { "https" } else { "http" };
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
-    w.elem(
-        "Location",
-        &format!(
-            "{scheme}://{host}/{bucket}/{}",
-            super::sigv4::uri_encode(key.as_bytes(), true)
-        ),
-    )
-    .elem("Bucket", bucket)
-    .elem("Key", key)
-    .elem("ETag", &format!("\"{}\"", meta.etag));
+    w.elem("Location", &ctx.origin.object_url(bucket, key))
+        .elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("ETag", &format!("\"{}\"", meta.etag));
     if let Some(c) = &meta.checksum {
         w.elem(&checksum_element(c.algorithm), &c.value)
             .elem("ChecksumType", c.kind.name());

@@ -25,6 +25,9 @@ fn exempt(field: &str) -> bool {
     ) || field.starts_with("x-ignore-")
 }
 
+/// Largest form field other than the file.
+const MAX_FIELD_BYTES: u64 = 64 * 1024;
+
 fn policy_failed(message: &str) -> S3Error {
     S3Error::new(
         ErrorCode::AccessDenied,
@@ -61,8 +64,10 @@ fn parse_policy(b64: &str) -> S3Result<Policy> {
         .get("expiration")
         .and_then(Value::as_str)
         .ok_or_else(|| S3Error::invalid_argument("Invalid Policy: Policy missing expiration."))?;
-    let expires = chrono::DateTime::parse_from_rfc3339(expiration)
-        .map_err(|_| S3Error::invalid_argument("Invalid Policy: Invalid 'expiration' value."))?;
+    // ISO 8601 in GMT only (`2030-01-01T00:00:00Z`, optional fraction), as S3 requires.
+    let expires = chrono::NaiveDateTime::parse_from_str(expiration, "%Y-%m-%dT%H:%M:%S%.fZ")
+        .map_err(|_| S3Error::invalid_argument("Invalid Policy: Invalid 'expiration' value."))?
+        .and_utc();
     if expires < chrono::Utc::now() {
         return Err(policy_failed("Policy expired."));
     }
@@ -75,6 +80,9 @@ fn parse_policy(b64: &str) -> S3Result<Policy> {
     for c in list {
         match c {
             Value::Object(map) => {
+                if map.is_empty() {
+                    return Err(bad());
+                }
                 for (k, v) in map {
                     let v = v.as_str().ok_or_else(bad)?;
                     conditions.push(Condition::Eq(k.to_ascii_lowercase(), v.to_string()));
@@ -215,6 +223,18 @@ fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Princi
         }
         return Ok(c.principal);
     }
+    let missing = |name: &str| {
+        S3Error::invalid_argument(format!("Bucket POST must contain a field named '{name}'."))
+            .with("ArgumentName", name.to_string())
+    };
+    match (fields.get("awsaccesskeyid"), fields.get("signature")) {
+        (Some(_), None) => return Err(missing("Signature")),
+        (None, Some(_)) => return Err(missing("AWSAccessKeyId")),
+        _ => {}
+    }
+    if fields.get("x-amz-credential").is_some() || fields.get("x-amz-algorithm").is_some() {
+        return Err(missing("X-Amz-Signature"));
+    }
     if let (Some(ak), Some(sig)) = (fields.get("awsaccesskeyid"), fields.get("signature")) {
         let c = lookup(ak)?;
         let expected = super::sigv2::sign(&c.secret, policy_b64);
@@ -231,8 +251,7 @@ pub async fn post_object(
     bucket: &str,
     content_type: &str,
     body: Body,
-    host: &str,
-    secure: bool,
+    origin: &super::Origin,
 ) -> S3Result<Response<Body>> {
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         S3Error::new(
@@ -245,9 +264,11 @@ pub async fn post_object(
         stream,
         boundary,
         multer::Constraints::new().size_limit(
+            // Only the file may be large; every other field is read into memory before the
+            // signature is checked, so it stays small (AWS caps them at about 20 KB).
             multer::SizeLimit::new()
-                .per_field(app.config.post_max_size.max(1) + 1)
-                .for_field("policy", 64 * 1024),
+                .per_field(MAX_FIELD_BYTES)
+                .for_field("file", app.config.post_max_size.saturating_add(1)),
         ),
     );
     let mut fields = Fields(Vec::new());
@@ -279,15 +300,6 @@ pub async fn post_object(
         S3Error::invalid_argument("Bucket POST must contain a field named 'policy'.")
     })?;
     let principal = authenticate(app, &fields, &policy_b64)?;
-    let bucket_info = app.store.bucket(bucket).await?;
-    let put = super::router::Endpoint::PutObject {
-        bucket: bucket.to_string(),
-        key: fields.get("key").unwrap_or("").to_string(),
-    };
-    crate::policy::authorize(&principal, &put, bucket_info.as_ref())?;
-    let policy = parse_policy(&policy_b64)?;
-    check_conditions(&policy, &fields, bucket)?;
-
     let filename = file.file_name().unwrap_or("").to_string();
     let key = fields
         .get("key")
@@ -296,10 +308,35 @@ pub async fn post_object(
                 .with("ArgumentName", "key")
         })?
         .replace("${filename}", &filename);
-    if key.is_empty() || key.len() > super::router::MAX_KEY_LEN || key.contains('\0') {
+    if key.is_empty() || key.contains('\0') {
+        return Err(
+            S3Error::invalid_argument("User key must have a length greater than 0.")
+                .with("ArgumentName", "key"),
+        );
+    }
+    if key.len() > super::router::MAX_KEY_LEN {
         return Err(S3Error::new(
             ErrorCode::KeyTooLongError,
             "Your key is too long",
+        ));
+    }
+    // Authorized on the key as it will be stored (after `${filename}`).
+    let bucket_info = app.store.bucket(bucket).await?;
+    let put = super::router::Endpoint::PutObject {
+        bucket: bucket.to_string(),
+        key: key.clone(),
+    };
+    crate::policy::authorize(&principal, &put, bucket_info.as_ref())?;
+    let policy = parse_policy(&policy_b64)?;
+    check_conditions(&policy, &fields, bucket)?;
+    if fields
+        .0
+        .iter()
+        .any(|(k, _)| k.starts_with("x-amz-server-side-encryption"))
+    {
+        return Err(S3Error::new(
+            ErrorCode::NotImplemented,
+            "Server-side encryption is not implemented by this server yet",
         ));
     }
     let (min, max) = policy.length_range.unwrap_or((0, app.config.post_max_size));
@@ -338,6 +375,13 @@ pub async fn post_object(
                 .map(|m| (m.to_string(), v.clone()))
         })
         .collect();
+    let meta_size: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if meta_size > super::put::MAX_USER_METADATA {
+        return Err(S3Error::new(
+            ErrorCode::MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        ));
+    }
     let meta = app
         .store
         .commit_object(
@@ -354,11 +398,7 @@ pub async fn post_object(
         )
         .await?;
     let etag = format!("\"{}\"", meta.etag);
-    let scheme = if secure { "https" } else { "http" };
-    let location = format!(
-        "{scheme}://{host}/{bucket}/{}",
-        sigv4::uri_encode(key.as_bytes(), true)
-    );
+    let location = origin.object_url(bucket, &key);
     if let Some(redirect) = fields
         .get("success_action_redirect")
         .filter(|r| !r.is_empty())

@@ -23,7 +23,7 @@ pub const STORED_HEADERS: &[&str] = &[
 ];
 
 /// Most bytes of user metadata (names and values), as AWS limits it.
-const MAX_USER_METADATA: usize = 2048;
+pub const MAX_USER_METADATA: usize = 2048;
 
 /// Where the client's additional checksum comes from.
 pub enum ExpectedChecksum {

@@ -401,7 +401,10 @@ pub(super) fn list(
                     .map(|pos| &key[..q.prefix.len() + pos + d.len()])
             });
         if let Some(cp) = cp {
-            if page.common_prefixes.last().map(String::as_str) == Some(cp) {
+            // A prefix at or before the key marker was returned on an earlier page.
+            if page.common_prefixes.last().map(String::as_str) == Some(cp)
+                || q.key_marker.as_deref().is_some_and(|m| cp <= m)
+            {
                 continue;
             }
             if count >= q.max_uploads {
