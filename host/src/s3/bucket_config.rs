@@ -82,11 +82,8 @@ pub async fn delete_ownership_controls(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
     // An empty value records "deleted", distinct from the default of a new bucket.
-    ctx.app
-        .store
-        .put_bucket_config(bucket, OWNERSHIP, Some(Vec::new()))
+    ctx.set_bucket_config(bucket, OWNERSHIP, Some(Vec::new()))
         .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -190,10 +187,7 @@ pub async fn delete_public_access_block(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
-    ctx.app
-        .store
-        .put_bucket_config(bucket, PUBLIC_ACCESS_BLOCK, Some(Vec::new()))
+    ctx.set_bucket_config(bucket, PUBLIC_ACCESS_BLOCK, Some(Vec::new()))
         .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -183,8 +183,7 @@ pub async fn delete_bucket_cors(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
-    ctx.app.store.put_bucket_config(bucket, CORS, None).await?;
+    ctx.set_bucket_config(bucket, CORS, None).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

@@ -128,6 +128,21 @@ impl RequestCtx<'_> {
         body::read_to_limit(stream, limit).await
     }
 
+    /// Sets (`Some`) or removes (`None`) a configuration document of an existing bucket.
+    pub async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        kind: &str,
+        value: Option<Vec<u8>>,
+    ) -> S3Result<()> {
+        self.existing_bucket(bucket).await?;
+        Ok(self
+            .app
+            .store
+            .put_bucket_config(bucket, kind, value)
+            .await?)
+    }
+
     /// The bucket the request names, which must exist.
     pub async fn existing_bucket(&self, name: &str) -> S3Result<BucketInfo> {
         self.app

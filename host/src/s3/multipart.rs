@@ -130,15 +130,25 @@ pub async fn create_multipart_upload(
     Ok(r)
 }
 
+/// The part number, upload id and upload a part request addresses.
+async fn part_target(
+    ctx: &RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<(u32, String, UploadInfo)> {
+    let number = part_number(ctx)?;
+    let id = upload_id(ctx)?;
+    ctx.existing_bucket(bucket).await?;
+    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    Ok((number, id, info))
+}
+
 pub async fn upload_part(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
     key: &str,
 ) -> S3Result<Response<Body>> {
-    let number = part_number(ctx)?;
-    let id = upload_id(ctx)?;
-    ctx.existing_bucket(bucket).await?;
-    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    let (number, id, info) = part_target(ctx, bucket, key).await?;
     let declared = ctx.declared_length()?;
     if declared.is_some_and(|n| n > ctx.app.config.max_put_size) {
         return Err(S3Error::new(
@@ -200,10 +210,7 @@ pub async fn upload_part_copy(
     key: &str,
     source: &CopySource,
 ) -> S3Result<Response<Body>> {
-    let number = part_number(ctx)?;
-    let id = upload_id(ctx)?;
-    ctx.existing_bucket(bucket).await?;
-    let info = ctx.app.store.upload(bucket, key, &id).await?;
+    let (number, id, info) = part_target(ctx, bucket, key).await?;
     let src = source_object(ctx, source).await?;
     let range = match ctx.header("x-amz-copy-source-range") {
         None => None,

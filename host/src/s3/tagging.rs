@@ -197,11 +197,7 @@ pub async fn delete_bucket_tagging(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
-    ctx.app
-        .store
-        .put_bucket_config(bucket, BUCKET_TAGS, None)
-        .await?;
+    ctx.set_bucket_config(bucket, BUCKET_TAGS, None).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
