@@ -437,7 +437,9 @@ mod tests {
     use super::*;
 
     fn policy(conditions: &str) -> String {
-        let exp = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let exp = (chrono::Utc::now() + chrono::Duration::hours(1))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
         B64.encode(format!(
             "{{\"expiration\":\"{exp}\",\"conditions\":{conditions}}}"
         ))
