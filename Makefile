@@ -4,22 +4,33 @@ PYTHON ?= python3
 VENV   := .venv
 CONFIG ?= sluice.toml
 
-.PHONY: run build test test-rust test-python venv bench fmt lint clean
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+WASM_OUT   := $(TARGET_DIR)/wasm32-wasip2/plugin
+
+.PHONY: run build plugins test test-rust test-python venv bench fmt lint clean
 
 ## Build and serve S3 on 127.0.0.1:9000 with data in ./data (root credentials printed on first start)
-run: build
-	./target/debug/sluice serve --config $(CONFIG)
+run: build plugins
+	$(TARGET_DIR)/debug/sluice serve --config $(CONFIG)
 
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --bins
+
+## The shipped plugins into plugins/dist/, the test fixtures into tests/plugins/dist/ (wasm32-wasip2)
+plugins:
+	@command -v rustup >/dev/null && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+	$(CARGO) build --target wasm32-wasip2 --profile plugin -p static-keys -p header-auth -p oidc -p hostile
+	mkdir -p plugins/dist tests/plugins/dist
+	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm plugins/dist/
+	cp $(WASM_OUT)/hostile.wasm tests/plugins/dist/
 
 ## Install what the tests need (Python venv with boto3 + awscli) and run every test
-test: venv build test-rust test-python
+test: venv build plugins test-rust test-python
 
-test-rust:
-	$(CARGO) test --workspace
+test-rust: plugins
+	$(CARGO) test
 
-test-python: venv build
+test-python: venv build plugins
 	$(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 venv: $(VENV)/.installed
@@ -31,7 +42,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 ## Load benchmark against a fresh release-built server; figures go to bench/README.md
 bench:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --bins
 	bash bench/run.sh
 
 fmt:
@@ -39,7 +50,8 @@ fmt:
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 -p static-keys -p header-auth -p oidc -p hostile -- -D warnings
 
 clean:
 	$(CARGO) clean

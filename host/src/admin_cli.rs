@@ -27,14 +27,17 @@ pub async fn run(
             let node = Node::open(config)?;
             Ok(node.iam.run(&cmd)?)
         }
-        Some(url) => remote(config, url, &cmd).await,
+        Some(url) => remote(config, url, "POST", IAM_PATH, serde_json::to_vec(&cmd)?).await,
     }
 }
 
-async fn remote(
+/// Sends one SigV4-signed admin request to a running server and returns its JSON answer.
+pub async fn remote(
     config: &Config,
     endpoint: &str,
-    cmd: &AdminCommand,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
 ) -> anyhow::Result<serde_json::Value> {
     let access_key = std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
         anyhow::anyhow!("--endpoint needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
@@ -45,10 +48,9 @@ async fn remote(
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| config.region.clone());
-    let url = format!("{}{}", endpoint.trim_end_matches('/'), IAM_PATH);
-    let body = serde_json::to_vec(cmd)?;
+    let url = format!("{}{}", endpoint.trim_end_matches('/'), path);
     let mut req = http::Request::builder()
-        .method("POST")
+        .method(method)
         .uri(&url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.clone())))?;
@@ -80,7 +82,7 @@ async fn remote(
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let signable = SignableRequest::new(
-        "POST",
+        method,
         url.clone(),
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(&body),

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::plugins::{Failure, PluginLimits, PluginSpec, World};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file `{path}`: {source}")]
@@ -48,6 +50,35 @@ struct FileConfig {
     tls_address: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     allow_insecure_secrets: Option<bool>,
+    plugins: Option<Vec<PluginEntry>>,
+}
+
+/// A `[[plugins]]` entry as the file spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginEntry {
+    name: String,
+    world: String,
+    path: PathBuf,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default)]
+    limits: PluginLimitsEntry,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginLimitsEntry {
+    memory_mb: Option<u64>,
+    cpu_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    instances: Option<u64>,
+    recycle_after: Option<u64>,
+    cache_ttl_secs: Option<u64>,
+    negative_ttl_secs: Option<u64>,
 }
 
 /// Flags given on the command line; they win over everything else.
@@ -99,6 +130,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Accept SSE-C keys over plain HTTP from non-loopback peers (AWS never does).
     pub allow_insecure_secrets: bool,
+    /// WebAssembly plugins, in the order they are consulted.
+    pub plugins: Vec<PluginSpec>,
 }
 
 /// An IP network (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -220,6 +253,11 @@ impl Config {
             {
                 if p.is_relative() {
                     *p = base.join(&*p);
+                }
+            }
+            for plugin in file.plugins.iter_mut().flatten() {
+                if plugin.path.is_relative() {
+                    plugin.path = base.join(&plugin.path);
                 }
             }
         }
@@ -406,7 +444,24 @@ impl Config {
                 message: "must be at most 1048576".into(),
             });
         }
+        let plugins = file
+            .plugins
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| plugin_spec(i, entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, p) in plugins.iter().enumerate() {
+            if plugins[..i].iter().any(|q| q.name == p.name) {
+                return Err(ConfigError::BadValue {
+                    key: format!("plugins[{i}].name"),
+                    message: format!("plugin name `{}` is used twice", p.name),
+                });
+            }
+        }
         Ok(Config {
+            plugins,
             address,
             data_dir: file.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             region,
@@ -432,6 +487,116 @@ impl Config {
             allow_insecure_secrets: file.allow_insecure_secrets.unwrap_or(false),
         })
     }
+}
+
+fn plugin_spec(i: usize, entry: PluginEntry) -> Result<PluginSpec, ConfigError> {
+    let bad = |field: &str, message: String| ConfigError::BadValue {
+        key: format!("plugins[{i}].{field}"),
+        message,
+    };
+    let name = entry.name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(bad(
+            "name",
+            format!("`{name}` must be 1..=64 lower-case letters, digits, `-` or `_`"),
+        ));
+    }
+    let world = World::parse(&entry.world).ok_or_else(|| {
+        bad(
+            "world",
+            format!(
+                "`{}` is not one of authenticator, authorizer, key-provider, replication-target",
+                entry.world
+            ),
+        )
+    })?;
+    let failure = match entry.failure.as_deref() {
+        None | Some("closed") => Failure::Closed,
+        Some("open") if world == World::Authenticator => Failure::Open,
+        Some("open") => {
+            return Err(bad(
+                "failure",
+                "`open` is allowed for authenticators only".into(),
+            ));
+        }
+        Some(other) => return Err(bad("failure", format!("`{other}` is not closed or open"))),
+    };
+    let defaults = PluginLimits::default();
+    let l = entry.limits;
+    let ranged = |field: &str, v: Option<u64>, min: u64, max: u64, default: u64| {
+        let v = v.unwrap_or(default);
+        if v < min || v > max {
+            return Err(bad(
+                &format!("limits.{field}"),
+                format!("must be {min}..={max}"),
+            ));
+        }
+        Ok(v)
+    };
+    let max_mb = (crate::plugins::runtime::MAX_MEMORY_BYTES >> 20) as u64;
+    let limits = PluginLimits {
+        memory_bytes: (ranged("memory_mb", l.memory_mb, 1, max_mb, 64)? << 20) as usize,
+        cpu_time: std::time::Duration::from_millis(ranged(
+            "cpu_ms",
+            l.cpu_ms,
+            1,
+            60_000,
+            defaults.cpu_time.as_millis() as u64,
+        )?),
+        timeout: std::time::Duration::from_millis(ranged(
+            "timeout_ms",
+            l.timeout_ms,
+            1,
+            300_000,
+            defaults.timeout.as_millis() as u64,
+        )?),
+        instances: ranged("instances", l.instances, 1, 64, defaults.instances as u64)? as usize,
+        recycle_after: ranged(
+            "recycle_after",
+            l.recycle_after,
+            1,
+            u64::MAX,
+            defaults.recycle_after,
+        )?,
+        cache_ttl: std::time::Duration::from_secs(ranged(
+            "cache_ttl_secs",
+            l.cache_ttl_secs,
+            0,
+            86_400,
+            defaults.cache_ttl.as_secs(),
+        )?),
+        negative_ttl: std::time::Duration::from_secs(ranged(
+            "negative_ttl_secs",
+            l.negative_ttl_secs,
+            0,
+            3_600,
+            defaults.negative_ttl.as_secs(),
+        )?),
+    };
+    for host in &entry.allowed_hosts {
+        if host.is_empty() || host.contains('/') || host.contains(' ') || host.contains('*') {
+            return Err(bad(
+                "allowed_hosts",
+                format!("`{host}` is not a host or host:port"),
+            ));
+        }
+    }
+    let config = serde_json::to_value(&entry.config)
+        .map_err(|e| bad("config", format!("cannot be passed to the plugin: {e}")))?;
+    Ok(PluginSpec {
+        name,
+        world,
+        path: entry.path,
+        config,
+        limits,
+        allowed_hosts: entry.allowed_hosts,
+        failure,
+    })
 }
 
 fn split_list(v: &str) -> Vec<String> {

@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod config;
 pub mod crypto;
 pub mod node;
+pub mod plugins;
 pub mod policy;
 pub mod s3;
 pub mod server;

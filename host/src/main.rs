@@ -1,4 +1,4 @@
-//! The `sluice` command line: serve, admin.
+//! The `sluice` command line: serve, admin, plugin.
 
 use std::process::ExitCode;
 
@@ -30,6 +30,24 @@ enum Command {
         endpoint: Option<String>,
         #[command(subcommand)]
         what: AdminWhat,
+    },
+    /// Inspect WebAssembly plugins
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Say which world a component implements, what it imports, and whether it can be loaded
+    Check {
+        /// The component (.wasm)
+        file: std::path::PathBuf,
+    },
+    /// List the plugins a running server has loaded, with versions and call statistics
+    List {
+        /// URL of the running server; signs with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+        #[arg(long)]
+        endpoint: String,
     },
 }
 
@@ -128,6 +146,27 @@ fn main() -> ExitCode {
             Command::Admin { endpoint, what } => {
                 let value =
                     sluice::admin_cli::run(&config, endpoint.as_deref(), what.command()).await?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
+            Command::Plugin(PluginCmd::Check { file }) => {
+                let report =
+                    tokio::task::spawn_blocking(move || sluice::plugins::check::check(&file))
+                        .await?;
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+                report
+                    .verdict
+                    .map_err(|e| anyhow::anyhow!("cannot load: {e}"))
+            }
+            Command::Plugin(PluginCmd::List { endpoint }) => {
+                let value = sluice::admin_cli::remote(
+                    &config,
+                    &endpoint,
+                    "GET",
+                    sluice::s3::admin::PLUGINS_PATH,
+                    Vec::new(),
+                )
+                .await?;
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())
             }

@@ -86,7 +86,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let max_header = config.max_header_bytes;
+    let plugins = crate::plugins::Registry::load(&config.plugins, Some(node.db.clone())).await?;
+    plugins.spawn_reloader();
+    let chain = crate::auth::chain::AuthenticatorChain::new(plugins.clone());
     let app = Arc::new(App {
+        plugins,
+        chain,
         iam: node.iam.clone(),
         store: Arc::new(store),
         metrics: Metrics::default(),

@@ -1,6 +1,7 @@
 //! Identity: who a request acts as. The IAM store holds users and access keys; the S3 layer
 //! verifies signatures and turns the result into a [`Principal`].
 
+pub mod chain;
 pub mod iam;
 
 use serde::Serialize;
@@ -18,6 +19,17 @@ pub enum Principal {
         name: String,
         access_key: String,
     },
+    /// Vouched for by an authenticator plugin; `id` is `<plugin>:<subject>`, so it can never be
+    /// root or an IAM user.
+    External {
+        id: String,
+        plugin: String,
+        subject: String,
+        name: String,
+        groups: Vec<String>,
+        attributes: Vec<(String, String)>,
+        access_key: Option<String>,
+    },
     Anonymous,
 }
 
@@ -25,7 +37,9 @@ impl Principal {
     /// Canonical id (the S3 Owner ID); none for anonymous.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Principal::Root { id, .. } | Principal::User { id, .. } => Some(id),
+            Principal::Root { id, .. }
+            | Principal::User { id, .. }
+            | Principal::External { id, .. } => Some(id),
             Principal::Anonymous => None,
         }
     }
@@ -33,7 +47,7 @@ impl Principal {
     pub fn display_name(&self) -> &str {
         match self {
             Principal::Root { .. } => "root",
-            Principal::User { name, .. } => name,
+            Principal::User { name, .. } | Principal::External { name, .. } => name,
             Principal::Anonymous => "anonymous",
         }
     }

@@ -1,5 +1,6 @@
-//! Authorization step of the pipeline. Until Cedar arrives: root may do everything, a user may
-//! create buckets and do everything on the buckets it owns, anonymous may do nothing.
+//! Authorization step of the pipeline. Until Cedar arrives: root may do everything, a user (an
+//! IAM user or a principal an authenticator plugin vouched for) may create buckets and do
+//! everything on the buckets it owns, anonymous may do nothing.
 //! `bucket` is the addressed bucket as it exists now (`None` when it does not).
 
 use crate::auth::Principal;
@@ -16,7 +17,7 @@ pub fn authorize(
     if let Endpoint::ListBuckets | Endpoint::CreateBucket { .. } = endpoint {
         return match principal {
             Principal::Anonymous => Err(S3Error::access_denied()),
-            Principal::Root { .. } | Principal::User { .. } => Ok(()),
+            Principal::Root { .. } | Principal::User { .. } | Principal::External { .. } => Ok(()),
         };
     }
     // A missing bucket answers NoSuchBucket to everyone, as S3 does; deciding here (rather than
@@ -26,8 +27,12 @@ pub fn authorize(
     };
     match principal {
         Principal::Root { .. } => Ok(()),
-        Principal::User { id, .. } if bucket.owner_id == *id => Ok(()),
-        Principal::User { .. } | Principal::Anonymous => Err(S3Error::access_denied()),
+        Principal::User { id, .. } | Principal::External { id, .. } if bucket.owner_id == *id => {
+            Ok(())
+        }
+        Principal::User { .. } | Principal::External { .. } | Principal::Anonymous => {
+            Err(S3Error::access_denied())
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::auth::{Payload, authenticate};
+use super::auth::{Payload, RequestFacts, authenticate};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::router::Query;
 use super::{App, body, error_response};
@@ -17,6 +17,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Path of the IAM command endpoint.
 pub const IAM_PATH: &str = "/_sluice/admin/v1/iam";
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
+/// Path of the loaded-plugins listing.
+pub const PLUGINS_PATH: &str = "/_sluice/admin/plugins";
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut r = Response::new(Body::from(value.to_string()));
@@ -41,6 +43,10 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
             &json!({ "status": "ready", "version": VERSION }),
         ),
         (Method::GET, "/_sluice/metrics") => metrics(app),
+        (_, PLUGINS_PATH) => match plugins(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &path, request_id, head),
+        },
         (_, IAM_PATH) => match iam_command(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, &path, request_id, head),
@@ -85,6 +91,43 @@ fn iam_error(e: IamError) -> S3Error {
     }
 }
 
+/// Authenticates an admin request: root only (Cedar's `iam` actions arrive later).
+async fn admin_principal(app: &App, parts: &http::request::Parts) -> S3Result<Payload> {
+    let query = Query::parse(parts.uri.query().unwrap_or(""))?;
+    let facts = RequestFacts {
+        bucket: None,
+        key: None,
+        source_ip: None,
+        secure: false,
+    };
+    let authn = authenticate(
+        parts,
+        &query,
+        app.sources(),
+        &app.config.region,
+        None,
+        &facts,
+    )
+    .await?;
+    if !authn.principal.is_root() {
+        return Err(S3Error::access_denied());
+    }
+    Ok(authn.payload)
+}
+
+/// `GET /_sluice/admin/plugins`: loaded plugins with version, counters and call times.
+async fn plugins(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
+    if req.method() != Method::GET {
+        return Err(S3Error::new(
+            ErrorCode::MethodNotAllowed,
+            "The plugin listing takes GET",
+        ));
+    }
+    let (parts, _) = req.into_parts();
+    admin_principal(app, &parts).await?;
+    Ok(json_response(StatusCode::OK, &app.plugins.describe()))
+}
+
 async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     if req.method() != Method::POST {
         return Err(S3Error::new(
@@ -93,9 +136,7 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
         ));
     }
     let (parts, body) = req.into_parts();
-    let query = Query::parse(parts.uri.query().unwrap_or(""))?;
-    let authn = authenticate(&parts, &query, &app.iam, &app.config.region, None)?;
-    let expected = match authn.payload {
+    let expected = match admin_principal(app, &parts).await? {
         Payload::Sha256(h) => h,
         _ => {
             return Err(S3Error::new(
@@ -104,9 +145,6 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
             ));
         }
     };
-    if !authn.principal.is_root() {
-        return Err(S3Error::access_denied());
-    }
     let bytes = body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await?;
     let cmd: AdminCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;

@@ -11,7 +11,25 @@ use super::router::Query;
 use super::sigv2;
 use super::sigv4::{self, AuthorizationHeader, CanonicalInput, Credential, SigningKey};
 use crate::auth::Principal;
-use crate::auth::iam::{Iam, Lookup};
+use crate::auth::chain::AuthenticatorChain;
+use crate::auth::iam::{Credential as IamCredential, Iam, Lookup};
+use crate::plugins::PluginError;
+use crate::plugins::bindings::types::RequestView;
+
+/// Where secrets and identities come from: the IAM store first, then the authenticator chain.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub iam: &'a Iam,
+    pub chain: &'a AuthenticatorChain,
+}
+
+/// What the host shows authenticator plugins of a request.
+pub struct RequestFacts<'a> {
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub source_ip: Option<std::net::IpAddr>,
+    pub secure: bool,
+}
 
 /// How the request body must be checked.
 pub enum Payload {
@@ -31,6 +49,9 @@ pub enum Payload {
 pub enum AuthMethod {
     Header,
     Presigned,
+    /// Vouched for by an authenticator plugin without an AWS signature (bearer token, proxy
+    /// header).
+    Plugin,
     Anonymous,
 }
 
@@ -80,14 +101,29 @@ fn query_error(message: &str) -> S3Error {
     S3Error::new(ErrorCode::AuthorizationQueryParametersError, message)
 }
 
+/// A failed authenticator call as the client sees it: 503 when it may pass, else AccessDenied.
+pub fn plugin_failure(e: PluginError) -> S3Error {
+    if e.is_transient() {
+        tracing::warn!("{e}");
+        S3Error::new(
+            ErrorCode::ServiceUnavailable,
+            "An authentication service is unavailable; please retry.",
+        )
+    } else {
+        tracing::info!("{e}");
+        S3Error::access_denied()
+    }
+}
+
 /// Authenticates a request. `region` is the region signatures must be scoped to;
 /// `vhost_bucket` is the bucket named by a virtual-hosted-style Host (SigV2 signs it).
-pub fn authenticate(
+pub async fn authenticate(
     parts: &Parts,
     query: &Query,
-    iam: &Iam,
+    sources: Sources<'_>,
     region: &str,
     vhost_bucket: Option<&str>,
+    facts: &RequestFacts<'_>,
 ) -> S3Result<Authenticated> {
     let headers = &parts.headers;
     if let Some(auth) = header(headers, "authorization") {
@@ -95,28 +131,84 @@ pub fn authenticate(
             return Err(S3Error::access_denied());
         }
         if let Some(v2) = auth.strip_prefix("AWS ") {
-            return authenticate_v2_header(parts, query, v2, iam, vhost_bucket);
+            return authenticate_v2_header(parts, query, v2, sources, vhost_bucket).await;
         }
         if !auth.starts_with(sigv4::ALGORITHM) {
+            if let Some(principal) = plugin_authenticate(parts, query, sources, facts).await? {
+                return Ok(Authenticated {
+                    principal,
+                    payload: Payload::Unsigned,
+                    method: AuthMethod::Plugin,
+                });
+            }
             return Err(
                 S3Error::new(ErrorCode::InvalidArgument, "Unsupported Authorization Type")
                     .with("ArgumentName", "Authorization")
                     .with("ArgumentValue", auth),
             );
         }
-        return authenticate_header(parts, auth, iam, region);
+        return authenticate_header(parts, auth, sources, region).await;
     }
     if query.has("X-Amz-Signature") || query.has("X-Amz-Credential") {
-        return authenticate_presigned(parts, query, iam, region);
+        return authenticate_presigned(parts, query, sources, region).await;
     }
     if query.has("Signature") && query.has("AWSAccessKeyId") {
-        return authenticate_v2_query(parts, query, iam, vhost_bucket);
+        return authenticate_v2_query(parts, query, sources, vhost_bucket).await;
+    }
+    if let Some(principal) = plugin_authenticate(parts, query, sources, facts).await? {
+        return Ok(Authenticated {
+            principal,
+            payload: Payload::Unsigned,
+            method: AuthMethod::Plugin,
+        });
     }
     Ok(Authenticated {
         principal: Principal::Anonymous,
         payload: Payload::Unsigned,
         method: AuthMethod::Anonymous,
     })
+}
+
+/// The request as authenticator plugins see it.
+pub fn request_view(parts: &Parts, query: &Query, facts: &RequestFacts<'_>) -> RequestView {
+    RequestView {
+        method: parts.method.as_str().to_string(),
+        bucket: facts.bucket.map(String::from),
+        key: facts.key.map(String::from),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        query: query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        source_ip: facts.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        secure: facts.secure,
+    }
+}
+
+async fn plugin_authenticate(
+    parts: &Parts,
+    query: &Query,
+    sources: Sources<'_>,
+    facts: &RequestFacts<'_>,
+) -> S3Result<Option<Principal>> {
+    if sources.chain.is_empty() {
+        return Ok(None);
+    }
+    let view = request_view(parts, query, facts);
+    sources
+        .chain
+        .authenticate(&view)
+        .await
+        .map_err(plugin_failure)
 }
 
 fn check_scope(cred: &Credential, region: &str, malformed: ErrorCode) -> S3Result<()> {
@@ -142,21 +234,34 @@ fn check_scope(cred: &Credential, region: &str, malformed: ErrorCode) -> S3Resul
     Ok(())
 }
 
-fn lookup(iam: &Iam, access_key: &str) -> S3Result<crate::auth::iam::Credential> {
-    match iam.lookup(access_key).map_err(S3Error::internal)? {
+fn unknown_key(access_key: &str) -> S3Error {
+    S3Error::new(
+        ErrorCode::InvalidAccessKeyId,
+        "The AWS Access Key Id you provided does not exist in our records.",
+    )
+    .with("AWSAccessKeyId", access_key)
+}
+
+/// The secret and principal of an access key: the IAM store's, else an authenticator's.
+pub async fn lookup(sources: Sources<'_>, access_key: &str) -> S3Result<IamCredential> {
+    match sources.iam.lookup(access_key).map_err(S3Error::internal)? {
         Lookup::Found(c) => Ok(c),
-        Lookup::Disabled | Lookup::Unknown => Err(S3Error::new(
-            ErrorCode::InvalidAccessKeyId,
-            "The AWS Access Key Id you provided does not exist in our records.",
-        )
-        .with("AWSAccessKeyId", access_key)),
+        Lookup::Disabled => Err(unknown_key(access_key)),
+        Lookup::Unknown => match sources.chain.lookup(access_key).await {
+            Ok(Some(c)) => Ok(IamCredential {
+                secret: c.secret,
+                principal: c.principal,
+            }),
+            Ok(None) => Err(unknown_key(access_key)),
+            Err(e) => Err(plugin_failure(e)),
+        },
     }
 }
 
-fn authenticate_header(
+async fn authenticate_header(
     parts: &Parts,
     auth: &str,
-    iam: &Iam,
+    sources: Sources<'_>,
     region: &str,
 ) -> S3Result<Authenticated> {
     let headers = &parts.headers;
@@ -182,7 +287,7 @@ fn authenticate_header(
             "Missing required header for this request: x-amz-content-sha256",
         )
     })?;
-    let credential = lookup(iam, &cred.access_key)?;
+    let credential = lookup(sources, &cred.access_key).await?;
     let scope = cred.scope();
     let key = SigningKey::derive(&credential.secret, cred);
     let input = CanonicalInput {
@@ -234,10 +339,10 @@ fn authenticate_header(
     })
 }
 
-fn authenticate_presigned(
+async fn authenticate_presigned(
     parts: &Parts,
     query: &Query,
-    iam: &Iam,
+    sources: Sources<'_>,
     region: &str,
 ) -> S3Result<Authenticated> {
     let get = |name: &str| {
@@ -307,7 +412,7 @@ fn authenticate_presigned(
             )
             .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
     }
-    let credential = lookup(iam, &cred.access_key)?;
+    let credential = lookup(sources, &cred.access_key).await?;
     let payload_hash = header(&parts.headers, "x-amz-content-sha256")
         .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
         .to_string();
@@ -340,16 +445,16 @@ fn authenticate_presigned(
     })
 }
 
-fn verify_v2(
+async fn verify_v2(
     parts: &Parts,
     query: &Query,
-    iam: &Iam,
+    sources: Sources<'_>,
     access_key: &str,
     date_field: &str,
     signature: &str,
     vhost_bucket: Option<&str>,
 ) -> S3Result<Principal> {
-    let credential = lookup(iam, access_key)?;
+    let credential = lookup(sources, access_key).await?;
     let sts = sigv2::string_to_sign(
         parts.method.as_str(),
         parts.uri.path(),
@@ -366,11 +471,11 @@ fn verify_v2(
     Ok(credential.principal)
 }
 
-fn authenticate_v2_header(
+async fn authenticate_v2_header(
     parts: &Parts,
     query: &Query,
     value: &str,
-    iam: &Iam,
+    sources: Sources<'_>,
     vhost_bucket: Option<&str>,
 ) -> S3Result<Authenticated> {
     let (access_key, signature) = value.trim().split_once(':').ok_or_else(|| {
@@ -396,12 +501,13 @@ fn authenticate_v2_header(
     let principal = verify_v2(
         parts,
         query,
-        iam,
+        sources,
         access_key,
         &date_field,
         signature,
         vhost_bucket,
-    )?;
+    )
+    .await?;
     Ok(Authenticated {
         principal,
         payload: Payload::Unsigned,
@@ -409,10 +515,10 @@ fn authenticate_v2_header(
     })
 }
 
-fn authenticate_v2_query(
+async fn authenticate_v2_query(
     parts: &Parts,
     query: &Query,
-    iam: &Iam,
+    sources: Sources<'_>,
     vhost_bucket: Option<&str>,
 ) -> S3Result<Authenticated> {
     let access_key = query.get("AWSAccessKeyId").unwrap_or("");
@@ -435,12 +541,13 @@ fn authenticate_v2_query(
     let principal = verify_v2(
         parts,
         query,
-        iam,
+        sources,
         access_key,
         expires_text,
         signature,
         vhost_bucket,
-    )?;
+    )
+    .await?;
     Ok(Authenticated {
         principal,
         payload: Payload::Unsigned,

@@ -34,8 +34,10 @@ use self::body::TrailerSlot;
 use self::error::{ErrorCode, S3Error, S3Result};
 use self::router::{Endpoint, Query};
 use crate::auth::Principal;
+use crate::auth::chain::AuthenticatorChain;
 use crate::auth::iam::Iam;
 use crate::config::Config;
+use crate::plugins::Registry;
 use crate::store::{BodyStream, BucketInfo, Store};
 
 /// Counters for `/_sluice/metrics`.
@@ -52,7 +54,19 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub iam: Arc<Iam>,
+    pub plugins: Arc<Registry>,
+    pub chain: Arc<AuthenticatorChain>,
     pub metrics: Metrics,
+}
+
+impl App {
+    /// Where credentials come from: the IAM store, then the authenticator plugins.
+    pub fn sources(&self) -> auth::Sources<'_> {
+        auth::Sources {
+            iam: &self.iam,
+            chain: &self.chain,
+        }
+    }
 }
 
 /// One request in flight, after authentication.
@@ -446,7 +460,24 @@ async fn handle_s3(
         };
         return post_object::post_object(app, bucket, content_type, body, &origin).await;
     }
-    let authn = auth::authenticate(&parts, &query, &app.iam, &app.config.region, vhost_bucket)?;
+    let facts = auth::RequestFacts {
+        bucket: target.bucket.as_deref(),
+        key: target.key.as_deref(),
+        source_ip: parts
+            .extensions
+            .get::<crate::server::ConnInfo>()
+            .map(|i| i.peer.ip()),
+        secure,
+    };
+    let authn = auth::authenticate(
+        &parts,
+        &query,
+        app.sources(),
+        &app.config.region,
+        vhost_bucket,
+        &facts,
+    )
+    .await?;
     let bucket_info = match endpoint.bucket() {
         Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => {
             app.store.bucket(b).await?

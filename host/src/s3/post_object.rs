@@ -14,7 +14,6 @@ use super::sigv4::{self, Credential, SigningKey};
 use super::xml::XmlWriter;
 use super::{App, empty_response, set_header, xml_response};
 use crate::auth::Principal;
-use crate::auth::iam::Lookup;
 use crate::store::{BodyStream, NewObject, WriteCondition};
 
 /// Form fields every POST may carry without a policy condition.
@@ -180,17 +179,7 @@ fn check_conditions(policy: &Policy, fields: &Fields, bucket: &str) -> S3Result<
 }
 
 /// Verifies the policy signature and returns who signed it.
-fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Principal> {
-    let lookup = |ak: &str| -> S3Result<crate::auth::iam::Credential> {
-        match app.iam.lookup(ak).map_err(S3Error::internal)? {
-            Lookup::Found(c) => Ok(c),
-            _ => Err(S3Error::new(
-                ErrorCode::InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records.",
-            )
-            .with("AWSAccessKeyId", ak)),
-        }
-    };
+async fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Principal> {
     let mismatch = || {
         S3Error::new(
             ErrorCode::SignatureDoesNotMatch,
@@ -216,7 +205,7 @@ fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Princi
                 ),
             ));
         }
-        let c = lookup(&cred.access_key)?;
+        let c = super::auth::lookup(app.sources(), &cred.access_key).await?;
         let expected = SigningKey::derive(&c.secret, &cred).sign(policy_b64);
         if !sigv4::signatures_equal(&expected, &sig.to_ascii_lowercase()) {
             return Err(mismatch());
@@ -236,7 +225,7 @@ fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Princi
         return Err(missing("X-Amz-Signature"));
     }
     if let (Some(ak), Some(sig)) = (fields.get("awsaccesskeyid"), fields.get("signature")) {
-        let c = lookup(ak)?;
+        let c = super::auth::lookup(app.sources(), ak).await?;
         let expected = super::sigv2::sign(&c.secret, policy_b64);
         if !sigv4::signatures_equal(&expected, sig) {
             return Err(mismatch());
@@ -299,7 +288,7 @@ pub async fn post_object(
     let policy_b64 = fields.get("policy").map(str::to_string).ok_or_else(|| {
         S3Error::invalid_argument("Bucket POST must contain a field named 'policy'.")
     })?;
-    let principal = authenticate(app, &fields, &policy_b64)?;
+    let principal = authenticate(app, &fields, &policy_b64).await?;
     let filename = file.file_name().unwrap_or("").to_string();
     let key = fields
         .get("key")

@@ -1,0 +1,109 @@
+//! The host side of the imports every plugin world has: `log`, `config`, `kv`, `clock`,
+//! `random` (and, for replication targets, `object-body`).
+
+use wasmtime::component::Resource;
+
+use super::bindings::authenticator::sluice::plugin::{clock, config, kv, log, random, types};
+use super::bindings::replication_target::sluice::plugin::object_body;
+use super::state::PluginState;
+
+/// Longest log line a plugin may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 4096;
+const MAX_RANDOM: u32 = 1 << 20;
+
+impl types::Host for PluginState {}
+
+impl log::Host for PluginState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let plugin = self.shared.name.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl config::Host for PluginState {
+    fn get(&mut self, key: String) -> Option<String> {
+        match self.shared.config.get(&key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    fn get_all(&mut self) -> String {
+        self.shared.config.to_string()
+    }
+}
+
+impl kv::Host for PluginState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.shared.kv.as_ref()?.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        match &self.shared.kv {
+            Some(kv) => kv.set(&key, &value),
+            None => Err("no key-value store in this context".into()),
+        }
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        match &self.shared.kv {
+            Some(kv) => kv.delete(&key),
+            None => Err("no key-value store in this context".into()),
+        }
+    }
+
+    fn list_keys(&mut self, prefix: String, limit: u32) -> Vec<String> {
+        match &self.shared.kv {
+            Some(kv) => kv.list(&prefix, limit.min(10_000) as usize),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl clock::Host for PluginState {
+    fn now_millis(&mut self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl random::Host for PluginState {
+    fn bytes(&mut self, len: u32) -> Vec<u8> {
+        let mut out = vec![0u8; len.min(MAX_RANDOM) as usize];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut out);
+        out
+    }
+}
+
+/// An object body offered to a replication target. Replication arrives in a later milestone;
+/// until then no body is ever handed out.
+pub struct BodyStream;
+
+impl object_body::Host for PluginState {}
+
+impl object_body::HostBodyStream for PluginState {
+    fn read(&mut self, _stream: Resource<BodyStream>, _len: u32) -> Result<Vec<u8>, types::Error> {
+        Err(types::Error::Internal("no body".into()))
+    }
+
+    fn drop(&mut self, stream: Resource<BodyStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! `oidc`: vouches for requests that carry an OpenID Connect ID token (a JWT signed with RS256 or
+//! ES256), as `Authorization: Bearer <jwt>` or as the web identity token of an STS
+//! `AssumeRoleWithWebIdentity` call.
+//!
+//! ```toml
+//! [plugins.config]
+//! issuer = "https://login.example.com"   # the `iss` claim must equal it; unset = inert
+//! audience = ["sluice"]                  # required with issuer; `aud` must contain one
+//! jwks_uri = "https://login.example.com/keys"  # fetched over wasi:http (allowed_hosts!) ...
+//! # jwks = { keys = [ ... ] }            # ... or the JWKS inline
+//! subject_claim = "sub"                  # default
+//! groups_claim = "groups"                # default
+//! name_claim = "preferred_username"      # default; falls back to the subject
+//! leeway_seconds = 60                    # clock skew allowed on exp / nbf
+//! jwks_cache_seconds = 3600              # how long a fetched JWKS is trusted
+//! ```
+//!
+//! A token whose `kid` is not in the cached JWKS makes the plugin fetch the JWKS again (at most
+//! once every 10 seconds), so a key rotation at the issuer is picked up at once.
+
+mod fetch;
+mod jwt;
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "authenticator",
+});
+
+use exports::sluice::plugin::authentication::Guest as Authentication;
+use exports::sluice::plugin::plugin_info::Guest as PluginInfo;
+use sluice::plugin::types::{Credential, Error, Principal, RequestView};
+use sluice::plugin::{clock, config, kv, log};
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audience: Option<OneOrMany>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    jwks: Option<Value>,
+    #[serde(default = "default_subject_claim")]
+    subject_claim: String,
+    #[serde(default = "default_groups_claim")]
+    groups_claim: String,
+    #[serde(default = "default_name_claim")]
+    name_claim: String,
+    #[serde(default = "default_leeway")]
+    leeway_seconds: u64,
+    #[serde(default = "default_cache")]
+    jwks_cache_seconds: u64,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_name_claim() -> String {
+    "preferred_username".into()
+}
+fn default_leeway() -> u64 {
+    60
+}
+fn default_cache() -> u64 {
+    3600
+}
+
+struct Parsed {
+    settings: Settings,
+    issuer: String,
+    audience: Vec<String>,
+    inline: Option<jwt::KeySet>,
+}
+
+fn settings() -> Result<Option<&'static Parsed>, String> {
+    static SETTINGS: OnceLock<Result<Option<Parsed>, String>> = OnceLock::new();
+    SETTINGS
+        .get_or_init(|| {
+            let mut s: Settings = serde_json::from_str(&config::get_all())
+                .map_err(|e| format!("oidc config: {e}"))?;
+            let Some(issuer) = s.issuer.take() else {
+                return Ok(None);
+            };
+            if issuer.is_empty() {
+                return Err("oidc config: issuer must not be empty".into());
+            }
+            let audience = s
+                .audience
+                .take()
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default();
+            if audience.is_empty() {
+                return Err("oidc config: audience must name at least one audience".into());
+            }
+            let inline = match s.jwks.take() {
+                Some(Value::String(text)) => Some(jwt::KeySet::parse(text.as_bytes())?),
+                Some(value) => Some(jwt::KeySet::parse(value.to_string().as_bytes())?),
+                None => None,
+            };
+            if inline.is_none() && s.jwks_uri.is_none() {
+                return Err("oidc config: set jwks_uri or jwks".into());
+            }
+            Ok(Some(Parsed {
+                settings: s,
+                issuer,
+                audience,
+                inline,
+            }))
+        })
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(Clone::clone)
+}
+
+/// The settings of a configured plugin; without an `issuer` the plugin vouches for nobody.
+fn configured() -> Result<&'static Parsed, Error> {
+    settings()
+        .map_err(Error::Internal)?
+        .ok_or_else(|| Error::Internal("oidc is not configured".into()))
+}
+
+fn now_secs() -> u64 {
+    clock::now_millis() / 1000
+}
+
+/// A fetched JWKS, kept in the instance and in the plugin's kv store (so that fresh instances
+/// do not fetch again).
+struct Cached {
+    keys: jwt::KeySet,
+    fetched_at: u64,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    static LAST_FETCH: RefCell<u64> = const { RefCell::new(0) };
+}
+
+const KV_JWKS: &str = "jwks";
+const REFETCH_INTERVAL: u64 = 10;
+
+fn load_from_kv() -> Option<Cached> {
+    let raw = kv::get(KV_JWKS)?;
+    if raw.len() < 8 {
+        return None;
+    }
+    let (stamp, body) = raw.split_at(8);
+    let fetched_at = u64::from_be_bytes(stamp.try_into().ok()?);
+    let keys = jwt::KeySet::parse(body).ok()?;
+    Some(Cached { keys, fetched_at })
+}
+
+fn refresh(uri: &str) -> Result<(), Error> {
+    let now = now_secs();
+    let recent = LAST_FETCH.with(|l| {
+        let last = *l.borrow();
+        if last != 0 && now.saturating_sub(last) < REFETCH_INTERVAL {
+            true
+        } else {
+            *l.borrow_mut() = now;
+            false
+        }
+    });
+    if recent {
+        return Ok(());
+    }
+    let body = fetch::get(uri).map_err(|e| Error::Unavailable(format!("fetching JWKS: {e}")))?;
+    let keys = jwt::KeySet::parse(&body).map_err(Error::Unavailable)?;
+    let mut stored = now.to_be_bytes().to_vec();
+    stored.extend_from_slice(&body);
+    if let Err(e) = kv::set(KV_JWKS, &stored) {
+        log::log(log::Level::Warn, &format!("oidc: cannot cache JWKS: {e}"));
+    }
+    CACHE.with(|c| {
+        *c.borrow_mut() = Some(Cached {
+            keys,
+            fetched_at: now,
+        })
+    });
+    Ok(())
+}
+
+/// Runs `f` on the current key set, fetching it first if there is none or it is stale.
+fn with_keys<R>(
+    f: impl Fn(&jwt::KeySet) -> Option<R>,
+    kid: Option<&str>,
+) -> Result<Option<R>, Error> {
+    let parsed = configured()?;
+    if let Some(inline) = &parsed.inline {
+        return Ok(f(inline));
+    }
+    let Some(uri) = parsed.settings.jwks_uri.as_deref() else {
+        return Ok(None);
+    };
+    let now = now_secs();
+    let fresh = |c: &Cached| now.saturating_sub(c.fetched_at) < parsed.settings.jwks_cache_seconds;
+    CACHE.with(|c| {
+        let mut slot = c.borrow_mut();
+        if slot.as_ref().is_none_or(|c| !fresh(c)) {
+            *slot = load_from_kv().filter(|c| fresh(c));
+        }
+    });
+    if CACHE.with(|c| c.borrow().is_none()) {
+        refresh(uri)?;
+    }
+    let known =
+        |kid: Option<&str>| CACHE.with(|c| c.borrow().as_ref().is_some_and(|c| c.keys.has(kid)));
+    if !known(kid) {
+        // A key the issuer rotated in since the last fetch.
+        refresh(uri)?;
+    }
+    Ok(CACHE.with(|c| c.borrow().as_ref().and_then(|c| f(&c.keys))))
+}
+
+fn claim_string(claims: &Value, name: &str) -> Option<String> {
+    match claims.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn verify(token: &str) -> Result<Principal, Error> {
+    let parsed = configured()?;
+    let s = &parsed.settings;
+    let unverified = jwt::Token::parse(token).map_err(Error::Invalid)?;
+    let verified = with_keys(
+        |keys| Some(keys.verify(&unverified)),
+        unverified.header.kid.as_deref(),
+    )?
+    .unwrap_or_else(|| Err("no key to verify with".into()));
+    verified.map_err(Error::Denied)?;
+    let claims = &unverified.claims;
+    if claim_string(claims, "iss").as_deref() != Some(parsed.issuer.as_str()) {
+        return Err(Error::Denied("token issuer is not trusted".into()));
+    }
+    let audiences: Vec<String> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.iter().any(|a| parsed.audience.contains(a)) {
+        return Err(Error::Denied("token audience is not accepted".into()));
+    }
+    let now = now_secs();
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::Denied("token has no exp claim".into()))?;
+    if now > exp.saturating_add(s.leeway_seconds) {
+        return Err(Error::Denied("token has expired".into()));
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64)
+        && nbf > now.saturating_add(s.leeway_seconds)
+    {
+        return Err(Error::Denied("token is not valid yet".into()));
+    }
+    let subject = claim_string(claims, &s.subject_claim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::Denied(format!("token has no {} claim", s.subject_claim)))?;
+    let groups = match claims.get(&s.groups_claim) {
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        Some(Value::String(g)) => vec![g.clone()],
+        _ => Vec::new(),
+    };
+    let mut attributes = vec![("iss".to_string(), parsed.issuer.clone())];
+    if let Some(email) = claim_string(claims, "email") {
+        attributes.push(("email".into(), email));
+    }
+    attributes.push(("exp".into(), exp.to_string()));
+    Ok(Principal {
+        display_name: claim_string(claims, &s.name_claim).unwrap_or_else(|| subject.clone()),
+        subject,
+        groups,
+        attributes,
+    })
+}
+
+struct Oidc;
+
+impl PluginInfo for Oidc {
+    fn info() -> (String, String) {
+        ("oidc".into(), env!("CARGO_PKG_VERSION").into())
+    }
+
+    fn health() -> Result<(), String> {
+        if settings()?.is_none() {
+            log::log(
+                log::Level::Info,
+                "oidc: no issuer configured; vouching for nobody",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Authentication for Oidc {
+    fn lookup_credential(_access_key: String) -> Result<Option<Credential>, Error> {
+        Ok(None)
+    }
+
+    fn authenticate(request: RequestView) -> Result<Option<Principal>, Error> {
+        if settings().map_err(Error::Internal)?.is_none() {
+            return Ok(None);
+        }
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let token = if let Some(t) = header("x-sluice-web-identity-token") {
+            t
+        } else if let Some(t) = header("authorization").and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        }) {
+            t
+        } else {
+            return Ok(None);
+        };
+        verify(token.trim()).map(Some)
+    }
+}
+
+export!(Oidc);
