@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::{CallHook, Store, Trap, UpdateDeadline};
 
-use super::bindings::types::{Credential, Principal, RequestView};
+use super::bindings::types::{self, Credential, Principal, RequestView};
 use super::runtime::{Bindings, EPOCH_TICK, Prepared, Runtime};
 use super::state::{PluginShared, PluginState};
 use super::stats::Stats;
@@ -232,7 +232,27 @@ impl LoadedPlugin {
         result
     }
 
+    /// An error the plugin returned. Refusals (`denied`, `invalid`) are answers; the others
+    /// count as errors of the plugin.
+    fn plugin_error(&self, error: types::Error) -> PluginError {
+        if matches!(
+            error,
+            types::Error::Unavailable(_) | types::Error::Internal(_)
+        ) {
+            self.stats
+                .errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        PluginError::Plugin {
+            name: self.spec.name.clone(),
+            error,
+        }
+    }
+
     fn bad_output(&self, message: impl Into<String>) -> PluginError {
+        self.stats
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         PluginError::BadOutput {
             name: self.spec.name.clone(),
             message: message.into(),
@@ -326,10 +346,7 @@ impl LoadedPlugin {
                 })
             })
             .await?;
-        let credential = result.map_err(|error| PluginError::Plugin {
-            name: self.spec.name.clone(),
-            error,
-        })?;
+        let credential = result.map_err(|error| self.plugin_error(error))?;
         if let Some(c) = &credential {
             if c.secret_key.is_empty() || c.secret_key.len() > 1024 {
                 return Err(self.bad_output("secret key must be 1..=1024 bytes"));
@@ -359,10 +376,7 @@ impl LoadedPlugin {
                 })
             })
             .await?;
-        let principal = result.map_err(|error| PluginError::Plugin {
-            name: self.spec.name.clone(),
-            error,
-        })?;
+        let principal = result.map_err(|error| self.plugin_error(error))?;
         if let Some(p) = &principal {
             self.check_principal(p)?;
         }

@@ -13,10 +13,11 @@
 //! name_claim = "preferred_username"      # default; falls back to the subject
 //! leeway_seconds = 60                    # clock skew allowed on exp / nbf
 //! jwks_cache_seconds = 3600              # how long a fetched JWKS is trusted
+//! refetch_interval_seconds = 10          # unknown `kid`s refetch at most this often
 //! ```
 //!
 //! A token whose `kid` is not in the cached JWKS makes the plugin fetch the JWKS again (at most
-//! once every 10 seconds), so a key rotation at the issuer is picked up at once.
+//! once per `refetch_interval_seconds`), so a key rotation at the issuer is picked up at once.
 
 mod fetch;
 mod jwt;
@@ -74,6 +75,12 @@ struct Settings {
     leeway_seconds: u64,
     #[serde(default = "default_cache")]
     jwks_cache_seconds: u64,
+    #[serde(default = "default_refetch")]
+    refetch_interval_seconds: u64,
+}
+
+fn default_refetch() -> u64 {
+    10
 }
 
 fn default_subject_claim() -> String {
@@ -163,7 +170,6 @@ thread_local! {
 }
 
 const KV_JWKS: &str = "jwks";
-const REFETCH_INTERVAL: u64 = 10;
 
 fn load_from_kv() -> Option<Cached> {
     let raw = kv::get(KV_JWKS)?;
@@ -176,11 +182,11 @@ fn load_from_kv() -> Option<Cached> {
     Some(Cached { keys, fetched_at })
 }
 
-fn refresh(uri: &str) -> Result<(), Error> {
+fn refresh(uri: &str, interval: u64) -> Result<(), Error> {
     let now = now_secs();
     let recent = LAST_FETCH.with(|l| {
         let last = *l.borrow();
-        if last != 0 && now.saturating_sub(last) < REFETCH_INTERVAL {
+        if last != 0 && now.saturating_sub(last) < interval {
             true
         } else {
             *l.borrow_mut() = now;
@@ -226,14 +232,28 @@ fn with_keys<R>(
             *slot = load_from_kv().filter(|c| fresh(c));
         }
     });
+    let interval = parsed.settings.refetch_interval_seconds;
     if CACHE.with(|c| c.borrow().is_none()) {
-        refresh(uri)?;
+        refresh(uri, interval)?;
     }
     let known =
         |kid: Option<&str>| CACHE.with(|c| c.borrow().as_ref().is_some_and(|c| c.keys.has(kid)));
     if !known(kid) {
+        // Another instance may have fetched a newer JWKS already.
+        if let Some(stored) = load_from_kv() {
+            let newer = CACHE.with(|c| {
+                c.borrow()
+                    .as_ref()
+                    .is_none_or(|c| stored.fetched_at > c.fetched_at)
+            });
+            if newer {
+                CACHE.with(|c| *c.borrow_mut() = Some(stored));
+            }
+        }
+    }
+    if !known(kid) {
         // A key the issuer rotated in since the last fetch.
-        refresh(uri)?;
+        refresh(uri, interval)?;
     }
     Ok(CACHE.with(|c| c.borrow().as_ref().and_then(|c| f(&c.keys))))
 }
