@@ -59,6 +59,28 @@ enum AdminWhat {
     /// Access keys
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Roles assumed through STS (AssumeRole, AssumeRoleWithWebIdentity)
+    #[command(subcommand)]
+    Role(RoleCmd),
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Create a role whose trust is a Cedar condition over the principal, e.g.
+    /// 'principal.plugin == "oidc" && principal.groups.contains("admins")'
+    Create {
+        name: String,
+        #[arg(long)]
+        trust: String,
+    },
+    /// Delete a role and end its sessions
+    Delete { name: String },
+    /// List roles
+    List,
+    /// Show a role
+    Show { name: String },
+    /// End every active session of a role now
+    RevokeSessions { name: String },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +123,15 @@ impl AdminWhat {
             AdminWhat::User(UserCmd::Create { name }) => AdminCommand::UserCreate { name },
             AdminWhat::User(UserCmd::Delete { name }) => AdminCommand::UserDelete { name },
             AdminWhat::User(UserCmd::List) => AdminCommand::UserList,
+            AdminWhat::Role(RoleCmd::Create { name, trust }) => {
+                AdminCommand::RoleCreate { name, trust }
+            }
+            AdminWhat::Role(RoleCmd::Delete { name }) => AdminCommand::RoleDelete { name },
+            AdminWhat::Role(RoleCmd::List) => AdminCommand::RoleList,
+            AdminWhat::Role(RoleCmd::Show { name }) => AdminCommand::RoleShow { name },
+            AdminWhat::Role(RoleCmd::RevokeSessions { name }) => {
+                AdminCommand::RoleRevokeSessions { name }
+            }
             AdminWhat::User(UserCmd::Show { name }) => AdminCommand::UserShow { name },
             AdminWhat::Key(KeyCmd::Create { user }) => AdminCommand::KeyCreate { user },
             AdminWhat::Key(KeyCmd::List { user }) => AdminCommand::KeyList { user },

@@ -30,6 +30,8 @@ pub enum IamError {
     NoSuchUser(String),
     #[error("no such access key `{0}`")]
     NoSuchKey(String),
+    #[error("no such role `{0}`")]
+    NoSuchRole(String),
     #[error("invalid user name `{0}`: use 1..64 of letters, digits and +=,.@_-")]
     InvalidName(String),
     #[error("{0}")]
@@ -107,6 +109,11 @@ pub enum AdminCommand {
     KeyDisable { access_key: String },
     KeyRotate { access_key: String },
     KeyDelete { access_key: String },
+    RoleCreate { name: String, trust: String },
+    RoleDelete { name: String },
+    RoleList,
+    RoleShow { name: String },
+    RoleRevokeSessions { name: String },
 }
 
 /// Root credentials as first start makes them, to print once.
@@ -116,13 +123,13 @@ pub struct GeneratedRoot {
 }
 
 pub struct Iam {
-    db: Arc<Database>,
-    master: Arc<MasterKey>,
+    pub(super) db: Arc<Database>,
+    pub(super) master: Arc<MasterKey>,
     /// Root credentials given by configuration; they take precedence over stored ones.
     configured_root: Option<(String, Zeroizing<String>)>,
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -136,13 +143,13 @@ fn random_access_key() -> String {
     s
 }
 
-fn random_secret() -> Zeroizing<String> {
+pub(super) fn random_secret() -> Zeroizing<String> {
     let mut raw = Zeroizing::new([0u8; 30]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()))
 }
 
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     hex::encode(raw)
@@ -168,11 +175,13 @@ impl Iam {
         txn.open_table(KEYS)?;
         txn.open_table(SYSTEM)?;
         txn.commit()?;
-        Ok(Iam {
+        let iam = Iam {
             db,
             master,
             configured_root: configured_root.map(|(a, s)| (a, Zeroizing::new(s))),
-        })
+        };
+        iam.open_sts()?;
+        Ok(iam)
     }
 
     fn root_record(&self) -> Result<Option<KeyRecord>, IamError> {
@@ -372,6 +381,11 @@ impl Iam {
     /// Runs one administrative command and returns the JSON the CLI prints.
     pub fn run(&self, cmd: &AdminCommand) -> Result<Value, IamError> {
         match cmd {
+            AdminCommand::RoleCreate { name, trust } => self.create_role(name, trust),
+            AdminCommand::RoleDelete { name } => self.delete_role(name),
+            AdminCommand::RoleList => self.list_roles(),
+            AdminCommand::RoleShow { name } => self.role(name).map(|r| r.to_json()),
+            AdminCommand::RoleRevokeSessions { name } => self.revoke_sessions(name),
             AdminCommand::UserCreate { name } => {
                 if !valid_user_name(name) {
                     return Err(IamError::InvalidName(name.clone()));

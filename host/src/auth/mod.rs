@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod iam;
+pub mod sts;
 
 use serde::Serialize;
 
@@ -30,6 +31,16 @@ pub enum Principal {
         attributes: Vec<(String, String)>,
         access_key: Option<String>,
     },
+    /// A session of an assumed role (STS temporary credentials). `id` is the role's id, so
+    /// every session of a role acts as the role.
+    Role {
+        id: String,
+        role: String,
+        session: String,
+        /// Who assumed the role (`<plugin>:<subject>` or an IAM user id).
+        source: String,
+        access_key: String,
+    },
     Anonymous,
 }
 
@@ -39,7 +50,8 @@ impl Principal {
         match self {
             Principal::Root { id, .. }
             | Principal::User { id, .. }
-            | Principal::External { id, .. } => Some(id),
+            | Principal::External { id, .. }
+            | Principal::Role { id, .. } => Some(id),
             Principal::Anonymous => None,
         }
     }
@@ -48,6 +60,7 @@ impl Principal {
         match self {
             Principal::Root { .. } => "root",
             Principal::User { name, .. } | Principal::External { name, .. } => name,
+            Principal::Role { role, .. } => role,
             Principal::Anonymous => "anonymous",
         }
     }

@@ -3,6 +3,8 @@
 //! everything on the buckets it owns, anonymous may do nothing.
 //! `bucket` is the addressed bucket as it exists now (`None` when it does not).
 
+pub mod trust;
+
 use crate::auth::Principal;
 use crate::s3::error::{S3Error, S3Result};
 use crate::s3::router::Endpoint;
@@ -17,7 +19,10 @@ pub fn authorize(
     if let Endpoint::ListBuckets | Endpoint::CreateBucket { .. } = endpoint {
         return match principal {
             Principal::Anonymous => Err(S3Error::access_denied()),
-            Principal::Root { .. } | Principal::User { .. } | Principal::External { .. } => Ok(()),
+            Principal::Root { .. }
+            | Principal::User { .. }
+            | Principal::External { .. }
+            | Principal::Role { .. } => Ok(()),
         };
     }
     // A missing bucket answers NoSuchBucket to everyone, as S3 does; deciding here (rather than
@@ -27,12 +32,17 @@ pub fn authorize(
     };
     match principal {
         Principal::Root { .. } => Ok(()),
-        Principal::User { id, .. } | Principal::External { id, .. } if bucket.owner_id == *id => {
+        Principal::User { id, .. }
+        | Principal::External { id, .. }
+        | Principal::Role { id, .. }
+            if bucket.owner_id == *id =>
+        {
             Ok(())
         }
-        Principal::User { .. } | Principal::External { .. } | Principal::Anonymous => {
-            Err(S3Error::access_denied())
-        }
+        Principal::User { .. }
+        | Principal::External { .. }
+        | Principal::Role { .. }
+        | Principal::Anonymous => Err(S3Error::access_denied()),
     }
 }
 

@@ -82,7 +82,7 @@ fn metrics(app: &App) -> Response<Body> {
 
 fn iam_error(e: IamError) -> S3Error {
     match e {
-        IamError::NoSuchUser(_) | IamError::NoSuchKey(_) => {
+        IamError::NoSuchUser(_) | IamError::NoSuchKey(_) | IamError::NoSuchRole(_) => {
             S3Error::new(ErrorCode::NoSuchEntity, e.to_string())
         }
         IamError::UserExists(_) => S3Error::new(ErrorCode::EntityAlreadyExists, e.to_string()),

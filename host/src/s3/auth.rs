@@ -13,6 +13,7 @@ use super::sigv4::{self, AuthorizationHeader, CanonicalInput, Credential, Signin
 use crate::auth::Principal;
 use crate::auth::chain::AuthenticatorChain;
 use crate::auth::iam::{Credential as IamCredential, Iam, Lookup};
+use crate::auth::sts::SessionLookup;
 use crate::plugins::PluginError;
 use crate::plugins::bindings::types::RequestView;
 
@@ -242,20 +243,105 @@ fn unknown_key(access_key: &str) -> S3Error {
     .with("AWSAccessKeyId", access_key)
 }
 
-/// The secret and principal of an access key: the IAM store's, else an authenticator's.
-pub async fn lookup(sources: Sources<'_>, access_key: &str) -> S3Result<IamCredential> {
+/// The secret and principal of an access key: the IAM store's, an STS session's (which must
+/// come with its session `token`), else an authenticator's.
+pub async fn lookup(
+    sources: Sources<'_>,
+    access_key: &str,
+    token: Option<&str>,
+) -> S3Result<IamCredential> {
     match sources.iam.lookup(access_key).map_err(S3Error::internal)? {
-        Lookup::Found(c) => Ok(c),
-        Lookup::Disabled => Err(unknown_key(access_key)),
-        Lookup::Unknown => match sources.chain.lookup(access_key).await {
+        Lookup::Found(c) => return Ok(c),
+        Lookup::Disabled => return Err(unknown_key(access_key)),
+        Lookup::Unknown => {}
+    }
+    match sources
+        .iam
+        .session_lookup(access_key, token)
+        .map_err(S3Error::internal)?
+    {
+        SessionLookup::Found { secret, principal } => {
+            return Ok(IamCredential { secret, principal });
+        }
+        SessionLookup::Expired => {
+            return Err(S3Error::new(
+                ErrorCode::ExpiredToken,
+                "The provided token has expired.",
+            ));
+        }
+        SessionLookup::BadToken => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidToken,
+                "The provided token is malformed or otherwise invalid.",
+            ));
+        }
+        SessionLookup::Unknown => {}
+    }
+    {
+        match sources.chain.lookup(access_key).await {
             Ok(Some(c)) => Ok(IamCredential {
                 secret: c.secret,
                 principal: c.principal,
             }),
             Ok(None) => Err(unknown_key(access_key)),
             Err(e) => Err(plugin_failure(e)),
-        },
+        }
     }
+}
+
+/// Verifies an STS query-API request (`AssumeRole`): SigV4 with service `sts`, the payload
+/// hash computed from the form body rather than sent in a header.
+pub async fn authenticate_sts(
+    parts: &Parts,
+    sources: Sources<'_>,
+    region: &str,
+    body_sha256: &str,
+) -> S3Result<Principal> {
+    let headers = &parts.headers;
+    let auth = header(headers, "authorization").ok_or_else(|| {
+        S3Error::new(
+            ErrorCode::AccessDenied,
+            "Request is missing Authentication Token",
+        )
+    })?;
+    let parsed = AuthorizationHeader::parse(auth)?;
+    let cred = &parsed.credential;
+    if cred.region != region || cred.service != "sts" {
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            format!(
+                "Credential should be scoped to a valid region and the service 'sts', not '{}/{}'",
+                cred.region, cred.service
+            ),
+        ));
+    }
+    let amz_date = header(headers, "x-amz-date").ok_or_else(missing_date)?;
+    let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
+    check_skew(when, amz_date)?;
+    if !amz_date.starts_with(&cred.date) {
+        return Err(signature_mismatch());
+    }
+    let credential = lookup(
+        sources,
+        &cred.access_key,
+        header(headers, "x-amz-security-token"),
+    )
+    .await?;
+    let key = SigningKey::derive(&credential.secret, cred);
+    let input = CanonicalInput {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+        signed_headers: &parsed.signed_headers,
+        payload_hash: body_sha256,
+        presigned: false,
+        latin1_headers: false,
+    };
+    if !sigv4::verify(&input, amz_date, &cred.scope(), &key, &parsed.signature)? {
+        return Err(signature_mismatch());
+    }
+    Ok(credential.principal)
 }
 
 async fn authenticate_header(
@@ -287,7 +373,12 @@ async fn authenticate_header(
             "Missing required header for this request: x-amz-content-sha256",
         )
     })?;
-    let credential = lookup(sources, &cred.access_key).await?;
+    let credential = lookup(
+        sources,
+        &cred.access_key,
+        header(headers, "x-amz-security-token"),
+    )
+    .await?;
     let scope = cred.scope();
     let key = SigningKey::derive(&credential.secret, cred);
     let input = CanonicalInput {
@@ -412,7 +503,7 @@ async fn authenticate_presigned(
             )
             .with("ServerTime", now.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
     }
-    let credential = lookup(sources, &cred.access_key).await?;
+    let credential = lookup(sources, &cred.access_key, query.get("X-Amz-Security-Token")).await?;
     let payload_hash = header(&parts.headers, "x-amz-content-sha256")
         .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
         .to_string();
@@ -454,7 +545,9 @@ async fn verify_v2(
     signature: &str,
     vhost_bucket: Option<&str>,
 ) -> S3Result<Principal> {
-    let credential = lookup(sources, access_key).await?;
+    let token = header(&parts.headers, "x-amz-security-token")
+        .or_else(|| query.get("x-amz-security-token"));
+    let credential = lookup(sources, access_key, token).await?;
     let sts = sigv2::string_to_sign(
         parts.method.as_str(),
         parts.uri.path(),

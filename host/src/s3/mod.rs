@@ -18,6 +18,7 @@ pub mod put;
 pub mod router;
 pub mod sigv2;
 pub mod sigv4;
+pub mod sts;
 pub mod tagging;
 pub mod xml;
 
@@ -431,6 +432,18 @@ async fn handle_s3(
     if parts.method == Method::OPTIONS {
         return cors::preflight(app, target.bucket.as_deref(), &parts.headers).await;
     }
+    let facts = auth::RequestFacts {
+        bucket: target.bucket.as_deref(),
+        key: target.key.as_deref(),
+        source_ip: parts
+            .extensions
+            .get::<crate::server::ConnInfo>()
+            .map(|i| i.peer.ip()),
+        secure,
+    };
+    if target.bucket.is_none() && sts::is_sts_request(&parts, &query) {
+        return Ok(sts::handle(app, parts, body, query, &facts, request_id).await);
+    }
     let endpoint = router::route(
         &parts.method,
         &target,
@@ -460,15 +473,6 @@ async fn handle_s3(
         };
         return post_object::post_object(app, bucket, content_type, body, &origin).await;
     }
-    let facts = auth::RequestFacts {
-        bucket: target.bucket.as_deref(),
-        key: target.key.as_deref(),
-        source_ip: parts
-            .extensions
-            .get::<crate::server::ConnInfo>()
-            .map(|i| i.peer.ip()),
-        secure,
-    };
     let authn = auth::authenticate(
         &parts,
         &query,

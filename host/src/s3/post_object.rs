@@ -205,7 +205,12 @@ async fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<
                 ),
             ));
         }
-        let c = super::auth::lookup(app.sources(), &cred.access_key).await?;
+        let c = super::auth::lookup(
+            app.sources(),
+            &cred.access_key,
+            fields.get("x-amz-security-token"),
+        )
+        .await?;
         let expected = SigningKey::derive(&c.secret, &cred).sign(policy_b64);
         if !sigv4::signatures_equal(&expected, &sig.to_ascii_lowercase()) {
             return Err(mismatch());
@@ -225,7 +230,7 @@ async fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<
         return Err(missing("X-Amz-Signature"));
     }
     if let (Some(ak), Some(sig)) = (fields.get("awsaccesskeyid"), fields.get("signature")) {
-        let c = super::auth::lookup(app.sources(), ak).await?;
+        let c = super::auth::lookup(app.sources(), ak, fields.get("x-amz-security-token")).await?;
         let expected = super::sigv2::sign(&c.secret, policy_b64);
         if !sigv4::signatures_equal(&expected, sig) {
             return Err(mismatch());

@@ -41,6 +41,14 @@ impl XmlWriter {
         XmlWriter { buf }
     }
 
+    /// Starts a document whose root element carries namespace `ns` (STS answers).
+    pub fn with_namespace(root: &str, ns: &str) -> XmlWriter {
+        let mut buf = String::with_capacity(1024);
+        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        buf.push_str(&format!("<{root} xmlns=\"{ns}\">"));
+        XmlWriter { buf }
+    }
+
     /// Starts a document whose root element has no namespace (error bodies).
     pub fn bare(root: &str) -> XmlWriter {
         let mut buf = String::with_capacity(512);
