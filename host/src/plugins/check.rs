@@ -30,7 +30,7 @@ impl Report {
 }
 
 pub fn check(path: &Path) -> Report {
-    let runtime = match Runtime::new(false) {
+    let runtime = match Runtime::new(None, super::PluginLimits::default().memory_bytes) {
         Ok(r) => r,
         Err(e) => {
             return Report {

@@ -70,7 +70,14 @@ impl Registry {
         if specs.is_empty() {
             return Ok(Registry::empty());
         }
-        let runtime = Runtime::new(true)?;
+        // Every plugin's pool, twice (a reload runs beside the old version), plus headroom.
+        let slots: usize = specs.iter().map(|s| s.limits.instances * 2).sum::<usize>() + 16;
+        let max_memory = specs
+            .iter()
+            .map(|s| s.limits.memory_bytes)
+            .max()
+            .unwrap_or_default();
+        let runtime = Runtime::new(Some(slots.min(10_000) as u32), max_memory)?;
         let mut slots = Vec::new();
         for spec in specs {
             let shared = Arc::new(PluginShared {

@@ -15,8 +15,6 @@ use super::{PluginError, World};
 /// How often the epoch advances; CPU limits are enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
-/// Most warm instances across all plugins (pooling allocator slots).
-const MAX_INSTANCES: u32 = 256;
 /// Largest memory limit a plugin may ask for.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
@@ -49,21 +47,22 @@ fn runtime_error(e: impl std::fmt::Display) -> PluginError {
 }
 
 impl Runtime {
-    /// Builds the engine. `pooled` selects the pooling allocator (the server); the one-shot
-    /// `plugin check` uses on-demand allocation.
-    pub fn new(pooled: bool) -> Result<Arc<Runtime>, PluginError> {
+    /// Builds the engine. `pool_slots` sizes the pooling allocator (the server: room for every
+    /// plugin's instances, twice over for reloads); `None` (the one-shot `plugin check`) uses
+    /// on-demand allocation. `max_memory` is the largest memory limit of any plugin.
+    pub fn new(pool_slots: Option<u32>, max_memory: usize) -> Result<Arc<Runtime>, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(1 << 20);
-        if pooled {
+        if let Some(slots) = pool_slots {
             let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(MAX_INSTANCES)
-                .total_core_instances(MAX_INSTANCES * 8)
-                .total_memories(MAX_INSTANCES * 2)
-                .total_tables(MAX_INSTANCES * 8)
-                .total_stacks(MAX_INSTANCES)
-                .max_memory_size(MAX_MEMORY_BYTES)
+            pool.total_component_instances(slots)
+                .total_core_instances(slots * 8)
+                .total_memories(slots * 2)
+                .total_tables(slots * 8)
+                .total_stacks(slots)
+                .max_memory_size(max_memory.clamp(1 << 20, MAX_MEMORY_BYTES))
                 .max_core_instances_per_component(64)
                 .max_memories_per_component(8)
                 .max_tables_per_component(64);
