@@ -87,5 +87,7 @@ $put_big
 $get_big
 \`\`\`
 HEAD
+  # Plugin call overhead, measured separately by `make bench-plugins`.
+  if [ -f bench/plugins.md ]; then echo; cat bench/plugins.md; fi
 } > bench/README.md
 cat bench/README.md

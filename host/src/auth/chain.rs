@@ -74,9 +74,10 @@ impl AuthenticatorChain {
             if let Some(chain) = weak.upgrade()
                 && let Ok(mut cache) = chain.cache.lock()
             {
-                cache.retain(|_, (p, entry)| {
-                    p != plugin && !matches!(entry, Cached::Missing { .. })
-                });
+                // A replaced plugin may now claim keys that a later plugin answered, or keys it
+                // used to refuse: forget everything rather than reason about the order.
+                let _ = plugin;
+                cache.clear();
             }
         });
         chain
@@ -95,8 +96,13 @@ impl AuthenticatorChain {
             cache.retain(|_, (_, e)| match e {
                 Cached::Found { until, .. } | Cached::Missing { until } => *until > now,
             });
+            // Still full: unknown keys (cheap to ask again, and what a flood consists of) go
+            // first; known credentials stay.
             if cache.len() >= MAX_CACHED {
-                cache.clear();
+                cache.retain(|_, (_, e)| matches!(e, Cached::Found { .. }));
+            }
+            if cache.len() >= MAX_CACHED {
+                return;
             }
         }
         cache.insert(key.to_string(), (plugin.to_string(), entry));
@@ -127,6 +133,9 @@ impl AuthenticatorChain {
             }
         }
         let mut negative_ttl: Option<Duration> = None;
+        // A plugin skipped because it failed (failure = "open") might have known the key: an
+        // answer of "unknown" is then not cached.
+        let mut skipped = false;
         for plugin in self.registry.authenticators() {
             let limits = &plugin.spec.limits;
             negative_ttl =
@@ -135,6 +144,7 @@ impl AuthenticatorChain {
                 Ok(answer) => answer,
                 Err(e) => {
                     self.failed(&plugin, &e)?;
+                    skipped = true;
                     continue;
                 }
             };
@@ -165,7 +175,7 @@ impl AuthenticatorChain {
             }
             return Ok(Some(ExternalCredential { secret, principal }));
         }
-        if let Some(ttl) = negative_ttl.filter(|t| !t.is_zero()) {
+        if let Some(ttl) = negative_ttl.filter(|t| !t.is_zero() && !skipped) {
             self.remember(
                 access_key,
                 "",

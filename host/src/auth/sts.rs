@@ -311,9 +311,30 @@ impl Iam {
             source: source.to_string(),
             created: now_rfc3339(),
         };
+        let now = now_unix();
         let txn = self.db.begin_write()?;
-        txn.open_table(SESSIONS)?
-            .insert(access_key.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+        {
+            let mut sessions = txn.open_table(SESSIONS)?;
+            // Sessions that ended are dropped a few at a time, so the table stays the size of
+            // what is live without a sweeper.
+            let mut ended = Vec::new();
+            for row in sessions.iter()? {
+                let (k, v) = row?;
+                if serde_json::from_slice::<SessionRecord>(v.value())
+                    .map(|s| s.expires + 60 <= now)
+                    .unwrap_or(true)
+                {
+                    ended.push(k.value().to_string());
+                    if ended.len() >= 16 {
+                        break;
+                    }
+                }
+            }
+            for k in ended {
+                sessions.remove(k.as_str())?;
+            }
+            sessions.insert(access_key.as_str(), serde_json::to_vec(&record)?.as_slice())?;
+        }
         txn.commit()?;
         Ok(Minted {
             access_key,

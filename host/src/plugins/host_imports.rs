@@ -15,7 +15,18 @@ impl types::Host for PluginState {}
 
 impl log::Host for PluginState {
     fn log(&mut self, level: log::Level, message: String) {
-        let mut message = message;
+        // Control characters (newlines among them) are escaped so a plugin cannot forge lines.
+        let mut message: String = message
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -53,6 +64,10 @@ impl kv::Host for PluginState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        self.timing.kv_writes += 1;
+        if self.timing.kv_writes > super::state::MAX_KV_WRITES_PER_CALL {
+            return Err("too many kv writes in one call".into());
+        }
         match &self.shared.kv {
             Some(kv) => kv.set(&key, &value),
             None => Err("no key-value store in this context".into()),
@@ -60,6 +75,10 @@ impl kv::Host for PluginState {
     }
 
     fn delete(&mut self, key: String) -> Result<(), String> {
+        self.timing.kv_writes += 1;
+        if self.timing.kv_writes > super::state::MAX_KV_WRITES_PER_CALL {
+            return Err("too many kv writes in one call".into());
+        }
         match &self.shared.kv {
             Some(kv) => kv.delete(&key),
             None => Err("no key-value store in this context".into()),

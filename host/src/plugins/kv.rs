@@ -44,7 +44,7 @@ impl PluginKv {
         if value.len() > MAX_VALUE {
             return Err(format!("values must be at most {MAX_VALUE} bytes"));
         }
-        let count = self.list(key, usize::MAX).len();
+        let count = self.list("", MAX_KEYS).len();
         let tx = self.db.begin_write().map_err(|e| e.to_string())?;
         {
             let mut table = tx.open_table(PLUGIN_KV).map_err(|e| e.to_string())?;

@@ -131,14 +131,17 @@ impl LoadedPlugin {
         store.epoch_deadline_callback(|ctx| {
             let timing = &ctx.data().timing;
             let used = timing.guest_time();
-            if used >= timing.cpu_budget {
+            if used >= timing.cpu_budget || timing.elapsed() >= timing.wall_budget {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Continue(ticks(timing.cpu_budget - used)))
             }
         });
         let budget = self.spec.limits.cpu_time;
-        store.data_mut().timing.begin(budget);
+        store
+            .data_mut()
+            .timing
+            .begin(budget, self.spec.limits.timeout);
         store.set_epoch_deadline(ticks(budget));
         self.stats
             .instantiations
@@ -147,7 +150,18 @@ impl LoadedPlugin {
             .prepared
             .instantiate(&mut store)
             .await
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| {
+                let message = format!("{e:#}");
+                if message.contains("concurrent") || message.contains("pooling") {
+                    // Every slot of the instance pool is taken: retry later.
+                    tracing::warn!(plugin = %self.spec.name, "no free instance slot: {message}");
+                    PluginError::Timeout {
+                        name: self.spec.name.clone(),
+                    }
+                } else {
+                    self.classify(e)
+                }
+            })?;
         Ok(Warm {
             store,
             bindings,
@@ -205,7 +219,10 @@ impl LoadedPlugin {
                 Some(w) => w,
                 None => self.instantiate().await?,
             };
-            warm.store.data_mut().timing.begin(limits.cpu_time);
+            warm.store
+                .data_mut()
+                .timing
+                .begin(limits.cpu_time, limits.timeout);
             warm.store.set_epoch_deadline(ticks(limits.cpu_time));
             let Warm {
                 store, bindings, ..

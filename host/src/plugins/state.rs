@@ -32,14 +32,29 @@ pub struct CallTiming {
     pub host_since: Option<Instant>,
     pub host_total: Duration,
     pub cpu_budget: Duration,
+    /// The call's wall-clock limit: a guest that keeps calling the host is stopped here even
+    /// though it never yields to the timer.
+    pub wall_budget: Duration,
+    /// `kv` writes made in this call (bounded: each one is a durable commit).
+    pub kv_writes: u32,
 }
 
+/// Most `kv` writes one call may make.
+pub const MAX_KV_WRITES_PER_CALL: u32 = 16;
+
 impl CallTiming {
-    pub fn begin(&mut self, cpu_budget: Duration) {
+    pub fn begin(&mut self, cpu_budget: Duration, wall_budget: Duration) {
         self.started = Some(Instant::now());
         self.host_since = None;
         self.host_total = Duration::ZERO;
         self.cpu_budget = cpu_budget;
+        self.wall_budget = wall_budget;
+        self.kv_writes = 0;
+    }
+
+    /// Wall-clock time since the call began.
+    pub fn elapsed(&self) -> Duration {
+        self.started.map(|s| s.elapsed()).unwrap_or_default()
     }
 
     /// Guest time used so far in this call.
@@ -58,23 +73,35 @@ pub struct HttpGate {
 }
 
 impl HttpGate {
-    pub fn allows(allowed: &[String], authority: &http::uri::Authority) -> bool {
+    /// Whether `uri` may be reached: an entry `host:port` allows exactly that port, a bare
+    /// `host` only the scheme's default port (80 for http, 443 for https).
+    pub fn allows(allowed: &[String], uri: &http::Uri) -> bool {
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        if authority.as_str().contains('@') {
+            return false;
+        }
         let host = authority
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let port = authority.port_u16();
+        let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            443
+        } else {
+            80
+        };
+        let port = authority.port_u16().unwrap_or(default_port);
         allowed.iter().any(|entry| {
             let entry = entry.trim();
-            match entry.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-                    h.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .eq_ignore_ascii_case(host)
-                        && p.parse::<u16>().ok() == port
-                }
-                _ => entry.eq_ignore_ascii_case(host),
-            }
+            let (h, p) = match entry.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p.parse::<u16>().ok()),
+                _ => (entry, Some(default_port)),
+            };
+            p == Some(port)
+                && h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .eq_ignore_ascii_case(host)
         })
     }
 }
@@ -97,10 +124,7 @@ impl WasiHttpHooks for HttpGate {
             > + Send,
     > {
         _ = fut;
-        let allowed = request
-            .uri()
-            .authority()
-            .is_some_and(|a| Self::allows(&self.shared.allowed_hosts, a));
+        let allowed = Self::allows(&self.shared.allowed_hosts, request.uri());
         if !allowed {
             self.shared.denied_requests.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -134,6 +158,9 @@ pub struct PluginState {
 
 impl PluginState {
     pub fn new(shared: Arc<PluginShared>, memory_bytes: usize) -> PluginState {
+        let mut table = ResourceTable::new();
+        // Host-side resources (HTTP fields, streams) a plugin may hold at once.
+        table.set_max_capacity(4096);
         let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
         // No preopened directories, no environment, no arguments, no sockets.
         wasi.allow_tcp(false)
@@ -147,12 +174,12 @@ impl PluginState {
             shared,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            table,
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
                 .table_elements(100_000)
                 .instances(64)
-                .memories(16)
+                .memories(2)
                 .tables(64)
                 .trap_on_grow_failure(true)
                 .build(),
@@ -187,13 +214,17 @@ mod tests {
     #[test]
     fn allowed_hosts_match_name_and_port() {
         let allowed = vec!["idp.example.com".to_string(), "127.0.0.1:8080".to_string()];
-        let a = |s: &str| s.parse::<http::uri::Authority>().unwrap();
-        assert!(HttpGate::allows(&allowed, &a("idp.example.com")));
-        assert!(HttpGate::allows(&allowed, &a("IDP.example.com:443")));
-        assert!(HttpGate::allows(&allowed, &a("127.0.0.1:8080")));
-        assert!(!HttpGate::allows(&allowed, &a("127.0.0.1:8081")));
-        assert!(!HttpGate::allows(&allowed, &a("127.0.0.1")));
-        assert!(!HttpGate::allows(&allowed, &a("evil.example.com")));
-        assert!(!HttpGate::allows(&allowed, &a("idp.example.com.evil.net")));
+        let a = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert!(HttpGate::allows(&allowed, &a("https://idp.example.com/keys")));
+        assert!(HttpGate::allows(&allowed, &a("https://IDP.example.com:443/")));
+        assert!(HttpGate::allows(&allowed, &a("http://idp.example.com/")));
+        // A bare host allows only the scheme's default port.
+        assert!(!HttpGate::allows(&allowed, &a("http://idp.example.com:6379/")));
+        assert!(HttpGate::allows(&allowed, &a("http://127.0.0.1:8080/")));
+        assert!(!HttpGate::allows(&allowed, &a("http://127.0.0.1:8081/")));
+        assert!(!HttpGate::allows(&allowed, &a("http://127.0.0.1/")));
+        assert!(!HttpGate::allows(&allowed, &a("https://evil.example.com/")));
+        assert!(!HttpGate::allows(&allowed, &a("https://idp.example.com.evil.net/")));
+        assert!(!HttpGate::allows(&allowed, &a("https://x@idp.example.com/")));
     }
 }

@@ -1,9 +1,11 @@
 //! Role trust conditions: a Cedar `when` condition over the principal that asks to assume a
 //! role, e.g. `principal.plugin == "oidc" && principal.groups.contains("admins")`.
 //!
-//! The principal entity (`Sluice::User`) has the attributes `plugin` (the vouching plugin, ""
-//! for IAM users), `subject`, `name`, `groups` (a set of strings) and `claims` (a record of the
-//! plugin's attributes). The resource is `Sluice::Role::"<name>"`, the action
+//! The principal entity (`Sluice::User`) has the attributes `kind` (`iam` or `plugin`), `plugin`
+//! (the vouching plugin, "" for IAM users), `subject`, `name`, `groups` (a set of strings) and
+//! `claims` (a record of the plugin's attributes). Conditions should name `plugin` and
+//! `subject`: a plugin's `name` comes from its identity provider. The context carries
+//! `external_id` when the caller gave one. The resource is `Sluice::Role::"<name>"`, the action
 //! `Sluice::Action::"sts:AssumeRole"` or `"sts:AssumeRoleWithWebIdentity"`.
 
 use std::str::FromStr;
@@ -46,6 +48,7 @@ pub fn allows(
     principal: &Principal,
     role: &str,
     action: &str,
+    external_id: Option<&str>,
 ) -> Result<bool, String> {
     validate(condition)?;
     let policies =
@@ -82,6 +85,7 @@ pub fn allows(
         json!([{
             "uid": { "type": "Sluice::User", "id": id },
             "attrs": {
+                "kind": if plugin.is_empty() { "iam" } else { "plugin" },
                 "plugin": plugin,
                 "subject": subject,
                 "name": name,
@@ -97,7 +101,14 @@ pub fn allows(
         uid("Sluice::User", id)?,
         uid("Sluice::Action", action)?,
         uid("Sluice::Role", role)?,
-        Context::empty(),
+        Context::from_json_value(
+            match external_id {
+                Some(e) => json!({ "external_id": e }),
+                None => json!({}),
+            },
+            None,
+        )
+        .map_err(|e| format!("trust context: {e}"))?,
         None,
     )
     .map_err(|e| format!("trust request: {e}"))?;
@@ -127,11 +138,15 @@ mod tests {
     #[test]
     fn conditions_decide_on_principal_attributes() {
         let c = r#"principal.plugin == "oidc" && principal.groups.contains("admins")"#;
-        assert!(allows(c, &oidc(&["admins"]), "r", "sts:AssumeRoleWithWebIdentity").unwrap());
-        assert!(!allows(c, &oidc(&["users"]), "r", "sts:AssumeRoleWithWebIdentity").unwrap());
+        assert!(allows(c, &oidc(&["admins"]), "r", "sts:AssumeRoleWithWebIdentity", None).unwrap());
+        assert!(!allows(c, &oidc(&["users"]), "r", "sts:AssumeRoleWithWebIdentity", None).unwrap());
         let by_claim = r#"principal.claims.email like "*@example.com""#;
-        assert!(allows(by_claim, &oidc(&[]), "r", "sts:AssumeRole").unwrap());
-        assert!(!allows("false", &oidc(&[]), "r", "sts:AssumeRole").unwrap());
+        assert!(allows(by_claim, &oidc(&[]), "r", "sts:AssumeRole", None).unwrap());
+        assert!(!allows("false", &oidc(&[]), "r", "sts:AssumeRole", None).unwrap());
+        let ext = r#"principal.kind == "plugin" && context.external_id == "x1""#;
+        assert!(allows(ext, &oidc(&[]), "r", "sts:AssumeRole", Some("x1")).unwrap());
+        assert!(!allows(ext, &oidc(&[]), "r", "sts:AssumeRole", Some("x2")).unwrap());
+        assert!(!allows(ext, &oidc(&[]), "r", "sts:AssumeRole", None).unwrap());
         // A condition on a missing attribute is an error, hence no allow.
         assert!(
             !allows(

@@ -250,6 +250,14 @@ pub async fn lookup(
     access_key: &str,
     token: Option<&str>,
 ) -> S3Result<IamCredential> {
+    // Access keys are short and alphanumeric; anything else is unknown without asking the IAM
+    // store or any plugin (and is never cached).
+    if access_key.is_empty()
+        || access_key.len() > 128
+        || !access_key.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(unknown_key(access_key));
+    }
     match sources.iam.lookup(access_key).map_err(S3Error::internal)? {
         Lookup::Found(c) => return Ok(c),
         Lookup::Disabled => return Err(unknown_key(access_key)),
@@ -306,6 +314,12 @@ pub async fn authenticate_sts(
     })?;
     let parsed = AuthorizationHeader::parse(auth)?;
     let cred = &parsed.credential;
+    if !parsed.signed_headers.iter().any(|h| h == "host") {
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            "The host header must be signed",
+        ));
+    }
     if cred.region != region || cred.service != "sts" {
         return Err(S3Error::new(
             ErrorCode::AuthorizationHeaderMalformed,
@@ -341,6 +355,7 @@ pub async fn authenticate_sts(
     if !sigv4::verify(&input, amz_date, &cred.scope(), &key, &parsed.signature)? {
         return Err(signature_mismatch());
     }
+    check_all_amz_signed(headers, &parsed.signed_headers)?;
     Ok(credential.principal)
 }
 

@@ -52,9 +52,20 @@ impl From<S3Error> for StsError {
     fn from(e: S3Error) -> StsError {
         let code = match e.code {
             ErrorCode::SignatureDoesNotMatch => "SignatureDoesNotMatch",
-            ErrorCode::InvalidAccessKeyId => "InvalidClientTokenId",
-            ErrorCode::ExpiredToken => "ExpiredToken",
-            ErrorCode::InvalidToken => "InvalidClientTokenId",
+            ErrorCode::InvalidAccessKeyId | ErrorCode::InvalidToken => {
+                return StsError::new(
+                    "InvalidClientTokenId",
+                    StatusCode::FORBIDDEN,
+                    "The security token included in the request is invalid.",
+                );
+            }
+            ErrorCode::ExpiredToken => {
+                return StsError::new(
+                    "ExpiredToken",
+                    StatusCode::FORBIDDEN,
+                    "The security token included in the request is expired",
+                );
+            }
             ErrorCode::RequestTimeTooSkewed => "RequestExpired",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
             ErrorCode::InternalError => "InternalFailure",
@@ -133,16 +144,28 @@ async fn run(
         .map_err(|_| StsError::validation("the request body is not UTF-8"))?;
     let form = Query::parse(text).map_err(|_| StsError::validation("malformed form body"))?;
     let param = |name: &str| form.get(name).or_else(|| query.get(name));
+    let names: Vec<String> = form
+        .iter()
+        .chain(query.iter())
+        .map(|(k, _)| k.to_string())
+        .collect();
     let action = param("Action").unwrap_or("");
     match action {
         "AssumeRoleWithWebIdentity" => {
-            assume_role_with_web_identity(app, parts, &param, facts, request_id).await
+            assume_role_with_web_identity(app, &param, &names, facts, request_id).await
         }
         "AssumeRole" => {
+            if !parts.headers.contains_key(http::header::AUTHORIZATION) {
+                return Err(StsError::new(
+                    "MissingAuthenticationToken",
+                    StatusCode::FORBIDDEN,
+                    "Request is missing Authentication Token",
+                ));
+            }
             let principal =
                 auth::authenticate_sts(parts, app.sources(), &app.config.region, &body_sha256)
                     .await?;
-            assume_role(app, &principal, &param, request_id)
+            assume_role(app, &principal, &param, &names, request_id)
         }
         "" => Err(StsError::new(
             "MissingAction",
@@ -161,9 +184,37 @@ struct Common {
     role: crate::auth::sts::RoleRecord,
     session_name: String,
     duration: u64,
+    external_id: Option<String>,
 }
 
-fn common<'a>(app: &App, param: &impl Fn(&str) -> Option<&'a str>) -> Result<Common, StsError> {
+/// Parameters Sluice does not implement: refused rather than silently ignored (a session
+/// policy that narrows a role must never be dropped).
+const UNSUPPORTED: &[&str] = &[
+    "Policy",
+    "PolicyArns",
+    "Tags",
+    "TransitiveTagKeys",
+    "SerialNumber",
+    "TokenCode",
+    "SourceIdentity",
+    "ProvidedContexts",
+];
+
+fn common<'a>(
+    app: &App,
+    param: &impl Fn(&str) -> Option<&'a str>,
+    names: &[String],
+    action: &str,
+) -> Result<Common, StsError> {
+    if let Some(name) = names.iter().find(|n| {
+        UNSUPPORTED
+            .iter()
+            .any(|u| *n == u || n.starts_with(&format!("{u}.")))
+    }) {
+        return Err(StsError::validation(format!(
+            "The parameter {name} is not supported by this server"
+        )));
+    }
     let arn = param("RoleArn")
         .ok_or_else(|| StsError::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null"))?;
     let session_name = param("RoleSessionName").ok_or_else(|| {
@@ -204,17 +255,24 @@ fn common<'a>(app: &App, param: &impl Fn(&str) -> Option<&'a str>) -> Result<Com
             )
         })?
         .ok_or_else(|| {
-            StsError::denied(format!("Not authorized to perform sts:AssumeRole on {arn}"))
+            StsError::denied(format!("Not authorized to perform {action} on {arn}"))
         })?;
     Ok(Common {
         role,
         session_name: session_name.to_string(),
         duration,
+        external_id: param("ExternalId").map(String::from),
     })
 }
 
 fn trusted(c: &Common, principal: &Principal, action: &str) -> Result<(), StsError> {
-    let allowed = crate::policy::trust::allows(&c.role.trust, principal, &c.role.name, action)
+    let allowed = crate::policy::trust::allows(
+        &c.role.trust,
+        principal,
+        &c.role.name,
+        action,
+        c.external_id.as_deref(),
+    )
         .map_err(|e| {
             tracing::warn!(role = %c.role.name, "trust condition cannot be evaluated: {e}");
             StsError::denied("Not authorized to assume this role")
@@ -259,12 +317,11 @@ fn write_credentials(w: &mut XmlWriter, m: &Minted) {
 
 async fn assume_role_with_web_identity<'a>(
     app: &App,
-    parts: &Parts,
     param: &impl Fn(&str) -> Option<&'a str>,
+    names: &[String],
     facts: &RequestFacts<'_>,
     request_id: &str,
 ) -> Result<Response<Body>, StsError> {
-    let c = common(app, param)?;
     let token = param("WebIdentityToken").ok_or_else(|| {
         StsError::validation("1 validation error detected: Value null at 'webIdentityToken' failed to satisfy constraint: Member must not be null")
     })?;
@@ -282,7 +339,6 @@ async fn assume_role_with_web_identity<'a>(
         source_ip: facts.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         secure: facts.secure,
     };
-    let _ = parts;
     let principal = match app.chain.authenticate(&view).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -308,6 +364,9 @@ async fn assume_role_with_web_identity<'a>(
             ));
         }
     };
+    // The role is looked up only after the token proved someone: no role enumeration without
+    // a valid identity, and a missing role reads like a refused one.
+    let c = common(app, param, names, "sts:AssumeRoleWithWebIdentity")?;
     trusted(&c, &principal, "sts:AssumeRoleWithWebIdentity")?;
     let (plugin, subject) = match &principal {
         Principal::External {
@@ -338,6 +397,7 @@ fn assume_role<'a>(
     app: &App,
     principal: &Principal,
     param: &impl Fn(&str) -> Option<&'a str>,
+    names: &[String],
     request_id: &str,
 ) -> Result<Response<Body>, StsError> {
     if matches!(principal, Principal::Root { .. } | Principal::Anonymous) {
@@ -345,7 +405,7 @@ fn assume_role<'a>(
             "Roles may not be assumed by root credentials",
         ));
     }
-    let c = common(app, param)?;
+    let c = common(app, param, names, "sts:AssumeRole")?;
     trusted(&c, principal, "sts:AssumeRole")?;
     let source = principal.id().unwrap_or_default().to_string();
     let minted = mint(app, &c, &source)?;

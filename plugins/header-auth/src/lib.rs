@@ -111,12 +111,15 @@ fn settings() -> Result<&'static Parsed, String> {
         .map_err(Clone::clone)
 }
 
-fn header<'a>(request: &'a RequestView, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+/// The header's value; a header given twice is refused (a proxy that appends instead of
+/// replacing would otherwise pass the client's own copy along).
+fn header<'a>(request: &'a RequestView, name: &str) -> Result<Option<&'a str>, Error> {
+    let mut values = request.headers.iter().filter(|(n, _)| n == name);
+    let first = values.next().map(|(_, v)| v.as_str());
+    if values.next().is_some() {
+        return Err(Error::Invalid(format!("{name} given more than once")));
+    }
+    Ok(first)
 }
 
 struct HeaderAuth;
@@ -138,7 +141,7 @@ impl Authentication for HeaderAuth {
 
     fn authenticate(request: RequestView) -> Result<Option<Principal>, Error> {
         let s = settings().map_err(Error::Internal)?;
-        let Some(user) = header(&request, &s.user_header) else {
+        let Some(user) = header(&request, &s.user_header)? else {
             return Ok(None);
         };
         let Ok(peer) = request.source_ip.parse::<IpAddr>() else {
@@ -152,7 +155,7 @@ impl Authentication for HeaderAuth {
         if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
             return Err(Error::Invalid(format!("bad {} header", s.user_header)));
         }
-        let groups = header(&request, &s.groups_header)
+        let groups = header(&request, &s.groups_header)?
             .map(|g| {
                 g.split(',')
                     .map(str::trim)
@@ -162,7 +165,7 @@ impl Authentication for HeaderAuth {
             })
             .unwrap_or_default();
         let mut attributes = Vec::new();
-        if let Some(email) = header(&request, &s.email_header) {
+        if let Some(email) = header(&request, &s.email_header)? {
             attributes.push(("email".to_string(), email.trim().to_string()));
         }
         Ok(Some(Principal {

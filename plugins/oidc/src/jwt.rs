@@ -143,6 +143,7 @@ impl KeySet {
             None => true,
         });
         let message = token.signing_input.as_bytes();
+        let mut tried = false;
         for jwk in candidates {
             let ok = match (&jwk.key, token.header.alg.as_str()) {
                 (Key::Rsa(key), "RS256") => key
@@ -159,6 +160,13 @@ impl KeySet {
             if ok {
                 return Ok(());
             }
+            if token.header.kid.is_some() {
+                return Err("token signature is not valid".into());
+            }
+            // Without a kid, every key of the right type gets its chance.
+            tried = true;
+        }
+        if tried {
             return Err("token signature is not valid".into());
         }
         match token.header.alg.as_str() {
