@@ -241,6 +241,16 @@ def test_header_auth_trusts_only_configured_proxies(start_server):
                         headers={"X-Forwarded-User": "eve"}).status_code == 403
     assert requests.get(f"{trusted.endpoint}/{bucket}/k").status_code == 403
 
+    # The identity header twice (a proxy that appends the client's copy) proves nothing.
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", trusted.port, timeout=30)
+    conn.putrequest("GET", "/")
+    conn.putheader("X-Forwarded-User", "eve")
+    conn.putheader("X-Forwarded-User", "bob")
+    conn.endheaders()
+    assert conn.getresponse().status == 403
+    conn.close()
+
     untrusted = plugin_server(start_server, plugin_entry(
         "proxy", HEADER_AUTH, config={"trusted_proxies": ["10.0.0.0/8"]}))
     r = requests.put(f"{untrusted.endpoint}/{unique_name('hdr')}", headers=h)

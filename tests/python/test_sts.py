@@ -188,3 +188,21 @@ def test_sts_secrets_are_sealed_at_rest(sts_server):
     raw = (sts_server.data_dir / "meta.redb").read_bytes()
     assert creds["SecretAccessKey"].encode() not in raw
     assert creds["SessionToken"].encode() not in raw
+
+
+def test_unsupported_parameters_are_refused_not_ignored(sts_server):
+    # A session policy narrows a role; silently dropping it would widen the session.
+    r = requests.post(sts_server.endpoint, data={
+        "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": ROLE_ARN,
+        "RoleSessionName": "ci", "WebIdentityToken": KEY.token(groups=["eng"]),
+        "Policy": '{"Version":"2012-10-17","Statement":[]}'})
+    assert r.status_code == 400 and "<Code>ValidationError</Code>" in r.text
+
+
+def test_unsigned_assume_role_is_missing_authentication(sts_server):
+    r = requests.post(sts_server.endpoint, data={
+        "Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": ROLE_ARN,
+        "RoleSessionName": "ci"})
+    assert r.status_code == 403 and "<Code>MissingAuthenticationToken</Code>" in r.text
+    r = requests.post(sts_server.endpoint, data={"Action": "GetFederationToken"})
+    assert r.status_code == 400 and "<Code>InvalidAction</Code>" in r.text

@@ -146,22 +146,18 @@ impl LoadedPlugin {
         self.stats
             .instantiations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let bindings = self
-            .prepared
-            .instantiate(&mut store)
-            .await
-            .map_err(|e| {
-                let message = format!("{e:#}");
-                if message.contains("concurrent") || message.contains("pooling") {
-                    // Every slot of the instance pool is taken: retry later.
-                    tracing::warn!(plugin = %self.spec.name, "no free instance slot: {message}");
-                    PluginError::Timeout {
-                        name: self.spec.name.clone(),
-                    }
-                } else {
-                    self.classify(e)
+        let bindings = self.prepared.instantiate(&mut store).await.map_err(|e| {
+            let message = format!("{e:#}");
+            if message.contains("concurrent") || message.contains("pooling") {
+                // Every slot of the instance pool is taken: retry later.
+                tracing::warn!(plugin = %self.spec.name, "no free instance slot: {message}");
+                PluginError::Timeout {
+                    name: self.spec.name.clone(),
                 }
-            })?;
+            } else {
+                self.classify(e)
+            }
+        })?;
         Ok(Warm {
             store,
             bindings,

@@ -215,16 +215,31 @@ mod tests {
     fn allowed_hosts_match_name_and_port() {
         let allowed = vec!["idp.example.com".to_string(), "127.0.0.1:8080".to_string()];
         let a = |s: &str| s.parse::<http::Uri>().unwrap();
-        assert!(HttpGate::allows(&allowed, &a("https://idp.example.com/keys")));
-        assert!(HttpGate::allows(&allowed, &a("https://IDP.example.com:443/")));
+        assert!(HttpGate::allows(
+            &allowed,
+            &a("https://idp.example.com/keys")
+        ));
+        assert!(HttpGate::allows(
+            &allowed,
+            &a("https://IDP.example.com:443/")
+        ));
         assert!(HttpGate::allows(&allowed, &a("http://idp.example.com/")));
         // A bare host allows only the scheme's default port.
-        assert!(!HttpGate::allows(&allowed, &a("http://idp.example.com:6379/")));
+        assert!(!HttpGate::allows(
+            &allowed,
+            &a("http://idp.example.com:6379/")
+        ));
         assert!(HttpGate::allows(&allowed, &a("http://127.0.0.1:8080/")));
         assert!(!HttpGate::allows(&allowed, &a("http://127.0.0.1:8081/")));
         assert!(!HttpGate::allows(&allowed, &a("http://127.0.0.1/")));
         assert!(!HttpGate::allows(&allowed, &a("https://evil.example.com/")));
-        assert!(!HttpGate::allows(&allowed, &a("https://idp.example.com.evil.net/")));
-        assert!(!HttpGate::allows(&allowed, &a("https://x@idp.example.com/")));
+        assert!(!HttpGate::allows(
+            &allowed,
+            &a("https://idp.example.com.evil.net/")
+        ));
+        assert!(!HttpGate::allows(
+            &allowed,
+            &a("https://x@idp.example.com/")
+        ));
     }
 }

@@ -138,8 +138,26 @@ mod tests {
     #[test]
     fn conditions_decide_on_principal_attributes() {
         let c = r#"principal.plugin == "oidc" && principal.groups.contains("admins")"#;
-        assert!(allows(c, &oidc(&["admins"]), "r", "sts:AssumeRoleWithWebIdentity", None).unwrap());
-        assert!(!allows(c, &oidc(&["users"]), "r", "sts:AssumeRoleWithWebIdentity", None).unwrap());
+        assert!(
+            allows(
+                c,
+                &oidc(&["admins"]),
+                "r",
+                "sts:AssumeRoleWithWebIdentity",
+                None
+            )
+            .unwrap()
+        );
+        assert!(
+            !allows(
+                c,
+                &oidc(&["users"]),
+                "r",
+                "sts:AssumeRoleWithWebIdentity",
+                None
+            )
+            .unwrap()
+        );
         let by_claim = r#"principal.claims.email like "*@example.com""#;
         assert!(allows(by_claim, &oidc(&[]), "r", "sts:AssumeRole", None).unwrap());
         assert!(!allows("false", &oidc(&[]), "r", "sts:AssumeRole", None).unwrap());
@@ -153,7 +171,8 @@ mod tests {
                 "principal.claims.nope == 1",
                 &oidc(&[]),
                 "r",
-                "sts:AssumeRole"
+                "sts:AssumeRole",
+                None
             )
             .unwrap()
         );

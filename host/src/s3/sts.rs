@@ -254,9 +254,7 @@ fn common<'a>(
                 e.to_string(),
             )
         })?
-        .ok_or_else(|| {
-            StsError::denied(format!("Not authorized to perform {action} on {arn}"))
-        })?;
+        .ok_or_else(|| StsError::denied(format!("Not authorized to perform {action} on {arn}")))?;
     Ok(Common {
         role,
         session_name: session_name.to_string(),
@@ -273,10 +271,10 @@ fn trusted(c: &Common, principal: &Principal, action: &str) -> Result<(), StsErr
         action,
         c.external_id.as_deref(),
     )
-        .map_err(|e| {
-            tracing::warn!(role = %c.role.name, "trust condition cannot be evaluated: {e}");
-            StsError::denied("Not authorized to assume this role")
-        })?;
+    .map_err(|e| {
+        tracing::warn!(role = %c.role.name, "trust condition cannot be evaluated: {e}");
+        StsError::denied("Not authorized to assume this role")
+    })?;
     if !allowed {
         return Err(StsError::denied(format!(
             "Not authorized to perform {action} on {}",
