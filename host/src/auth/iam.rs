@@ -134,10 +134,15 @@ pub(super) fn now_rfc3339() -> String {
 }
 
 fn random_access_key() -> String {
+    random_key_id("SK", 18)
+}
+
+/// `prefix` followed by `len` random base32 characters (the shape of an access key id).
+pub(super) fn random_key_id(prefix: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut rng = rand::rngs::OsRng;
-    let mut s = String::from("SK");
-    for _ in 0..18 {
+    let mut s = String::from(prefix);
+    for _ in 0..len {
         s.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
     }
     s

@@ -5,7 +5,7 @@
 //! must carry the token; expired ones are refused.
 
 use base64::Engine as _;
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::Principal;
-use super::iam::{Iam, IamError, now_rfc3339, random_id, random_secret};
+use super::iam::{Iam, IamError, now_rfc3339, random_id, random_key_id, random_secret};
 
 /// role name -> `RoleRecord`
 const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("sts_roles");
@@ -131,13 +131,7 @@ fn now_unix() -> u64 {
 }
 
 fn session_access_key() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut rng = rand::rngs::OsRng;
-    let mut s = String::from("ASIA");
-    for _ in 0..16 {
-        s.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
-    }
-    s
+    random_key_id("ASIA", 16)
 }
 
 fn token_hash(token: &str) -> String {

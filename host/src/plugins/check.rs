@@ -14,6 +14,15 @@ pub struct Report {
 }
 
 impl Report {
+    fn refused(why: String) -> Report {
+        Report {
+            worlds: Vec::new(),
+            imports: Vec::new(),
+            exports: Vec::new(),
+            verdict: Err(why),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "world": self.worlds.first(),
@@ -33,12 +42,7 @@ pub fn check(path: &Path) -> Report {
     let runtime = match Runtime::new(None, super::PluginLimits::default().memory_bytes) {
         Ok(r) => r,
         Err(e) => {
-            return Report {
-                worlds: Vec::new(),
-                imports: Vec::new(),
-                exports: Vec::new(),
-                verdict: Err(e.to_string()),
-            };
+            return Report::refused(e.to_string());
         }
     };
     let name = path
@@ -48,12 +52,7 @@ pub fn check(path: &Path) -> Report {
     let component = match runtime.compile(&name, path) {
         Ok(c) => c,
         Err(e) => {
-            return Report {
-                worlds: Vec::new(),
-                imports: Vec::new(),
-                exports: Vec::new(),
-                verdict: Err(e.to_string()),
-            };
+            return Report::refused(e.to_string());
         }
     };
     let worlds = runtime.worlds_of(&component);

@@ -335,6 +335,22 @@ pub async fn authenticate_sts(
     if !amz_date.starts_with(&cred.date) {
         return Err(signature_mismatch());
     }
+    let (credential, _) =
+        verify_header_signature(parts, &parsed, amz_date, sources, body_sha256).await?;
+    Ok(credential.principal)
+}
+
+/// Looks up the signing key of a header-signed request and checks its signature and that every
+/// `x-amz-*` header it carries is signed.
+async fn verify_header_signature(
+    parts: &Parts,
+    parsed: &AuthorizationHeader,
+    amz_date: &str,
+    sources: Sources<'_>,
+    payload_hash: &str,
+) -> S3Result<(IamCredential, SigningKey)> {
+    let headers = &parts.headers;
+    let cred = &parsed.credential;
     let credential = lookup(
         sources,
         &cred.access_key,
@@ -348,7 +364,7 @@ pub async fn authenticate_sts(
         raw_query: parts.uri.query().unwrap_or(""),
         headers,
         signed_headers: &parsed.signed_headers,
-        payload_hash: body_sha256,
+        payload_hash,
         presigned: false,
         latin1_headers: false,
     };
@@ -356,7 +372,7 @@ pub async fn authenticate_sts(
         return Err(signature_mismatch());
     }
     check_all_amz_signed(headers, &parsed.signed_headers)?;
-    Ok(credential.principal)
+    Ok((credential, key))
 }
 
 async fn authenticate_header(
@@ -388,28 +404,9 @@ async fn authenticate_header(
             "Missing required header for this request: x-amz-content-sha256",
         )
     })?;
-    let credential = lookup(
-        sources,
-        &cred.access_key,
-        header(headers, "x-amz-security-token"),
-    )
-    .await?;
+    let (credential, key) =
+        verify_header_signature(parts, &parsed, amz_date, sources, content_sha).await?;
     let scope = cred.scope();
-    let key = SigningKey::derive(&credential.secret, cred);
-    let input = CanonicalInput {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query().unwrap_or(""),
-        headers,
-        signed_headers: &parsed.signed_headers,
-        payload_hash: content_sha,
-        presigned: false,
-        latin1_headers: false,
-    };
-    if !sigv4::verify(&input, amz_date, &scope, &key, &parsed.signature)? {
-        return Err(signature_mismatch());
-    }
-    check_all_amz_signed(headers, &parsed.signed_headers)?;
     let payload = match content_sha {
         sigv4::UNSIGNED_PAYLOAD => Payload::Unsigned,
         sigv4::STREAMING_UNSIGNED_TRAILER => Payload::Chunked {
