@@ -143,7 +143,7 @@ impl AuthenticatorChain {
             let answer = match plugin.lookup_credential(access_key).await {
                 Ok(answer) => answer,
                 Err(e) => {
-                    self.failed(&plugin, &e)?;
+                    self.failed(&plugin, e)?;
                     skipped = true;
                     continue;
                 }
@@ -193,16 +193,16 @@ impl AuthenticatorChain {
             match plugin.authenticate(view).await {
                 Ok(Some(p)) => return Ok(Some(principal_of(plugin.name(), p, None))),
                 Ok(None) => {}
-                Err(e) => self.failed(&plugin, &e)?,
+                Err(e) => self.failed(&plugin, e)?,
             }
         }
         Ok(None)
     }
 
     /// A failed call: `failure = "open"` skips the plugin, `"closed"` fails the request.
-    fn failed(&self, plugin: &LoadedPlugin, e: &PluginError) -> Result<(), PluginError> {
+    fn failed(&self, plugin: &LoadedPlugin, e: PluginError) -> Result<(), PluginError> {
         let refusal = matches!(
-            e,
+            &e,
             PluginError::Plugin {
                 error: types::Error::Denied(_) | types::Error::Invalid(_),
                 ..
@@ -216,19 +216,7 @@ impl AuthenticatorChain {
         match plugin.spec.failure {
             // A plugin's explicit refusal is an answer, not a failure: it is never skipped.
             Failure::Open if !refusal => Ok(()),
-            _ => Err(clone_error(e)),
+            _ => Err(e),
         }
-    }
-}
-
-fn clone_error(e: &PluginError) -> PluginError {
-    match e {
-        PluginError::Plugin { name, error } => PluginError::Plugin {
-            name: name.clone(),
-            error: error.clone(),
-        },
-        PluginError::CpuLimit { name } => PluginError::CpuLimit { name: name.clone() },
-        PluginError::Timeout { name } => PluginError::Timeout { name: name.clone() },
-        other => PluginError::Runtime(other.to_string()),
     }
 }

@@ -16,6 +16,18 @@ use super::state::{PluginShared, PluginState};
 use super::stats::Stats;
 use super::{PluginError, PluginSpec, World};
 
+/// Calls a `plugin-info` export, which every world has, whatever world `$bindings` is.
+macro_rules! plugin_info {
+    ($bindings:expr, $call:ident, $store:expr) => {
+        match $bindings {
+            Bindings::Authenticator(b) => b.sluice_plugin_plugin_info().$call($store).await,
+            Bindings::Authorizer(b) => b.sluice_plugin_plugin_info().$call($store).await,
+            Bindings::KeyProvider(b) => b.sluice_plugin_plugin_info().$call($store).await,
+            Bindings::ReplicationTarget(b) => b.sluice_plugin_plugin_info().$call($store).await,
+        }
+    };
+}
+
 struct Warm {
     store: Store<PluginState>,
     bindings: Bindings,
@@ -274,24 +286,7 @@ impl LoadedPlugin {
 
     pub async fn info(&self) -> Result<(String, String), PluginError> {
         let (name, version) = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bindings::Authenticator(b) => {
-                            b.sluice_plugin_plugin_info().call_info(store).await
-                        }
-                        Bindings::Authorizer(b) => {
-                            b.sluice_plugin_plugin_info().call_info(store).await
-                        }
-                        Bindings::KeyProvider(b) => {
-                            b.sluice_plugin_plugin_info().call_info(store).await
-                        }
-                        Bindings::ReplicationTarget(b) => {
-                            b.sluice_plugin_plugin_info().call_info(store).await
-                        }
-                    }
-                })
-            })
+            .call(|store, b| Box::pin(async move { plugin_info!(b, call_info, store) }))
             .await?;
         if name.len() > 128 || version.len() > 64 {
             return Err(self.bad_output("info() is too long"));
@@ -301,24 +296,7 @@ impl LoadedPlugin {
 
     pub async fn health(&self) -> Result<Result<(), String>, PluginError> {
         let result = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bindings::Authenticator(b) => {
-                            b.sluice_plugin_plugin_info().call_health(store).await
-                        }
-                        Bindings::Authorizer(b) => {
-                            b.sluice_plugin_plugin_info().call_health(store).await
-                        }
-                        Bindings::KeyProvider(b) => {
-                            b.sluice_plugin_plugin_info().call_health(store).await
-                        }
-                        Bindings::ReplicationTarget(b) => {
-                            b.sluice_plugin_plugin_info().call_health(store).await
-                        }
-                    }
-                })
-            })
+            .call(|store, b| Box::pin(async move { plugin_info!(b, call_health, store) }))
             .await?;
         Ok(result.map_err(|m| m.chars().take(MAX_FIELD).collect()))
     }

@@ -43,6 +43,14 @@ impl StsError {
         StsError::new("ValidationError", StatusCode::BAD_REQUEST, message)
     }
 
+    fn internal(e: impl std::fmt::Display) -> StsError {
+        StsError::new(
+            "InternalFailure",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )
+    }
+
     fn denied(message: impl Into<String>) -> StsError {
         StsError::new("AccessDenied", StatusCode::FORBIDDEN, message)
     }
@@ -247,13 +255,7 @@ fn common<'a>(
     let role = app
         .iam
         .find_role(name)
-        .map_err(|e| {
-            StsError::new(
-                "InternalFailure",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            )
-        })?
+        .map_err(StsError::internal)?
         .ok_or_else(|| StsError::denied(format!("Not authorized to perform {action} on {arn}")))?;
     Ok(Common {
         role,
@@ -287,13 +289,7 @@ fn trusted(c: &Common, principal: &Principal, action: &str) -> Result<(), StsErr
 fn mint(app: &App, c: &Common, source: &str) -> Result<Minted, StsError> {
     app.iam
         .mint_session(&c.role, &c.session_name, source, c.duration)
-        .map_err(|e| {
-            StsError::new(
-                "InternalFailure",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.to_string(),
-            )
-        })
+        .map_err(StsError::internal)
 }
 
 fn write_credentials(w: &mut XmlWriter, m: &Minted) {
