@@ -31,6 +31,35 @@ pub async fn run(
     }
 }
 
+/// Explains one decision locally (on a stopped server's data dir) or against `endpoint`.
+pub async fn explain(
+    config: &Config,
+    endpoint: Option<&str>,
+    input: &crate::policy::explain::ExplainInput,
+) -> anyhow::Result<serde_json::Value> {
+    match endpoint {
+        None => {
+            let node = Node::open(config)?;
+            let store = node.local_store(config)?;
+            let engine =
+                crate::policy::PolicyEngine::open(config.policies_dir.as_deref(), &node.iam)?;
+            crate::policy::explain::explain(&engine, &node.iam, &store, input)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        }
+        Some(url) => {
+            remote(
+                config,
+                url,
+                "POST",
+                crate::s3::admin::EXPLAIN_PATH,
+                serde_json::to_vec(input)?,
+            )
+            .await
+        }
+    }
+}
+
 /// Sends one SigV4-signed admin request to a running server and returns its JSON answer.
 pub async fn remote(
     config: &Config,

@@ -50,6 +50,7 @@ struct FileConfig {
     tls_address: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     allow_insecure_secrets: Option<bool>,
+    policies_dir: Option<PathBuf>,
     plugins: Option<Vec<PluginEntry>>,
 }
 
@@ -130,6 +131,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Accept SSE-C keys over plain HTTP from non-loopback peers (AWS never does).
     pub allow_insecure_secrets: bool,
+    /// Directory of `*.cedar` policy files, watched for changes; `None` = the built-in defaults.
+    pub policies_dir: Option<PathBuf>,
     /// WebAssembly plugins, in the order they are consulted.
     pub plugins: Vec<PluginSpec>,
 }
@@ -198,6 +201,7 @@ const ENV_KEYS: &[&str] = &[
     "tls_address",
     "trusted_proxies",
     "allow_insecure_secrets",
+    "policies_dir",
 ];
 
 /// S3's largest single PUT (and part).
@@ -247,6 +251,7 @@ impl Config {
                 &mut file.master_key_file,
                 &mut file.tls_cert,
                 &mut file.tls_key,
+                &mut file.policies_dir,
             ]
             .into_iter()
             .flatten()
@@ -289,6 +294,7 @@ impl Config {
                 "max_parts" => file.max_parts = Some(parse_u64(name, &v)?),
                 "max_header_bytes" => file.max_header_bytes = Some(parse_u64(name, &v)?),
                 "tls_cert" => file.tls_cert = Some(v.into()),
+                "policies_dir" => file.policies_dir = Some(v.into()),
                 "tls_key" => file.tls_key = Some(v.into()),
                 "tls_address" => file.tls_address = Some(v),
                 "trusted_proxies" => file.trusted_proxies = Some(split_list(&v)),
@@ -485,6 +491,7 @@ impl Config {
             tls_address,
             trusted_proxies,
             allow_insecure_secrets: file.allow_insecure_secrets.unwrap_or(false),
+            policies_dir: file.policies_dir,
         })
     }
 }

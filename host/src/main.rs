@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sluice::auth::groups::PolicyTarget;
 use sluice::auth::iam::AdminCommand;
 use sluice::config::{Config, ConfigFlags};
 
@@ -34,6 +35,36 @@ enum Command {
     /// Inspect WebAssembly plugins
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Validate Cedar policies and explain decisions
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Validate the `*.cedar` files of DIR (default: the configured policies_dir, else
+    /// ./policies) against the schema
+    Check { dir: Option<std::path::PathBuf> },
+    /// Decide one request and print allow/deny with the ids of the deciding policies
+    Explain {
+        /// e.g. 'Sluice::User::"alice"' (user name or id), 'Sluice::Role::"NAME"',
+        /// 'Sluice::Anonymous::"anonymous"'
+        #[arg(long)]
+        principal: String,
+        /// e.g. s3:GetObject
+        #[arg(long)]
+        action: String,
+        /// bucket/key, bucket, `*` (the server) or key:ID
+        #[arg(long)]
+        resource: String,
+        /// Context attributes as JSON, e.g. '{"source_ip":"10.0.0.1","secure_transport":true}'
+        #[arg(long)]
+        context: Option<String>,
+        /// URL of a running server (its data dir is locked while it runs); signs with
+        /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +93,76 @@ enum AdminWhat {
     /// Roles assumed through STS (AssumeRole, AssumeRoleWithWebIdentity)
     #[command(subcommand)]
     Role(RoleCmd),
+    /// Groups of users (policies attached to a group apply to its members)
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Cedar policies attached to a user, a group or a role
+    #[command(subcommand)]
+    Policy(AttachCmd),
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Create a group
+    Create { name: String },
+    /// Delete a group and the policies attached to it
+    Delete { name: String },
+    /// List groups
+    List,
+    /// Show a group and its members
+    Show { name: String },
+    /// Add a user to a group
+    AddUser { group: String, user: String },
+    /// Remove a user from a group
+    RemoveUser { group: String, user: String },
+}
+
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// An IAM user (by name)
+    #[arg(long)]
+    user: Option<String>,
+    /// An IAM group, or a plugin's group as PLUGIN:GROUP
+    #[arg(long)]
+    group: Option<String>,
+    /// A role
+    #[arg(long)]
+    role: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(self) -> PolicyTarget {
+        PolicyTarget {
+            user: self.user,
+            group: self.group,
+            role: self.role,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum AttachCmd {
+    /// Attach the Cedar policies of FILE (`-` for stdin) under NAME; their principal is set to
+    /// the user, group or role named
+    Attach {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long)]
+        name: String,
+        file: std::path::PathBuf,
+    },
+    /// Detach the policies attached under NAME
+    Detach {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long)]
+        name: String,
+    },
+    /// List attached policies (of one user, group or role, or all)
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,9 +218,43 @@ enum KeyCmd {
     Delete { access_key: String },
 }
 
+fn read_policy_file(file: &std::path::Path) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", file.display()))
+}
+
 impl AdminWhat {
-    fn command(self) -> AdminCommand {
-        match self {
+    fn command(self) -> anyhow::Result<AdminCommand> {
+        Ok(match self {
+            AdminWhat::Group(GroupCmd::Create { name }) => AdminCommand::GroupCreate { name },
+            AdminWhat::Group(GroupCmd::Delete { name }) => AdminCommand::GroupDelete { name },
+            AdminWhat::Group(GroupCmd::List) => AdminCommand::GroupList,
+            AdminWhat::Group(GroupCmd::Show { name }) => AdminCommand::GroupShow { name },
+            AdminWhat::Group(GroupCmd::AddUser { group, user }) => {
+                AdminCommand::GroupAddUser { group, user }
+            }
+            AdminWhat::Group(GroupCmd::RemoveUser { group, user }) => {
+                AdminCommand::GroupRemoveUser { group, user }
+            }
+            AdminWhat::Policy(AttachCmd::Attach { target, name, file }) => {
+                AdminCommand::PolicyAttach {
+                    target: target.target(),
+                    name,
+                    policy: read_policy_file(&file)?,
+                }
+            }
+            AdminWhat::Policy(AttachCmd::Detach { target, name }) => AdminCommand::PolicyDetach {
+                target: target.target(),
+                name,
+            },
+            AdminWhat::Policy(AttachCmd::List { target }) => AdminCommand::PolicyList {
+                target: target.target(),
+            },
             AdminWhat::User(UserCmd::Create { name }) => AdminCommand::UserCreate { name },
             AdminWhat::User(UserCmd::Delete { name }) => AdminCommand::UserDelete { name },
             AdminWhat::User(UserCmd::List) => AdminCommand::UserList,
@@ -141,7 +276,7 @@ impl AdminWhat {
             }
             AdminWhat::Key(KeyCmd::Rotate { access_key }) => AdminCommand::KeyRotate { access_key },
             AdminWhat::Key(KeyCmd::Delete { access_key }) => AdminCommand::KeyDelete { access_key },
-        }
+        })
     }
 }
 
@@ -176,7 +311,7 @@ fn main() -> ExitCode {
             Command::Serve => sluice::server::serve(config).await,
             Command::Admin { endpoint, what } => {
                 let value =
-                    sluice::admin_cli::run(&config, endpoint.as_deref(), what.command()).await?;
+                    sluice::admin_cli::run(&config, endpoint.as_deref(), what.command()?).await?;
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())
             }
@@ -188,6 +323,58 @@ fn main() -> ExitCode {
                 report
                     .verdict
                     .map_err(|e| anyhow::anyhow!("cannot load: {e}"))
+            }
+            Command::Policy(PolicyCmd::Check { dir }) => {
+                let dir = dir
+                    .or_else(|| config.policies_dir.clone())
+                    .unwrap_or_else(|| std::path::PathBuf::from("policies"));
+                let files = sluice::policy::files::policy_files(&dir)?;
+                let policies = sluice::policy::files::load_dir(&dir)?;
+                println!(
+                    "{}: {} policies in {} files are valid",
+                    dir.display(),
+                    policies.len(),
+                    files.len()
+                );
+                Ok(())
+            }
+            Command::Policy(PolicyCmd::Explain {
+                principal,
+                action,
+                resource,
+                context,
+                endpoint,
+            }) => {
+                let context = match context {
+                    Some(c) => Some(
+                        serde_json::from_str(&c)
+                            .map_err(|e| anyhow::anyhow!("--context is not JSON: {e}"))?,
+                    ),
+                    None => None,
+                };
+                let input = sluice::policy::explain::ExplainInput {
+                    principal,
+                    action,
+                    resource,
+                    context,
+                };
+                let value =
+                    sluice::admin_cli::explain(&config, endpoint.as_deref(), &input).await?;
+                let ids: Vec<&str> = value["determining_policies"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
+                println!(
+                    "{} ({})",
+                    value["decision"].as_str().unwrap_or("deny"),
+                    if ids.is_empty() {
+                        "no policy applies: default deny".to_string()
+                    } else {
+                        ids.join(", ")
+                    }
+                );
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
             }
             Command::Plugin(PluginCmd::List { endpoint }) => {
                 let value = sluice::admin_cli::remote(

@@ -89,7 +89,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let plugins = crate::plugins::Registry::load(&config.plugins, Some(node.db.clone())).await?;
     plugins.spawn_reloader();
     let chain = crate::auth::chain::AuthenticatorChain::new(plugins.clone());
+    let policy = Arc::new(crate::policy::PolicyEngine::open(
+        config.policies_dir.as_deref(),
+        &node.iam,
+    )?);
+    if let Some(dir) = &config.policies_dir {
+        policy.spawn_reloader(dir.clone());
+    }
+    tracing::info!(policies = policy.policy_count(), "policies loaded");
     let app = Arc::new(App {
+        policy,
         plugins,
         chain,
         iam: node.iam.clone(),

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::Principal;
+use super::groups::PolicyTarget;
 use crate::crypto::master_key::MasterKey;
 
 /// user name -> `UserRecord`
@@ -32,6 +33,12 @@ pub enum IamError {
     NoSuchKey(String),
     #[error("no such role `{0}`")]
     NoSuchRole(String),
+    #[error("no such group `{0}`")]
+    NoSuchGroup(String),
+    #[error("no such attached policy `{0}`")]
+    NoSuchPolicy(String),
+    #[error("{0} already exists")]
+    Exists(String),
     #[error("invalid user name `{0}`: use 1..64 of letters, digits and +=,.@_-")]
     InvalidName(String),
     #[error("{0}")]
@@ -99,21 +106,130 @@ pub enum Lookup {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum AdminCommand {
-    UserCreate { name: String },
-    UserDelete { name: String },
+    UserCreate {
+        name: String,
+    },
+    UserDelete {
+        name: String,
+    },
     UserList,
-    UserShow { name: String },
-    KeyCreate { user: String },
-    KeyList { user: Option<String> },
-    KeyEnable { access_key: String },
-    KeyDisable { access_key: String },
-    KeyRotate { access_key: String },
-    KeyDelete { access_key: String },
-    RoleCreate { name: String, trust: String },
-    RoleDelete { name: String },
+    UserShow {
+        name: String,
+    },
+    KeyCreate {
+        user: String,
+    },
+    KeyList {
+        user: Option<String>,
+    },
+    KeyEnable {
+        access_key: String,
+    },
+    KeyDisable {
+        access_key: String,
+    },
+    KeyRotate {
+        access_key: String,
+    },
+    KeyDelete {
+        access_key: String,
+    },
+    RoleCreate {
+        name: String,
+        trust: String,
+    },
+    RoleDelete {
+        name: String,
+    },
     RoleList,
-    RoleShow { name: String },
-    RoleRevokeSessions { name: String },
+    RoleShow {
+        name: String,
+    },
+    RoleRevokeSessions {
+        name: String,
+    },
+    GroupCreate {
+        name: String,
+    },
+    GroupDelete {
+        name: String,
+    },
+    GroupList,
+    GroupShow {
+        name: String,
+    },
+    GroupAddUser {
+        group: String,
+        user: String,
+    },
+    GroupRemoveUser {
+        group: String,
+        user: String,
+    },
+    PolicyAttach {
+        #[serde(flatten)]
+        target: PolicyTarget,
+        name: String,
+        policy: String,
+    },
+    PolicyDetach {
+        #[serde(flatten)]
+        target: PolicyTarget,
+        name: String,
+    },
+    PolicyList {
+        #[serde(flatten)]
+        target: PolicyTarget,
+    },
+}
+
+impl AdminCommand {
+    /// The Cedar action (group `iam`) a principal needs to run this command.
+    pub fn action(&self) -> &'static str {
+        match self {
+            AdminCommand::UserCreate { .. } => "iam:CreateUser",
+            AdminCommand::UserDelete { .. } => "iam:DeleteUser",
+            AdminCommand::UserList => "iam:ListUsers",
+            AdminCommand::UserShow { .. } => "iam:GetUser",
+            AdminCommand::KeyCreate { .. } | AdminCommand::KeyRotate { .. } => {
+                "iam:CreateAccessKey"
+            }
+            AdminCommand::KeyList { .. } => "iam:ListAccessKeys",
+            AdminCommand::KeyEnable { .. } | AdminCommand::KeyDisable { .. } => {
+                "iam:UpdateAccessKey"
+            }
+            AdminCommand::KeyDelete { .. } => "iam:DeleteAccessKey",
+            AdminCommand::RoleCreate { .. } => "iam:CreateRole",
+            AdminCommand::RoleDelete { .. } => "iam:DeleteRole",
+            AdminCommand::RoleList => "iam:ListRoles",
+            AdminCommand::RoleShow { .. } => "iam:GetRole",
+            AdminCommand::RoleRevokeSessions { .. } => "iam:RevokeRoleSessions",
+            AdminCommand::GroupCreate { .. } => "iam:CreateGroup",
+            AdminCommand::GroupDelete { .. } => "iam:DeleteGroup",
+            AdminCommand::GroupList => "iam:ListGroups",
+            AdminCommand::GroupShow { .. } => "iam:GetGroup",
+            AdminCommand::GroupAddUser { .. } => "iam:AddUserToGroup",
+            AdminCommand::GroupRemoveUser { .. } => "iam:RemoveUserFromGroup",
+            AdminCommand::PolicyAttach { .. } => "iam:AttachPolicy",
+            AdminCommand::PolicyDetach { .. } => "iam:DetachPolicy",
+            AdminCommand::PolicyList { .. } => "iam:ListPolicies",
+        }
+    }
+
+    /// Whether the command changes users, groups, roles or policies.
+    pub fn changes_identity(&self) -> bool {
+        !matches!(
+            self,
+            AdminCommand::UserList
+                | AdminCommand::UserShow { .. }
+                | AdminCommand::KeyList { .. }
+                | AdminCommand::RoleList
+                | AdminCommand::RoleShow { .. }
+                | AdminCommand::GroupList
+                | AdminCommand::GroupShow { .. }
+                | AdminCommand::PolicyList { .. }
+        )
+    }
 }
 
 /// Root credentials as first start makes them, to print once.
@@ -129,7 +245,7 @@ pub struct Iam {
     configured_root: Option<(String, Zeroizing<String>)>,
 }
 
-pub(super) fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -186,6 +302,7 @@ impl Iam {
             configured_root: configured_root.map(|(a, s)| (a, Zeroizing::new(s))),
         };
         iam.open_sts()?;
+        iam.open_groups()?;
         Ok(iam)
     }
 
@@ -310,6 +427,11 @@ impl Iam {
         Ok(None)
     }
 
+    /// A user's canonical id.
+    pub fn user_id(&self, name: &str) -> Result<String, IamError> {
+        self.user(name).map(|u| u.id)
+    }
+
     fn user(&self, name: &str) -> Result<UserRecord, IamError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(USERS)?;
@@ -391,6 +513,21 @@ impl Iam {
             AdminCommand::RoleList => self.list_roles(),
             AdminCommand::RoleShow { name } => self.role(name).map(|r| r.to_json()),
             AdminCommand::RoleRevokeSessions { name } => self.revoke_sessions(name),
+            AdminCommand::GroupCreate { name } => self.group_create(name),
+            AdminCommand::GroupDelete { name } => self.group_delete(name),
+            AdminCommand::GroupList => self.group_list(),
+            AdminCommand::GroupShow { name } => self.group_show(name),
+            AdminCommand::GroupAddUser { group, user } => self.group_membership(group, user, true),
+            AdminCommand::GroupRemoveUser { group, user } => {
+                self.group_membership(group, user, false)
+            }
+            AdminCommand::PolicyAttach {
+                target,
+                name,
+                policy,
+            } => self.policy_attach(target, name, policy),
+            AdminCommand::PolicyDetach { target, name } => self.policy_detach(target, name),
+            AdminCommand::PolicyList { target } => self.policy_list(target),
             AdminCommand::UserCreate { name } => {
                 if !valid_user_name(name) {
                     return Err(IamError::InvalidName(name.clone()));
@@ -432,6 +569,7 @@ impl Iam {
                     }
                 }
                 txn.commit()?;
+                self.forget_user(&user.id)?;
                 Ok(json!({ "deleted": user.name, "id": user.id }))
             }
             AdminCommand::UserList => {

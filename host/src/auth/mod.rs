@@ -2,6 +2,7 @@
 //! verifies signatures and turns the result into a [`Principal`].
 
 pub mod chain;
+pub mod groups;
 pub mod iam;
 pub mod sts;
 

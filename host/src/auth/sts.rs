@@ -234,6 +234,7 @@ impl Iam {
             }
         }
         txn.commit()?;
+        self.forget_role(name)?;
         Ok(json!({ "deleted": name, "sessions_ended": ended }))
     }
 

@@ -7,16 +7,21 @@ use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::auth::{Payload, RequestFacts, authenticate};
+use super::auth::{Authenticated, Payload, RequestFacts, authenticate};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::router::Query;
 use super::{App, body, error_response};
+use crate::auth::Principal;
 use crate::auth::iam::{AdminCommand, IamError};
+use crate::policy::entities::RequestContext;
+use crate::policy::{AccessRequest, Resource};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Path of the IAM command endpoint.
 pub const IAM_PATH: &str = "/_sluice/admin/v1/iam";
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
+/// Path of `sluice policy explain --endpoint`.
+pub const EXPLAIN_PATH: &str = "/_sluice/admin/v1/policy/explain";
 /// Path of the loaded-plugins listing.
 pub const PLUGINS_PATH: &str = "/_sluice/admin/plugins";
 
@@ -44,6 +49,10 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
         ),
         (Method::GET, "/_sluice/metrics") => metrics(app),
         (_, PLUGINS_PATH) => match plugins(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &path, request_id, head),
+        },
+        (_, EXPLAIN_PATH) => match explain(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, &path, request_id, head),
         },
@@ -82,17 +91,21 @@ fn metrics(app: &App) -> Response<Body> {
 
 fn iam_error(e: IamError) -> S3Error {
     match e {
-        IamError::NoSuchUser(_) | IamError::NoSuchKey(_) | IamError::NoSuchRole(_) => {
-            S3Error::new(ErrorCode::NoSuchEntity, e.to_string())
+        IamError::NoSuchUser(_)
+        | IamError::NoSuchKey(_)
+        | IamError::NoSuchRole(_)
+        | IamError::NoSuchGroup(_)
+        | IamError::NoSuchPolicy(_) => S3Error::new(ErrorCode::NoSuchEntity, e.to_string()),
+        IamError::UserExists(_) | IamError::Exists(_) => {
+            S3Error::new(ErrorCode::EntityAlreadyExists, e.to_string())
         }
-        IamError::UserExists(_) => S3Error::new(ErrorCode::EntityAlreadyExists, e.to_string()),
         IamError::InvalidName(_) | IamError::Invalid(_) => S3Error::invalid_argument(e.to_string()),
         IamError::Meta(_) | IamError::Seal(_) => S3Error::internal(e),
     }
 }
 
-/// Authenticates an admin request: root only (Cedar's `iam` actions arrive later).
-async fn admin_principal(app: &App, parts: &http::request::Parts) -> S3Result<Payload> {
+/// Authenticates an admin request (any signed principal; anonymous is refused).
+async fn authenticated(app: &App, parts: &http::request::Parts) -> S3Result<Authenticated> {
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
     let facts = RequestFacts {
         bucket: None,
@@ -109,10 +122,44 @@ async fn admin_principal(app: &App, parts: &http::request::Parts) -> S3Result<Pa
         &facts,
     )
     .await?;
-    if !authn.principal.is_root() {
+    if matches!(authn.principal, Principal::Anonymous) {
         return Err(S3Error::access_denied());
     }
-    Ok(authn.payload)
+    Ok(authn)
+}
+
+/// Authorizes `action` (a Cedar `iam` action on the node): root, or a principal the policies
+/// allow it.
+fn authorize_admin(
+    app: &App,
+    parts: &http::request::Parts,
+    principal: &Principal,
+    action: &str,
+) -> S3Result<()> {
+    let mut context = RequestContext::new(match principal {
+        Principal::Role { .. } => "sts",
+        _ => "sigv4-header",
+    });
+    context.source_ip = parts
+        .extensions
+        .get::<crate::server::ConnInfo>()
+        .map(|i| i.peer.ip());
+    let decision = app.policy.decide(&AccessRequest {
+        principal,
+        action,
+        resource: Resource::Node,
+        context: &context,
+    });
+    if !decision.allowed {
+        tracing::info!(
+            action,
+            principal = principal.display_name(),
+            policies = ?decision.determining,
+            "admin request denied"
+        );
+        return Err(S3Error::access_denied());
+    }
+    Ok(())
 }
 
 /// `GET /_sluice/admin/plugins`: loaded plugins with version, counters and call times.
@@ -124,8 +171,43 @@ async fn plugins(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
         ));
     }
     let (parts, _) = req.into_parts();
-    admin_principal(app, &parts).await?;
+    let authn = authenticated(app, &parts).await?;
+    authorize_admin(app, &parts, &authn.principal, "sluice:ListPlugins")?;
     Ok(json_response(StatusCode::OK, &app.plugins.describe()))
+}
+
+/// Reads a signed JSON admin body (its hash checked against the signature).
+async fn signed_json_body(authn: &Authenticated, body: Body) -> S3Result<bytes::Bytes> {
+    let expected = match authn.payload {
+        Payload::Sha256(h) => h,
+        _ => {
+            return Err(S3Error::new(
+                ErrorCode::AccessDenied,
+                "The admin API requires a signed payload",
+            ));
+        }
+    };
+    body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await
+}
+
+/// `POST .../policy/explain`: one decision with its deciding policies.
+async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
+    if req.method() != Method::POST {
+        return Err(S3Error::new(
+            ErrorCode::MethodNotAllowed,
+            "The admin API takes POST",
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let authn = authenticated(app, &parts).await?;
+    let bytes = signed_json_body(&authn, body).await?;
+    authorize_admin(app, &parts, &authn.principal, "iam:ListPolicies")?;
+    let input: crate::policy::explain::ExplainInput = serde_json::from_slice(&bytes)
+        .map_err(|e| S3Error::invalid_argument(format!("bad explain request: {e}")))?;
+    let value = crate::policy::explain::explain(&app.policy, &app.iam, app.store.as_ref(), &input)
+        .await
+        .map_err(S3Error::invalid_argument)?;
+    Ok(json_response(StatusCode::OK, &value))
 }
 
 async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
@@ -136,19 +218,19 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
         ));
     }
     let (parts, body) = req.into_parts();
-    let expected = match admin_principal(app, &parts).await? {
-        Payload::Sha256(h) => h,
-        _ => {
-            return Err(S3Error::new(
-                ErrorCode::AccessDenied,
-                "The admin API requires a signed payload",
-            ));
-        }
-    };
-    let bytes = body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await?;
+    // The command names the action, so the body is read (its hash checked against the
+    // signature) before the decision; nothing runs until both pass.
+    let authn = authenticated(app, &parts).await?;
+    let bytes = signed_json_body(&authn, body).await?;
     let cmd: AdminCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;
+    authorize_admin(app, &parts, &authn.principal, cmd.action())?;
     tracing::info!(command = ?cmd, "admin command");
     let value = app.iam.run(&cmd).map_err(iam_error)?;
+    if cmd.changes_identity()
+        && let Err(e) = app.policy.refresh_identity(&app.iam)
+    {
+        tracing::error!("attached policies not reloaded: {e}");
+    }
     Ok(json_response(StatusCode::OK, &value))
 }

@@ -84,7 +84,7 @@ fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
 }
 
 pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
+    let info = ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_DELETE_BODY).await?;
     verify_integrity(ctx, &body)?;
     let doc: xml::Delete = xml::parse(&body, "Delete")?;
@@ -100,12 +100,35 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
         .iter()
         .map(|e| (e.key.clone(), e.version_id.clone(), e.etag.clone()))
         .collect();
+    // As in S3, each key is authorized as its own DeleteObject; a denied key is a per-key error.
+    let mut denied = Vec::with_capacity(entries.len());
+    {
+        let caller = ctx.caller();
+        for (key, _, _) in &entries {
+            let allowed = key.is_empty()
+                || key.len() > MAX_KEY_LEN
+                || super::access::authorize_object(
+                    ctx.app,
+                    &caller,
+                    None,
+                    "s3:DeleteObject",
+                    &info,
+                    key,
+                )
+                .await
+                .is_ok();
+            denied.push(!allowed);
+        }
+    }
+    let entries: Vec<_> = entries.into_iter().zip(denied).collect();
     let failures: Vec<Option<(ErrorCode, String)>> = futures::stream::iter(entries)
-        .map(move |(key, version, etag)| {
+        .map(move |((key, version, etag), denied)| {
             let store = store.clone();
             let bucket = bucket_name.clone();
             async move {
-                if key.is_empty() || key.len() > MAX_KEY_LEN {
+                if denied {
+                    Some((ErrorCode::AccessDenied, "Access Denied".to_string()))
+                } else if key.is_empty() || key.len() > MAX_KEY_LEN {
                     Some((
                         ErrorCode::KeyTooLongError,
                         "Your key is too long".to_string(),

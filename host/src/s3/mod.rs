@@ -1,6 +1,7 @@
 //! The S3 protocol: routing, SigV4, XML and errors, and the request pipeline that runs
 //! route -> authenticate -> authorize -> operation. One file per operation family.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -57,6 +58,7 @@ pub struct App {
     pub iam: Arc<Iam>,
     pub plugins: Arc<Registry>,
     pub chain: Arc<AuthenticatorChain>,
+    pub policy: Arc<crate::policy::PolicyEngine>,
     pub metrics: Metrics,
 }
 
@@ -88,6 +90,22 @@ pub struct RequestCtx<'a> {
 }
 
 impl RequestCtx<'_> {
+    /// Who makes this request, for authorization decisions inside an operation.
+    pub fn caller(&self) -> access::Caller<'_> {
+        access::Caller {
+            principal: &self.principal,
+            method: self.auth_method,
+            source_ip: self
+                .parts
+                .extensions
+                .get::<crate::server::ConnInfo>()
+                .map(|i| i.peer.ip()),
+            secure: self.origin.secure,
+            headers: &self.parts.headers,
+            query: Some(&self.query),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -471,7 +489,8 @@ async fn handle_s3(
             host: host.to_string(),
             virtual_host: target.virtual_host,
         };
-        return post_object::post_object(app, bucket, content_type, body, &origin).await;
+        return post_object::post_object(app, bucket, content_type, body, &origin, facts.source_ip)
+            .await;
     }
     let authn = auth::authenticate(
         &parts,
@@ -488,7 +507,15 @@ async fn handle_s3(
         }
         _ => None,
     };
-    crate::policy::authorize(&authn.principal, &endpoint, bucket_info.as_ref())?;
+    let caller = access::Caller {
+        principal: &authn.principal,
+        method: authn.method,
+        source_ip: facts.source_ip,
+        secure,
+        headers: &parts.headers,
+        query: Some(&query),
+    };
+    access::authorize(app, &caller, &endpoint, bucket_info.as_ref()).await?;
     if let (Some(expected), Some(b)) = (
         parts
             .headers
@@ -502,12 +529,11 @@ async fn handle_s3(
     // A copy also reads its source, which must be readable by the same principal.
     if let Endpoint::CopyObject { source, .. } | Endpoint::UploadPartCopy { source, .. } = &endpoint
     {
-        let src_bucket = app.store.bucket(&source.bucket).await?;
-        let read = Endpoint::GetObject {
-            bucket: source.bucket.clone(),
-            key: source.key.clone(),
+        let Some(src_bucket) = app.store.bucket(&source.bucket).await? else {
+            return Err(S3Error::no_such_bucket(&source.bucket));
         };
-        crate::policy::authorize(&authn.principal, &read, src_bucket.as_ref())?;
+        access::authorize_object(app, &caller, None, "s3:GetObject", &src_bucket, &source.key)
+            .await?;
     }
     tracing::debug!(
         op = endpoint.name(),

@@ -246,6 +246,7 @@ pub async fn post_object(
     content_type: &str,
     body: Body,
     origin: &super::Origin,
+    source_ip: Option<std::net::IpAddr>,
 ) -> S3Result<Response<Body>> {
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         S3Error::new(
@@ -320,7 +321,40 @@ pub async fn post_object(
         bucket: bucket.to_string(),
         key: key.clone(),
     };
-    crate::policy::authorize(&principal, &put, bucket_info.as_ref())?;
+    // Condition keys see the form's fields as the headers they stand for.
+    let mut headers = http::HeaderMap::new();
+    for (field, header) in [
+        ("acl", "x-amz-acl"),
+        (
+            "x-amz-server-side-encryption",
+            "x-amz-server-side-encryption",
+        ),
+        (
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            "x-amz-server-side-encryption-aws-kms-key-id",
+        ),
+        ("x-amz-storage-class", "x-amz-storage-class"),
+    ] {
+        if let Some(v) = fields
+            .get(field)
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+        {
+            headers.insert(header, v);
+        }
+    }
+    let caller = super::access::Caller {
+        principal: &principal,
+        method: if principal == crate::auth::Principal::Anonymous {
+            super::auth::AuthMethod::Anonymous
+        } else {
+            super::auth::AuthMethod::Presigned
+        },
+        source_ip,
+        secure: origin.secure,
+        headers: &headers,
+        query: None,
+    };
+    super::access::authorize(app, &caller, &put, bucket_info.as_ref()).await?;
     let policy = parse_policy(&policy_b64)?;
     check_conditions(&policy, &fields, bucket)?;
     if fields

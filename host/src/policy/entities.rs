@@ -1,0 +1,361 @@
+//! The Cedar side of a request: entity UIDs built without the parser, the principal, bucket and
+//! object entities, and the request context, as `policies/sluice.cedarschema` declares them.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+
+use crate::auth::Principal;
+
+pub const ALL_USERS: &str = "AllUsers";
+pub const AUTHENTICATED_USERS: &str = "AuthenticatedUsers";
+
+/// Entity types of the `Sluice` namespace, parsed once.
+pub struct Types {
+    pub user: EntityTypeName,
+    pub group: EntityTypeName,
+    pub role: EntityTypeName,
+    pub anonymous: EntityTypeName,
+    pub node: EntityTypeName,
+    pub bucket: EntityTypeName,
+    pub object: EntityTypeName,
+    pub key: EntityTypeName,
+    pub action: EntityTypeName,
+}
+
+pub fn types() -> &'static Types {
+    static TYPES: OnceLock<Types> = OnceLock::new();
+    TYPES.get_or_init(|| {
+        let t = |name: &str| EntityTypeName::from_str(name).expect("constant entity type name");
+        Types {
+            user: t("Sluice::User"),
+            group: t("Sluice::Group"),
+            role: t("Sluice::Role"),
+            anonymous: t("Sluice::Anonymous"),
+            node: t("Sluice::Node"),
+            bucket: t("Sluice::Bucket"),
+            object: t("Sluice::Object"),
+            key: t("Sluice::Key"),
+            action: t("Sluice::Action"),
+        }
+    })
+}
+
+fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+}
+
+pub fn user_uid(id: &str) -> EntityUid {
+    uid(&types().user, id)
+}
+pub fn group_uid(name: &str) -> EntityUid {
+    uid(&types().group, name)
+}
+pub fn role_uid(name: &str) -> EntityUid {
+    uid(&types().role, name)
+}
+pub fn anonymous_uid() -> EntityUid {
+    uid(&types().anonymous, "anonymous")
+}
+pub fn node_uid() -> EntityUid {
+    uid(&types().node, "sluice")
+}
+pub fn bucket_uid(name: &str) -> EntityUid {
+    uid(&types().bucket, name)
+}
+/// `Sluice::Object::"<bucket>/<key>"`.
+pub fn object_uid(bucket: &str, key: &str) -> EntityUid {
+    let mut id = String::with_capacity(bucket.len() + 1 + key.len());
+    id.push_str(bucket);
+    id.push('/');
+    id.push_str(key);
+    uid(&types().object, &id)
+}
+pub fn key_uid(id: &str) -> EntityUid {
+    uid(&types().key, id)
+}
+pub fn action_uid(name: &str) -> EntityUid {
+    uid(&types().action, name)
+}
+
+/// The bucket a resource UID belongs to (`Bucket::"b"` and `Object::"b/k"` -> `b`).
+pub fn bucket_of(resource: &EntityUid) -> Option<String> {
+    let t = types();
+    let id: &str = resource.id().unescaped();
+    if resource.type_name() == &t.bucket {
+        Some(id.to_string())
+    } else if resource.type_name() == &t.object {
+        id.split_once('/').map(|(b, _)| b.to_string())
+    } else {
+        None
+    }
+}
+
+/// The groups a principal belongs to: IAM groups by name, plugin groups as `<plugin>:<group>`.
+pub fn principal_groups(principal: &Principal, iam_groups: &[String]) -> Vec<EntityUid> {
+    let mut out: Vec<EntityUid> = iam_groups.iter().map(|g| group_uid(g)).collect();
+    if let Principal::External { plugin, groups, .. } = principal {
+        out.extend(groups.iter().map(|g| group_uid(&format!("{plugin}:{g}"))));
+    }
+    out
+}
+
+fn no_tags() -> std::iter::Empty<(String, RestrictedExpression)> {
+    std::iter::empty()
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_string())
+}
+
+fn string_set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(string))
+}
+
+/// The principal's UID and entity; `iam_groups` are the IAM groups of an IAM user.
+pub fn principal_entity(
+    principal: &Principal,
+    iam_groups: &[String],
+) -> Result<(EntityUid, Entity), String> {
+    let parents = principal_groups(principal, iam_groups);
+    let err = |e: cedar_policy::EntityAttrEvaluationError| e.to_string();
+    match principal {
+        Principal::Anonymous => {
+            let uid = anonymous_uid();
+            let e = Entity::new_with_tags(
+                uid.clone(),
+                [("grantees".to_string(), string_set([ALL_USERS]))],
+                [],
+                no_tags(),
+            )
+            .map_err(err)?;
+            Ok((uid, e))
+        }
+        Principal::Role {
+            id,
+            role,
+            session,
+            source,
+            ..
+        } => {
+            let uid = role_uid(role);
+            let e = Entity::new_with_tags(
+                uid.clone(),
+                [
+                    ("id".to_string(), string(id)),
+                    ("name".to_string(), string(role)),
+                    ("session".to_string(), string(session)),
+                    ("source".to_string(), string(source)),
+                    (
+                        "grantees".to_string(),
+                        string_set([id.as_str(), AUTHENTICATED_USERS, ALL_USERS]),
+                    ),
+                ],
+                [],
+                no_tags(),
+            )
+            .map_err(err)?;
+            Ok((uid, e))
+        }
+        Principal::Root { id, .. }
+        | Principal::User { id, .. }
+        | Principal::External { id, .. } => {
+            let (kind, plugin, subject, name, tags): (&str, &str, &str, &str, &[(String, String)]) =
+                match principal {
+                    Principal::Root { .. } => ("root", "", id, "root", &[]),
+                    Principal::User { name, .. } => ("iam", "", id, name, &[]),
+                    Principal::External {
+                        plugin,
+                        subject,
+                        name,
+                        attributes,
+                        ..
+                    } => ("plugin", plugin, subject, name, attributes),
+                    _ => ("iam", "", id, "", &[]),
+                };
+            let uid = user_uid(id);
+            let e = Entity::new_with_tags(
+                uid.clone(),
+                [
+                    ("id".to_string(), string(id)),
+                    ("name".to_string(), string(name)),
+                    ("kind".to_string(), string(kind)),
+                    ("plugin".to_string(), string(plugin)),
+                    ("subject".to_string(), string(subject)),
+                    (
+                        "grantees".to_string(),
+                        string_set([id.as_str(), AUTHENTICATED_USERS, ALL_USERS]),
+                    ),
+                ],
+                parents,
+                tags.iter().map(|(k, v)| (k.clone(), string(v))),
+            )
+            .map_err(err)?;
+            Ok((uid, e))
+        }
+    }
+}
+
+/// One ACL as the policies see it (FULL_CONTROL already folded into the four sets).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclSets {
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+    pub read_acp: Vec<String>,
+    pub write_acp: Vec<String>,
+}
+
+impl AclSets {
+    fn expression(&self) -> RestrictedExpression {
+        let set = |v: &Vec<String>| string_set(v.iter().map(String::as_str));
+        RestrictedExpression::new_record([
+            ("read".to_string(), set(&self.read)),
+            ("write".to_string(), set(&self.write)),
+            ("read_acp".to_string(), set(&self.read_acp)),
+            ("write_acp".to_string(), set(&self.write_acp)),
+        ])
+        .expect("distinct record keys")
+    }
+}
+
+/// What the policies may know about a bucket.
+#[derive(Debug, Clone, Default)]
+pub struct BucketFacts {
+    pub name: String,
+    /// Canonical id of the owner; "" while the bucket does not exist.
+    pub owner: String,
+    pub acl: AclSets,
+}
+
+pub fn bucket_entity(b: &BucketFacts) -> Result<Entity, String> {
+    Entity::new_with_tags(
+        bucket_uid(&b.name),
+        [
+            ("name".to_string(), string(&b.name)),
+            ("owner".to_string(), string(&b.owner)),
+            ("acl".to_string(), b.acl.expression()),
+        ],
+        [],
+        no_tags(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// What the policies may know about an object (metadata only when the operation reads it).
+#[derive(Debug, Clone, Default)]
+pub struct ObjectFacts {
+    pub key: String,
+    pub owner: Option<String>,
+    pub size: Option<u64>,
+    pub tags: Vec<(String, String)>,
+    pub acl: AclSets,
+}
+
+pub fn object_entity(bucket: &str, o: &ObjectFacts) -> Result<Entity, String> {
+    let mut attrs = vec![
+        ("key".to_string(), string(&o.key)),
+        (
+            "bucket".to_string(),
+            RestrictedExpression::new_entity_uid(bucket_uid(bucket)),
+        ),
+        ("acl".to_string(), o.acl.expression()),
+    ];
+    if let Some(owner) = &o.owner {
+        attrs.push(("owner".to_string(), string(owner)));
+    }
+    if let Some(size) = o.size {
+        attrs.push((
+            "size".to_string(),
+            RestrictedExpression::new_long(i64::try_from(size).unwrap_or(i64::MAX)),
+        ));
+    }
+    Entity::new_with_tags(
+        object_uid(bucket, &o.key),
+        attrs,
+        [bucket_uid(bucket)],
+        o.tags.iter().map(|(k, v)| (k.clone(), string(v))),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The request context (`Sluice::RequestContext`).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub source_ip: Option<IpAddr>,
+    pub secure_transport: bool,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+    pub auth_method: &'static str,
+    pub prefix: Option<String>,
+    pub delimiter: Option<String>,
+    pub max_keys: Option<i64>,
+    /// Request headers that condition keys use, lower-case names.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Headers a policy can test (`context["x-amz-acl"]`, ...).
+pub const CONTEXT_HEADERS: &[&str] = &[
+    "x-amz-acl",
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-copy-source",
+    "x-amz-metadata-directive",
+    "x-amz-content-sha256",
+    "x-amz-storage-class",
+];
+
+impl RequestContext {
+    pub fn new(auth_method: &'static str) -> RequestContext {
+        RequestContext {
+            source_ip: None,
+            secure_transport: false,
+            now: chrono::Utc::now().timestamp(),
+            auth_method,
+            prefix: None,
+            delimiter: None,
+            max_keys: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Takes the condition-key headers from a request.
+    pub fn with_headers(mut self, headers: &http::HeaderMap) -> RequestContext {
+        for name in CONTEXT_HEADERS {
+            if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+                self.headers.push((name, v.to_string()));
+            }
+        }
+        self
+    }
+
+    pub fn to_cedar(&self) -> Result<Context, String> {
+        let ip = match self.source_ip {
+            Some(ip) => ip.to_string(),
+            None => "0.0.0.0".to_string(),
+        };
+        let mut pairs = vec![
+            ("source_ip".to_string(), RestrictedExpression::new_ip(ip)),
+            (
+                "secure_transport".to_string(),
+                RestrictedExpression::new_bool(self.secure_transport),
+            ),
+            ("now".to_string(), RestrictedExpression::new_long(self.now)),
+            ("auth_method".to_string(), string(self.auth_method)),
+        ];
+        if let Some(p) = &self.prefix {
+            pairs.push(("prefix".to_string(), string(p)));
+        }
+        if let Some(d) = &self.delimiter {
+            pairs.push(("delimiter".to_string(), string(d)));
+        }
+        if let Some(m) = self.max_keys {
+            pairs.push(("max_keys".to_string(), RestrictedExpression::new_long(m)));
+        }
+        for (name, value) in &self.headers {
+            pairs.push((name.to_string(), string(value)));
+        }
+        Context::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+}
