@@ -106,6 +106,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         config: config.clone(),
     });
+    let n = s3::bucket_policy::load_all(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading bucket policies: {}", e.message))?;
+    tracing::info!(buckets = n, "bucket policies loaded");
     let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let app = app.clone();
         assert_send(s3::handle(app, req))

@@ -88,18 +88,41 @@ fn slice_key(policy: &Policy) -> SliceKey {
     }
 }
 
+/// A bucket's translated bucket policy.
+#[derive(Debug, Clone)]
+pub struct BucketPolicySet {
+    pub policies: Vec<Policy>,
+    /// RestrictPublicBuckets is on and the policy is public: its Allows do not apply to
+    /// anonymous requests (its Denies still do).
+    pub restrict_public: bool,
+}
+
 /// The policies in force, sliced.
 #[derive(Default)]
 struct Slices {
     general: PolicySet,
     by_principal: HashMap<EntityUid, PolicySet>,
     by_bucket: HashMap<String, PolicySet>,
+    bucket_policies: HashMap<String, (PolicySet, bool)>,
     count: usize,
 }
 
 impl Slices {
-    fn build<'a>(policies: impl Iterator<Item = &'a Policy>) -> Slices {
+    fn build<'a>(
+        policies: impl Iterator<Item = &'a Policy>,
+        buckets: &HashMap<String, Arc<BucketPolicySet>>,
+    ) -> Slices {
         let mut s = Slices::default();
+        for (bucket, bp) in buckets {
+            let mut set = PolicySet::new();
+            for p in &bp.policies {
+                if set.add(p.clone()).is_ok() {
+                    s.count += 1;
+                }
+            }
+            s.bucket_policies
+                .insert(bucket.clone(), (set, bp.restrict_public));
+        }
         for p in policies {
             let set = match slice_key(p) {
                 SliceKey::General => &mut s.general,
@@ -121,7 +144,7 @@ impl Slices {
 struct Sources {
     files: Arc<Vec<Policy>>,
     attached: Arc<Vec<Policy>>,
-    buckets: Arc<HashMap<String, Arc<Vec<Policy>>>>,
+    buckets: Arc<HashMap<String, Arc<BucketPolicySet>>>,
 }
 
 struct State {
@@ -186,12 +209,8 @@ impl PolicyEngine {
             Err(poisoned) => poisoned.into_inner(),
         };
         let sources = change(guard.sources.clone());
-        let all = sources
-            .files
-            .iter()
-            .chain(sources.attached.iter())
-            .chain(sources.buckets.values().flat_map(|v| v.iter()));
-        let slices = Slices::build(all);
+        let all = sources.files.iter().chain(sources.attached.iter());
+        let slices = Slices::build(all, &sources.buckets);
         *guard = Arc::new(State {
             slices,
             sources,
@@ -219,7 +238,7 @@ impl PolicyEngine {
     }
 
     /// Sets (or, with `None`, removes) the translated policy of one bucket.
-    pub fn set_bucket_policies(&self, bucket: &str, policies: Option<Vec<Policy>>) {
+    pub fn set_bucket_policies(&self, bucket: &str, policies: Option<BucketPolicySet>) {
         self.update(|s| {
             let mut buckets = (*s.buckets).clone();
             match policies {
@@ -334,10 +353,23 @@ impl PolicyEngine {
         if let Some(s) = bucket.and_then(|b| slices.by_bucket.get(b)) {
             sets.push(s);
         }
+        let anonymous = matches!(req.principal, Principal::Anonymous);
+        let mut forbid_only: Option<&PolicySet> = None;
+        if let Some((s, restrict)) = bucket.and_then(|b| slices.bucket_policies.get(b)) {
+            if *restrict && anonymous {
+                forbid_only = Some(s);
+            } else {
+                sets.push(s);
+            }
+        }
         let mut forbids = Vec::new();
         let mut permits = Vec::new();
         let mut errors = Vec::new();
-        for set in sets {
+        let evaluated = sets
+            .into_iter()
+            .map(|s| (s, true))
+            .chain(forbid_only.map(|s| (s, false)));
+        for (set, permits_count) in evaluated {
             let response = self.authorizer.is_authorized(&request, set, &store);
             let reasons: Vec<String> = response
                 .diagnostics()
@@ -346,7 +378,8 @@ impl PolicyEngine {
                 .collect();
             errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
             match response.decision() {
-                cedar_policy::Decision::Allow => permits.extend(reasons),
+                cedar_policy::Decision::Allow if permits_count => permits.extend(reasons),
+                cedar_policy::Decision::Allow => {}
                 cedar_policy::Decision::Deny => forbids.extend(reasons),
             }
         }

@@ -3,6 +3,7 @@
 //! groups and roles, and S3 users write bucket policies and ACLs, all decided by one engine.
 
 pub mod attached;
+pub mod bucket_policy;
 pub mod engine;
 pub mod entities;
 pub mod explain;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use cedar_policy::Policy;
 
-pub use engine::{AccessRequest, Decision, PolicyEngine, Resource};
+pub use engine::{AccessRequest, BucketPolicySet, Decision, PolicyEngine, Resource};
 pub use files::PolicyLoadError;
 
 use crate::auth::iam::{Iam, IamError};

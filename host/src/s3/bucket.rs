@@ -146,6 +146,8 @@ pub async fn head_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Res
 
 pub async fn delete_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
     ctx.app.store.delete_bucket(bucket).await?;
+    // The bucket's policy goes with it; a bucket made again under the name starts clean.
+    ctx.app.policy.set_bucket_policies(bucket, None);
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

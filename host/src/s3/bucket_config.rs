@@ -119,18 +119,21 @@ impl PublicAccessBlock {
     };
 }
 
-/// The bucket's public access block, if any (policies enforce it in a later milestone).
+/// The bucket's public access block, if any.
 pub async fn public_access_block(
     ctx: &RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Option<PublicAccessBlock>> {
+    public_access_block_of(ctx.app.store.as_ref(), bucket).await
+}
+
+/// The public access block of `bucket`, if any.
+pub async fn public_access_block_of(
+    store: &dyn crate::store::Store,
+    bucket: &str,
+) -> S3Result<Option<PublicAccessBlock>> {
     Ok(
-        match ctx
-            .app
-            .store
-            .bucket_config(bucket, PUBLIC_ACCESS_BLOCK)
-            .await?
-        {
+        match store.bucket_config(bucket, PUBLIC_ACCESS_BLOCK).await? {
             None => Some(PublicAccessBlock::NEW_BUCKET),
             Some(v) if v.is_empty() => None,
             Some(v) => Some(serde_json::from_slice(&v).map_err(S3Error::internal)?),
@@ -156,6 +159,7 @@ pub async fn put_public_access_block(
         .store
         .put_bucket_config(bucket, PUBLIC_ACCESS_BLOCK, Some(stored))
         .await?;
+    super::bucket_policy::refresh(ctx.app, bucket).await?;
     Ok(empty_response(StatusCode::OK))
 }
 
@@ -189,6 +193,7 @@ pub async fn delete_public_access_block(
 ) -> S3Result<Response<Body>> {
     ctx.set_bucket_config(bucket, PUBLIC_ACCESS_BLOCK, Some(Vec::new()))
         .await?;
+    super::bucket_policy::refresh(ctx.app, bucket).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

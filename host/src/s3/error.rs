@@ -63,6 +63,8 @@ pub enum ErrorCode {
     NoSuchCORSConfiguration,
     NoSuchPublicAccessBlockConfiguration,
     OwnershipControlsNotFoundError,
+    MalformedPolicy,
+    NoSuchBucketPolicy,
 }
 
 impl ErrorCode {
@@ -82,7 +84,8 @@ impl ErrorCode {
             | NoSuchEntity
             | NoSuchCORSConfiguration
             | NoSuchPublicAccessBlockConfiguration
-            | OwnershipControlsNotFoundError => StatusCode::NOT_FOUND,
+            | OwnershipControlsNotFoundError
+            | NoSuchBucketPolicy => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -110,6 +113,8 @@ impl ErrorCode {
             NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             OwnershipControlsNotFoundError => "OwnershipControlsNotFoundError",
+            MalformedPolicy => "MalformedPolicy",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod bucket;
 pub mod bucket_config;
+pub mod bucket_policy;
 pub mod copy;
 pub mod cors;
 pub mod delete;
@@ -564,6 +565,12 @@ async fn handle_s3(
     };
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(&mut ctx).await,
+        Endpoint::PutBucketPolicy { bucket } => bucket_policy::put(&mut ctx, &bucket).await,
+        Endpoint::GetBucketPolicy { bucket } => bucket_policy::get(&mut ctx, &bucket).await,
+        Endpoint::DeleteBucketPolicy { bucket } => bucket_policy::delete(&mut ctx, &bucket).await,
+        Endpoint::GetBucketPolicyStatus { bucket } => {
+            bucket_policy::status(&mut ctx, &bucket).await
+        }
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(&mut ctx, &bucket).await,
         Endpoint::HeadBucket { bucket } => bucket::head_bucket(&mut ctx, &bucket).await,
         Endpoint::DeleteBucket { bucket } => bucket::delete_bucket(&mut ctx, &bucket).await,

@@ -180,6 +180,18 @@ pub enum Endpoint {
     GetBucketRequestPayment {
         bucket: String,
     },
+    PutBucketPolicy {
+        bucket: String,
+    },
+    GetBucketPolicy {
+        bucket: String,
+    },
+    DeleteBucketPolicy {
+        bucket: String,
+    },
+    GetBucketPolicyStatus {
+        bucket: String,
+    },
     /// Browser form upload; authenticated by the signed policy inside the form.
     PostObject {
         bucket: String,
@@ -264,6 +276,10 @@ impl Endpoint {
             Endpoint::PutBucketRequestPayment { .. } => "PutBucketRequestPayment",
             Endpoint::GetBucketRequestPayment { .. } => "GetBucketRequestPayment",
             Endpoint::PostObject { .. } => "PostObject",
+            Endpoint::PutBucketPolicy { .. } => "PutBucketPolicy",
+            Endpoint::GetBucketPolicy { .. } => "GetBucketPolicy",
+            Endpoint::DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
+            Endpoint::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
         }
     }
 
@@ -313,6 +329,10 @@ impl Endpoint {
             Endpoint::PutBucketRequestPayment { .. } => "s3:PutBucketRequestPayment",
             Endpoint::GetBucketRequestPayment { .. } => "s3:GetBucketRequestPayment",
             Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
+            Endpoint::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
+            Endpoint::GetBucketPolicy { .. } => "s3:GetBucketPolicy",
+            Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
+            Endpoint::GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
         }
     }
 
@@ -341,6 +361,10 @@ impl Endpoint {
             | Endpoint::PutBucketRequestPayment { bucket }
             | Endpoint::GetBucketRequestPayment { bucket }
             | Endpoint::PostObject { bucket }
+            | Endpoint::PutBucketPolicy { bucket }
+            | Endpoint::GetBucketPolicy { bucket }
+            | Endpoint::DeleteBucketPolicy { bucket }
+            | Endpoint::GetBucketPolicyStatus { bucket }
             | Endpoint::PutBucketTagging { bucket }
             | Endpoint::GetBucketTagging { bucket }
             | Endpoint::DeleteBucketTagging { bucket }
@@ -492,8 +516,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "policy",
-    "policyStatus",
     "replication",
     "website",
     "session",
@@ -567,6 +589,20 @@ pub fn route(
                 return match *method {
                     Method::PUT => Ok(Endpoint::PutBucketRequestPayment { bucket }),
                     Method::GET => Ok(Endpoint::GetBucketRequestPayment { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("policyStatus") {
+                return match *method {
+                    Method::GET => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("policy") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketPolicy { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketPolicy { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketPolicy { bucket }),
                     _ => Err(method_not_allowed()),
                 };
             }
@@ -726,9 +762,13 @@ mod tests {
             Endpoint::PutBucketRequestPayment { .. } => 37,
             Endpoint::GetBucketRequestPayment { .. } => 38,
             Endpoint::PostObject { .. } => 39,
+            Endpoint::PutBucketPolicy { .. } => 40,
+            Endpoint::GetBucketPolicy { .. } => 41,
+            Endpoint::DeleteBucketPolicy { .. } => 42,
+            Endpoint::GetBucketPolicyStatus { .. } => 43,
         }
     }
-    const ENDPOINTS: usize = 40;
+    const ENDPOINTS: usize = 44;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -824,6 +864,10 @@ mod tests {
             Endpoint::PutBucketRequestPayment { bucket: "b".into() },
             Endpoint::GetBucketRequestPayment { bucket: "b".into() },
             Endpoint::PostObject { bucket: "b".into() },
+            Endpoint::PutBucketPolicy { bucket: "b".into() },
+            Endpoint::GetBucketPolicy { bucket: "b".into() },
+            Endpoint::DeleteBucketPolicy { bucket: "b".into() },
+            Endpoint::GetBucketPolicyStatus { bucket: "b".into() },
         ]
     }
 
