@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 
 use super::App;
+use super::acl::AclMode;
 use super::auth::AuthMethod;
 use super::error::{S3Error, S3Result};
 use super::router::{Endpoint, Query};
@@ -58,13 +59,17 @@ impl Caller<'_> {
     }
 }
 
-/// The facts policies see about an existing bucket.
-pub async fn bucket_facts(_app: &App, info: &BucketInfo) -> S3Result<BucketFacts> {
-    Ok(BucketFacts {
-        name: info.name.clone(),
-        owner: info.owner_id.clone(),
-        acl: Default::default(),
-    })
+/// The facts policies see about an existing bucket, and how ACLs apply in it.
+pub async fn bucket_facts(app: &App, info: &BucketInfo) -> S3Result<(BucketFacts, AclMode)> {
+    let (mode, acl) = super::acl::bucket_acl(app, info).await?;
+    Ok((
+        BucketFacts {
+            name: info.name.clone(),
+            owner: info.owner_id.clone(),
+            acl,
+        },
+        mode,
+    ))
 }
 
 /// Whether an operation reads the object's metadata anyway, so its owner, size and tags are
@@ -82,7 +87,13 @@ fn reads_object(action: &str) -> bool {
 }
 
 /// The facts policies see about an object.
-pub async fn object_facts(app: &App, bucket: &str, key: &str, action: &str) -> ObjectFacts {
+pub async fn object_facts(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    action: &str,
+    acl_mode: AclMode,
+) -> ObjectFacts {
     let mut facts = ObjectFacts {
         key: key.to_string(),
         ..ObjectFacts::default()
@@ -90,9 +101,16 @@ pub async fn object_facts(app: &App, bucket: &str, key: &str, action: &str) -> O
     if reads_object(action)
         && let Ok(Some(meta)) = app.store.object(bucket, key).await
     {
-        facts.owner = Some(meta.owner_id.clone());
+        if acl_mode.enabled {
+            let acl = meta
+                .acl
+                .clone()
+                .unwrap_or_else(|| crate::store::acl::Acl::private(&meta.owner_id));
+            facts.acl = super::acl::sets(&acl, acl_mode.ignore_public);
+        }
+        facts.owner = Some(meta.owner_id);
         facts.size = Some(meta.size);
-        facts.tags = meta.tags.clone();
+        facts.tags = meta.tags;
     }
     facts
 }
@@ -137,8 +155,8 @@ pub async fn authorize_object(
     bucket: &BucketInfo,
     key: &str,
 ) -> S3Result<()> {
-    let b = bucket_facts(app, bucket).await?;
-    let o = object_facts(app, &bucket.name, key, action).await;
+    let (b, mode) = bucket_facts(app, bucket).await?;
+    let o = object_facts(app, &bucket.name, key, action, mode).await;
     let context = caller.context(endpoint);
     decide(app, caller, action, Resource::Object(&b, &o), &context)
 }
@@ -175,7 +193,7 @@ pub async fn authorize(
     match endpoint.key() {
         Some(key) => authorize_object(app, caller, Some(endpoint), action, info, key).await,
         None => {
-            let b = bucket_facts(app, info).await?;
+            let (b, _) = bucket_facts(app, info).await?;
             decide(app, caller, action, Resource::Bucket(&b), &context)
         }
     }

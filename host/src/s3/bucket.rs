@@ -116,6 +116,7 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
         .id()
         .ok_or_else(S3Error::access_denied)?
         .to_string();
+    let (acl, ownership) = super::acl::for_new_bucket(ctx.headers(), &owner)?;
     match ctx
         .app
         .store
@@ -131,6 +132,13 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
             .with("BucketName", bucket));
         }
         Err(e) => return Err(e.into()),
+    }
+    let store = ctx.app.store.as_ref();
+    if let Some(o) = ownership {
+        super::acl::set_ownership(store, bucket, o).await?;
+    }
+    if let Some(a) = &acl {
+        super::acl::set_bucket_acl(store, bucket, a).await?;
     }
     let mut r = empty_response(StatusCode::OK);
     set_header(r.headers_mut(), "location", &format!("/{bucket}"));

@@ -72,7 +72,14 @@ pub async fn copy_object(
     key: &str,
     source: &CopySource,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
+    let bucket_info = ctx.existing_bucket(bucket).await?;
+    let acl = super::acl::for_new_object(
+        ctx.app,
+        ctx.headers(),
+        &bucket_info,
+        ctx.principal.id().unwrap_or(""),
+    )
+    .await?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;
@@ -118,6 +125,7 @@ pub async fn copy_object(
                 headers,
                 user_meta,
                 tags,
+                acl,
             },
             staged,
             condition,

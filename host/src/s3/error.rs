@@ -65,6 +65,10 @@ pub enum ErrorCode {
     OwnershipControlsNotFoundError,
     MalformedPolicy,
     NoSuchBucketPolicy,
+    AccessControlListNotSupported,
+    InvalidBucketAclWithObjectOwnership,
+    UnresolvableGrantByEmailAddress,
+    UnexpectedContent,
 }
 
 impl ErrorCode {
@@ -115,6 +119,10 @@ impl ErrorCode {
             OwnershipControlsNotFoundError => "OwnershipControlsNotFoundError",
             MalformedPolicy => "MalformedPolicy",
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
+            UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
+            UnexpectedContent => "UnexpectedContent",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",

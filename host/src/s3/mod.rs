@@ -2,6 +2,7 @@
 //! route -> authenticate -> authorize -> operation. One file per operation family.
 
 pub mod access;
+pub mod acl;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -566,6 +567,14 @@ async fn handle_s3(
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(&mut ctx).await,
         Endpoint::PutBucketPolicy { bucket } => bucket_policy::put(&mut ctx, &bucket).await,
+        Endpoint::GetBucketAcl { bucket } => acl::get_bucket_acl(&mut ctx, &bucket).await,
+        Endpoint::PutBucketAcl { bucket } => acl::put_bucket_acl(&mut ctx, &bucket).await,
+        Endpoint::GetObjectAcl { bucket, key } => {
+            acl::get_object_acl(&mut ctx, &bucket, &key).await
+        }
+        Endpoint::PutObjectAcl { bucket, key } => {
+            acl::put_object_acl(&mut ctx, &bucket, &key).await
+        }
         Endpoint::GetBucketPolicy { bucket } => bucket_policy::get(&mut ctx, &bucket).await,
         Endpoint::DeleteBucketPolicy { bucket } => bucket_policy::delete(&mut ctx, &bucket).await,
         Endpoint::GetBucketPolicyStatus { bucket } => {

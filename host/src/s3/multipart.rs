@@ -54,7 +54,14 @@ pub async fn create_multipart_upload(
     bucket: &str,
     key: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
+    let bucket_info = ctx.existing_bucket(bucket).await?;
+    let acl = super::acl::for_new_object(
+        ctx.app,
+        ctx.headers(),
+        &bucket_info,
+        ctx.principal.id().unwrap_or(""),
+    )
+    .await?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
     let algorithm = super::put::algorithm_header(ctx, "x-amz-checksum-algorithm")?;
@@ -111,6 +118,7 @@ pub async fn create_multipart_upload(
                 headers,
                 user_meta,
                 tags,
+                acl,
                 checksum_algorithm: algorithm,
                 checksum_type: kind,
             },

@@ -322,7 +322,7 @@ pub async fn post_object(
         key: key.clone(),
     };
     // Condition keys see the form's fields as the headers they stand for.
-    let mut headers = http::HeaderMap::new();
+    let mut condition_headers = http::HeaderMap::new();
     for (field, header) in [
         ("acl", "x-amz-acl"),
         (
@@ -339,7 +339,7 @@ pub async fn post_object(
             .get(field)
             .and_then(|v| http::HeaderValue::from_str(v).ok())
         {
-            headers.insert(header, v);
+            condition_headers.insert(header, v);
         }
     }
     let caller = super::access::Caller {
@@ -351,10 +351,17 @@ pub async fn post_object(
         },
         source_ip,
         secure: origin.secure,
-        headers: &headers,
+        headers: &condition_headers,
         query: None,
     };
     super::access::authorize(app, &caller, &put, bucket_info.as_ref()).await?;
+    let acl = match &bucket_info {
+        Some(info) => {
+            super::acl::for_new_object(app, &condition_headers, info, principal.id().unwrap_or(""))
+                .await?
+        }
+        None => None,
+    };
     let policy = parse_policy(&policy_b64)?;
     check_conditions(&policy, &fields, bucket)?;
     if fields
@@ -420,6 +427,7 @@ pub async fn post_object(
                 headers,
                 user_meta,
                 tags: Vec::new(),
+                acl,
             },
             staged,
             WriteCondition::default(),

@@ -244,7 +244,9 @@ pub async fn put_object(
     bucket: &str,
     key: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
+    let bucket_info = ctx.existing_bucket(bucket).await?;
+    let owner_id = ctx.principal.id().unwrap_or("").to_string();
+    let acl = super::acl::for_new_object(ctx.app, ctx.headers(), &bucket_info, &owner_id).await?;
     let max = ctx.app.config.max_put_size;
     let declared = ctx.declared_length()?;
     if declared.is_some_and(|n| n > max) {
@@ -316,7 +318,6 @@ pub async fn put_object(
         .metrics
         .bytes_in
         .fetch_add(staged.size, std::sync::atomic::Ordering::Relaxed);
-    let owner_id = ctx.principal.id().unwrap_or("").to_string();
     let meta = ctx
         .app
         .store
@@ -328,6 +329,7 @@ pub async fn put_object(
                 headers,
                 user_meta,
                 tags,
+                acl,
             },
             staged,
             condition.clone(),

@@ -192,6 +192,20 @@ pub enum Endpoint {
     GetBucketPolicyStatus {
         bucket: String,
     },
+    GetBucketAcl {
+        bucket: String,
+    },
+    PutBucketAcl {
+        bucket: String,
+    },
+    GetObjectAcl {
+        bucket: String,
+        key: String,
+    },
+    PutObjectAcl {
+        bucket: String,
+        key: String,
+    },
     /// Browser form upload; authenticated by the signed policy inside the form.
     PostObject {
         bucket: String,
@@ -280,6 +294,10 @@ impl Endpoint {
             Endpoint::GetBucketPolicy { .. } => "GetBucketPolicy",
             Endpoint::DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
             Endpoint::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
+            Endpoint::GetBucketAcl { .. } => "GetBucketAcl",
+            Endpoint::PutBucketAcl { .. } => "PutBucketAcl",
+            Endpoint::GetObjectAcl { .. } => "GetObjectAcl",
+            Endpoint::PutObjectAcl { .. } => "PutObjectAcl",
         }
     }
 
@@ -333,6 +351,10 @@ impl Endpoint {
             Endpoint::GetBucketPolicy { .. } => "s3:GetBucketPolicy",
             Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
             Endpoint::GetBucketPolicyStatus { .. } => "s3:GetBucketPolicyStatus",
+            Endpoint::GetBucketAcl { .. } => "s3:GetBucketAcl",
+            Endpoint::PutBucketAcl { .. } => "s3:PutBucketAcl",
+            Endpoint::GetObjectAcl { .. } => "s3:GetObjectAcl",
+            Endpoint::PutObjectAcl { .. } => "s3:PutObjectAcl",
         }
     }
 
@@ -365,6 +387,10 @@ impl Endpoint {
             | Endpoint::GetBucketPolicy { bucket }
             | Endpoint::DeleteBucketPolicy { bucket }
             | Endpoint::GetBucketPolicyStatus { bucket }
+            | Endpoint::GetBucketAcl { bucket }
+            | Endpoint::PutBucketAcl { bucket }
+            | Endpoint::GetObjectAcl { bucket, .. }
+            | Endpoint::PutObjectAcl { bucket, .. }
             | Endpoint::PutBucketTagging { bucket }
             | Endpoint::GetBucketTagging { bucket }
             | Endpoint::DeleteBucketTagging { bucket }
@@ -400,7 +426,9 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObject { key, .. }
             | Endpoint::HeadObject { key, .. }
-            | Endpoint::DeleteObject { key, .. } => Some(key),
+            | Endpoint::DeleteObject { key, .. }
+            | Endpoint::GetObjectAcl { key, .. }
+            | Endpoint::PutObjectAcl { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -505,7 +533,6 @@ fn method_not_allowed() -> S3Error {
 /// rather than mistaken for a listing.
 const BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "encryption",
     "intelligent-tiering",
@@ -522,7 +549,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
 ];
 
 const OBJECT_SUBRESOURCES: &[&str] = &[
-    "acl",
     "attributes",
     "legal-hold",
     "restore",
@@ -592,6 +618,13 @@ pub fn route(
                     _ => Err(method_not_allowed()),
                 };
             }
+            if query.has("acl") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketAcl { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketAcl { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
             if query.has("policyStatus") {
                 return match *method {
                     Method::GET => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
@@ -639,6 +672,13 @@ pub fn route(
                 return Err(not_implemented(&format!("?{sub}")));
             }
             let key = key.clone();
+            if query.has("acl") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutObjectAcl { bucket, key }),
+                    Method::GET => Ok(Endpoint::GetObjectAcl { bucket, key }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
             let source = copy_source.map(CopySource::parse).transpose()?;
             if query.has("uploadId") {
                 return match (method.clone(), source) {
@@ -766,9 +806,13 @@ mod tests {
             Endpoint::GetBucketPolicy { .. } => 41,
             Endpoint::DeleteBucketPolicy { .. } => 42,
             Endpoint::GetBucketPolicyStatus { .. } => 43,
+            Endpoint::GetBucketAcl { .. } => 44,
+            Endpoint::PutBucketAcl { .. } => 45,
+            Endpoint::GetObjectAcl { .. } => 46,
+            Endpoint::PutObjectAcl { .. } => 47,
         }
     }
-    const ENDPOINTS: usize = 44;
+    const ENDPOINTS: usize = 48;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -868,6 +912,16 @@ mod tests {
             Endpoint::GetBucketPolicy { bucket: "b".into() },
             Endpoint::DeleteBucketPolicy { bucket: "b".into() },
             Endpoint::GetBucketPolicyStatus { bucket: "b".into() },
+            Endpoint::GetBucketAcl { bucket: "b".into() },
+            Endpoint::PutBucketAcl { bucket: "b".into() },
+            Endpoint::GetObjectAcl {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+            Endpoint::PutObjectAcl {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
         ]
     }
 

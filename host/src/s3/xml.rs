@@ -71,6 +71,12 @@ impl XmlWriter {
         self
     }
 
+    /// Appends markup as is (for elements with attributes); the caller escapes.
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        self.buf.push_str(markup);
+        self
+    }
+
     pub fn elem(&mut self, tag: &str, text: &str) -> &mut Self {
         self.open(tag);
         self.buf.push_str(&escape(text));

@@ -100,6 +100,11 @@ enum MetaOp {
         key: String,
         tags: Vec<(String, String)>,
     },
+    SetObjectAcl {
+        bucket: String,
+        key: String,
+        acl: super::acl::Acl,
+    },
     PutBucketConfig {
         bucket: String,
         kind: String,
@@ -414,6 +419,7 @@ impl Store for LocalStore {
             headers: object.headers,
             user_meta: object.user_meta,
             tags: object.tags,
+            acl: object.acl,
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
@@ -534,6 +540,21 @@ impl Store for LocalStore {
         .map(|_| ())
     }
 
+    async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        acl: super::acl::Acl,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::SetObjectAcl {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            acl,
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(BUCKET_CONFIG)?;
@@ -570,6 +591,7 @@ impl Store for LocalStore {
             headers: upload.headers,
             user_meta: upload.user_meta,
             tags: upload.tags,
+            acl: upload.acl,
             checksum_algorithm: upload.checksum_algorithm,
             checksum_type: upload.checksum_type,
         };
@@ -1053,6 +1075,17 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 None => return Err(StoreError::NoSuchKey),
             };
             meta.tags = tags.clone();
+            t.objects
+                .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
+            Ok(Outcome::default())
+        }
+        MetaOp::SetObjectAcl { bucket, key, acl } => {
+            require_bucket(t, bucket)?;
+            let mut meta: ObjectMeta = match t.objects.get((bucket.as_str(), key.as_str()))? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NoSuchKey),
+            };
+            meta.acl = Some(acl.clone());
             t.objects
                 .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
             Ok(Outcome::default())

@@ -1,6 +1,7 @@
 //! Behaviour behind the S3 protocol: buckets and objects. The engine sits behind [`Store`] so
 //! that a gateway backend (an upstream S3 cluster) can replace the local one.
 
+pub mod acl;
 pub mod files;
 pub mod list;
 pub mod local;
@@ -159,6 +160,9 @@ pub struct ObjectMeta {
     /// Object tags (key, value), in the order given.
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// The object's ACL (`None`: private to its owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<acl::Acl>,
 }
 
 impl ObjectMeta {
@@ -177,6 +181,7 @@ pub struct NewObject {
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    pub acl: Option<acl::Acl>,
 }
 
 /// A body written to stable storage but not yet referenced by metadata.
@@ -261,6 +266,13 @@ pub trait Store: Send + Sync {
         bucket: &str,
         key: &str,
         tags: Vec<(String, String)>,
+    ) -> Result<(), StoreError>;
+    /// Replaces an object's ACL (`NoSuchKey` when there is no object).
+    async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        acl: acl::Acl,
     ) -> Result<(), StoreError>;
     /// A bucket configuration document of one kind (`tagging`, `cors`, ...), if set.
     async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>, StoreError>;

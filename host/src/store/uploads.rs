@@ -18,6 +18,7 @@ pub struct NewUpload {
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    pub acl: Option<super::acl::Acl>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
 }
@@ -34,6 +35,8 @@ pub struct UploadInfo {
     pub user_meta: Vec<(String, String)>,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<super::acl::Acl>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
 }
@@ -319,6 +322,7 @@ pub(super) fn complete(
         user_meta: info.user_meta.clone(),
         checksum: object_checksum(&info, &chosen),
         tags: info.tags.clone(),
+        acl: info.acl.clone(),
         body: BodyLocation::Multipart(
             chosen
                 .iter()
