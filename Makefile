@@ -2,6 +2,7 @@
 CARGO  ?= cargo
 PYTHON ?= python3
 VENV   := .venv
+PLUGIN_CRATES := static-keys header-auth oidc time-window hostile hostile-authorizer
 CONFIG ?= sluice.toml
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -19,10 +20,10 @@ build:
 ## The shipped plugins into plugins/dist/, the test fixtures into tests/plugins/dist/ (wasm32-wasip2)
 plugins:
 	@command -v rustup >/dev/null && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-	$(CARGO) build --target wasm32-wasip2 --profile plugin -p static-keys -p header-auth -p oidc -p hostile
+	$(CARGO) build --target wasm32-wasip2 --profile plugin $(PLUGIN_CRATES:%=-p %)
 	mkdir -p plugins/dist tests/plugins/dist
-	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm plugins/dist/
-	cp $(WASM_OUT)/hostile.wasm tests/plugins/dist/
+	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm $(WASM_OUT)/time_window.wasm plugins/dist/
+	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm tests/plugins/dist/
 
 ## Install what the tests need (Python venv with boto3 + awscli) and run every test
 test: venv build plugins test-rust test-python
@@ -57,7 +58,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip2 -p static-keys -p header-auth -p oidc -p hostile -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 $(PLUGIN_CRATES:%=-p %) -- -D warnings
 
 clean:
 	$(CARGO) clean

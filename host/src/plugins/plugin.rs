@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::{CallHook, Store, Trap, UpdateDeadline};
 
+use super::bindings::authorizer::exports::sluice::plugin::authorization::{
+    AccessRequest, Decision as AuthzDecision,
+};
 use super::bindings::types::{self, Credential, Principal, RequestView};
 use super::runtime::{Bindings, EPOCH_TICK, Prepared, Runtime};
 use super::state::{PluginShared, PluginState};
@@ -345,6 +348,35 @@ impl LoadedPlugin {
             self.check_principal(&c.principal)?;
         }
         Ok(credential)
+    }
+
+    /// Asks an authorizer about a request Cedar allowed. `Ok(None)` lets it through,
+    /// `Ok(Some(reason))` denies it.
+    pub async fn authorize(&self, request: &AccessRequest) -> Result<Option<String>, PluginError> {
+        let request = request.clone();
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bindings::Authorizer(b) => {
+                            b.sluice_plugin_authorization()
+                                .call_authorize(store, &request)
+                                .await
+                        }
+                        _ => Err(wasmtime::Error::msg("not an authorizer")),
+                    }
+                })
+            })
+            .await?;
+        match result.map_err(|error| self.plugin_error(error))? {
+            AuthzDecision::AllowThrough => Ok(None),
+            AuthzDecision::Deny(reason) => {
+                if reason.len() > MAX_FIELD {
+                    return Err(self.bad_output("deny reason is too long"));
+                }
+                Ok(Some(reason))
+            }
+        }
     }
 
     /// Asks an authenticator to vouch for a request without an AWS signature.

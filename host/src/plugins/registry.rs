@@ -122,6 +122,18 @@ impl Registry {
             .map(Slot::current)
     }
 
+    /// The loaded authorizers, in config order.
+    pub fn authorizers(&self) -> impl Iterator<Item = Arc<LoadedPlugin>> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.spec.world == World::Authorizer)
+            .map(Slot::current)
+    }
+
+    pub fn has_authorizers(&self) -> bool {
+        self.slots.iter().any(|s| s.spec.world == World::Authorizer)
+    }
+
     pub fn on_reload(&self, f: impl Fn(&str) + Send + Sync + 'static) {
         if let Ok(mut hooks) = self.on_reload.write() {
             hooks.push(Box::new(f));

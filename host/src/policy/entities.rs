@@ -330,6 +330,34 @@ impl RequestContext {
         self
     }
 
+    /// The context as JSON (what authorizer plugins see).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "source_ip".into(),
+            self.source_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into())
+                .into(),
+        );
+        m.insert("secure_transport".into(), self.secure_transport.into());
+        m.insert("now".into(), self.now.into());
+        m.insert("auth_method".into(), self.auth_method.into());
+        if let Some(p) = &self.prefix {
+            m.insert("prefix".into(), p.as_str().into());
+        }
+        if let Some(d) = &self.delimiter {
+            m.insert("delimiter".into(), d.as_str().into());
+        }
+        if let Some(k) = self.max_keys {
+            m.insert("max_keys".into(), k.into());
+        }
+        for (n, v) in &self.headers {
+            m.insert((*n).into(), v.as_str().into());
+        }
+        serde_json::Value::Object(m)
+    }
+
     pub fn to_cedar(&self) -> Result<Context, String> {
         let ip = match self.source_ip {
             Some(ip) => ip.to_string(),

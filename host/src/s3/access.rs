@@ -12,6 +12,7 @@ use super::auth::AuthMethod;
 use super::error::{S3Error, S3Result};
 use super::router::{Endpoint, Query};
 use crate::auth::Principal;
+use crate::plugins::bindings::authorizer::exports::sluice::plugin::authorization::AccessRequest as AuthzRequest;
 use crate::policy::entities::{BucketFacts, ObjectFacts, RequestContext};
 use crate::policy::{AccessRequest, Resource};
 use crate::store::BucketInfo;
@@ -115,16 +116,94 @@ pub async fn object_facts(
     facts
 }
 
-/// Asks the engine; a deny is `AccessDenied`, with the deciding policies in the log.
-fn decide(
+/// The resource as an ARN, for authorizer plugins.
+fn resource_arn(resource: &Resource<'_>) -> String {
+    match resource {
+        Resource::Node => "*".to_string(),
+        Resource::Key(id) => format!("arn:aws:kms:::key/{id}"),
+        Resource::Bucket(b) => format!("arn:aws:s3:::{}", b.name),
+        Resource::Object(b, o) => format!("arn:aws:s3:::{}/{}", b.name, o.key),
+    }
+}
+
+/// Asks the authorizer plugins, in order, about a request Cedar allowed. Any deny wins (its
+/// reason is logged; the client sees AccessDenied); a plugin that fails fails closed.
+pub async fn consult_authorizers(
     app: &App,
-    caller: &Caller<'_>,
+    principal: &Principal,
+    action: &str,
+    resource: &Resource<'_>,
+    context: &RequestContext,
+) -> S3Result<()> {
+    if !app.plugins.has_authorizers() {
+        return Ok(());
+    }
+    let groups = match principal {
+        Principal::User { id, .. } => app.policy.groups_of(id),
+        Principal::External { groups, .. } => groups.clone(),
+        _ => Vec::new(),
+    };
+    let (uid, _) =
+        crate::policy::entities::principal_entity(principal, &[]).map_err(S3Error::internal)?;
+    let view = principal
+        .id()
+        .map(|id| crate::plugins::bindings::types::Principal {
+            subject: id.to_string(),
+            display_name: principal.display_name().to_string(),
+            groups,
+            attributes: match principal {
+                Principal::External { attributes, .. } => attributes.clone(),
+                _ => Vec::new(),
+            },
+        });
+    let request = AuthzRequest {
+        principal_uid: uid.to_string(),
+        principal: view,
+        action: action.to_string(),
+        resource: resource_arn(resource),
+        context_json: context.to_json().to_string(),
+    };
+    for plugin in app.plugins.authorizers() {
+        match plugin.authorize(&request).await {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                tracing::info!(
+                    plugin = plugin.name(),
+                    action,
+                    principal = principal.display_name(),
+                    resource = %request.resource,
+                    reason,
+                    "authorizer plugin denied"
+                );
+                return Err(S3Error::access_denied());
+            }
+            Err(e) => {
+                tracing::warn!(plugin = plugin.name(), action, "authorizer failed: {e}");
+                return Err(if e.is_transient() {
+                    S3Error::new(
+                        super::error::ErrorCode::ServiceUnavailable,
+                        "An authorization service is unavailable; please retry.",
+                    )
+                } else {
+                    S3Error::access_denied()
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the engine, then the authorizer plugins; a deny is `AccessDenied`, with the deciding
+/// policies (or the plugin's reason) in the log.
+pub async fn decide(
+    app: &App,
+    principal: &Principal,
     action: &str,
     resource: Resource<'_>,
     context: &RequestContext,
 ) -> S3Result<()> {
     let decision = app.policy.decide(&AccessRequest {
-        principal: caller.principal,
+        principal,
         action,
         resource,
         context,
@@ -132,18 +211,17 @@ fn decide(
     for e in &decision.errors {
         tracing::debug!(action, "policy evaluation error: {e}");
     }
-    if decision.allowed {
-        tracing::debug!(action, policies = ?decision.determining, "allowed");
-        Ok(())
-    } else {
+    if !decision.allowed {
         tracing::debug!(
             action,
-            principal = caller.principal.display_name(),
+            principal = principal.display_name(),
             policies = ?decision.determining,
             "denied"
         );
-        Err(S3Error::access_denied())
+        return Err(S3Error::access_denied());
     }
+    tracing::debug!(action, policies = ?decision.determining, "allowed");
+    consult_authorizers(app, principal, action, &resource, context).await
 }
 
 /// Authorizes `action` on an object of an existing bucket.
@@ -158,7 +236,14 @@ pub async fn authorize_object(
     let (b, mode) = bucket_facts(app, bucket).await?;
     let o = object_facts(app, &bucket.name, key, action, mode).await;
     let context = caller.context(endpoint);
-    decide(app, caller, action, Resource::Object(&b, &o), &context)
+    decide(
+        app,
+        caller.principal,
+        action,
+        Resource::Object(&b, &o),
+        &context,
+    )
+    .await
 }
 
 /// Authorizes one endpoint. `bucket` is the addressed bucket as it exists now (`None` when it
@@ -174,13 +259,22 @@ pub async fn authorize(
     let action = endpoint.action();
     let context = caller.context(Some(endpoint));
     match endpoint {
-        Endpoint::ListBuckets => return decide(app, caller, action, Resource::Node, &context),
+        Endpoint::ListBuckets => {
+            return decide(app, caller.principal, action, Resource::Node, &context).await;
+        }
         Endpoint::CreateBucket { bucket } => {
             let b = BucketFacts {
                 name: bucket.clone(),
                 ..BucketFacts::default()
             };
-            return decide(app, caller, action, Resource::Bucket(&b), &context);
+            return decide(
+                app,
+                caller.principal,
+                action,
+                Resource::Bucket(&b),
+                &context,
+            )
+            .await;
         }
         _ => {}
     }
@@ -194,7 +288,14 @@ pub async fn authorize(
         Some(key) => authorize_object(app, caller, Some(endpoint), action, info, key).await,
         None => {
             let (b, _) = bucket_facts(app, info).await?;
-            decide(app, caller, action, Resource::Bucket(&b), &context)
+            decide(
+                app,
+                caller.principal,
+                action,
+                Resource::Bucket(&b),
+                &context,
+            )
+            .await
         }
     }
 }

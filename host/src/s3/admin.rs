@@ -13,8 +13,8 @@ use super::router::Query;
 use super::{App, body, error_response};
 use crate::auth::Principal;
 use crate::auth::iam::{AdminCommand, IamError};
+use crate::policy::Resource;
 use crate::policy::entities::RequestContext;
-use crate::policy::{AccessRequest, Resource};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Path of the IAM command endpoint.
@@ -129,8 +129,8 @@ async fn authenticated(app: &App, parts: &http::request::Parts) -> S3Result<Auth
 }
 
 /// Authorizes `action` (a Cedar `iam` action on the node): root, or a principal the policies
-/// allow it.
-fn authorize_admin(
+/// (and the authorizer plugins) allow it.
+async fn authorize_admin(
     app: &App,
     parts: &http::request::Parts,
     principal: &Principal,
@@ -144,22 +144,7 @@ fn authorize_admin(
         .extensions
         .get::<crate::server::ConnInfo>()
         .map(|i| i.peer.ip());
-    let decision = app.policy.decide(&AccessRequest {
-        principal,
-        action,
-        resource: Resource::Node,
-        context: &context,
-    });
-    if !decision.allowed {
-        tracing::info!(
-            action,
-            principal = principal.display_name(),
-            policies = ?decision.determining,
-            "admin request denied"
-        );
-        return Err(S3Error::access_denied());
-    }
-    Ok(())
+    super::access::decide(app, principal, action, Resource::Node, &context).await
 }
 
 /// `GET /_sluice/admin/plugins`: loaded plugins with version, counters and call times.
@@ -172,7 +157,7 @@ async fn plugins(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     }
     let (parts, _) = req.into_parts();
     let authn = authenticated(app, &parts).await?;
-    authorize_admin(app, &parts, &authn.principal, "sluice:ListPlugins")?;
+    authorize_admin(app, &parts, &authn.principal, "sluice:ListPlugins").await?;
     Ok(json_response(StatusCode::OK, &app.plugins.describe()))
 }
 
@@ -201,7 +186,7 @@ async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let authn = authenticated(app, &parts).await?;
     let bytes = signed_json_body(&authn, body).await?;
-    authorize_admin(app, &parts, &authn.principal, "iam:ListPolicies")?;
+    authorize_admin(app, &parts, &authn.principal, "iam:ListPolicies").await?;
     let input: crate::policy::explain::ExplainInput = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad explain request: {e}")))?;
     let value = crate::policy::explain::explain(&app.policy, &app.iam, app.store.as_ref(), &input)
@@ -224,7 +209,7 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
     let bytes = signed_json_body(&authn, body).await?;
     let cmd: AdminCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;
-    authorize_admin(app, &parts, &authn.principal, cmd.action())?;
+    authorize_admin(app, &parts, &authn.principal, cmd.action()).await?;
     tracing::info!(command = ?cmd, "admin command");
     let value = app.iam.run(&cmd).map_err(iam_error)?;
     if cmd.changes_identity()

@@ -19,39 +19,11 @@ wit_bindgen::generate!({
 
 use exports::sluice::plugin::authentication::Guest as Authentication;
 use exports::sluice::plugin::plugin_info::Guest as PluginInfo;
-use sluice::plugin::config;
 use sluice::plugin::types::{Credential, Error, Principal, RequestView};
 
-use wasip2::http::outgoing_handler;
-use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
-
-fn fetch(url: &str) -> Result<u16, String> {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (Scheme::Https, rest),
-        Some(("http", rest)) => (Scheme::Http, rest),
-        _ => return Err(format!("unsupported url {url}")),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    let _ = request.set_method(&Method::Get);
-    let _ = request.set_scheme(Some(&scheme));
-    let _ = request.set_authority(Some(authority));
-    let _ = request.set_path_with_query(Some(path));
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    pending.subscribe().block();
-    let response = pending
-        .get()
-        .ok_or("no response")?
-        .map_err(|_| "response taken twice")?
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(response.status())
-}
+mod modes;
 
 fn misbehave(access_key: &str) -> Result<Option<Credential>, Error> {
-    let mode = config::get("mode").unwrap_or_default();
     if access_key.starts_with("SAFE") {
         return Ok(Some(Credential {
             secret_key: "safe-secret-key".into(),
@@ -64,21 +36,11 @@ fn misbehave(access_key: &str) -> Result<Option<Credential>, Error> {
             expires_at: None,
         }));
     }
+    let mode = match modes::misbehave_common() {
+        Ok(m) => m,
+        Err(e) => return Err(Error::Unavailable(e)),
+    };
     match mode.as_str() {
-        "loop" => {
-            let mut n: u64 = 0;
-            loop {
-                n = std::hint::black_box(n.wrapping_add(1));
-            }
-        }
-        "alloc" => {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                hoard.push(vec![1u8; 1 << 20]);
-                std::hint::black_box(&hoard);
-            }
-        }
-        "trap" => panic!("hostile plugin traps on purpose"),
         "huge" => Ok(Some(Credential {
             secret_key: "x".repeat(100 * 1024 * 1024),
             principal: Principal {
@@ -89,13 +51,6 @@ fn misbehave(access_key: &str) -> Result<Option<Credential>, Error> {
             },
             expires_at: None,
         })),
-        "http" | "slow-http" => {
-            let url = config::get("url").unwrap_or_default();
-            match fetch(&url) {
-                Ok(status) => Err(Error::Internal(format!("fetch unexpectedly gave {status}"))),
-                Err(e) => Err(Error::Unavailable(e)),
-            }
-        }
         other => Err(Error::Internal(format!("unknown mode {other}"))),
     }
 }
