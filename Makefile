@@ -8,7 +8,7 @@ CONFIG ?= sluice.toml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_OUT   := $(TARGET_DIR)/wasm32-wasip2/plugin
 
-.PHONY: run build plugins test test-rust test-python venv bench bench-plugins fmt lint clean
+.PHONY: run build plugins test test-rust test-python venv bench bench-plugins bench-policy fmt lint clean
 
 ## Build and serve S3 on 127.0.0.1:9000 with data in ./data (root credentials printed on first start)
 run: build plugins
@@ -51,6 +51,12 @@ bench-plugins: plugins
 	$(CARGO) bench --bench plugins -- --warm-up-time 1 --measurement-time 3 | tee $(TARGET_DIR)/bench-plugins.txt
 	{ echo "## Plugin calls (criterion bench \`plugins\`, single calls, release build)"; echo; \
 	  grep '^|' $(TARGET_DIR)/bench-plugins.txt; } > bench/plugins.md
+
+## Authorization cost (criterion, host/benches/policy.rs); p50/p99 table into bench/policy.md
+bench-policy:
+	$(CARGO) bench --bench policy -- --warm-up-time 1 --measurement-time 3 | tee $(TARGET_DIR)/bench-policy.txt
+	{ echo "## Authorization (criterion bench \`policy\`, one decision incl. entities and context, release build)"; echo; \
+	  grep '^|' $(TARGET_DIR)/bench-policy.txt; } > bench/policy.md
 
 fmt:
 	$(CARGO) fmt --all

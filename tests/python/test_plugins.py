@@ -124,8 +124,11 @@ def test_shipped_config_loads_all_shipped_plugins(start_server):
     srv.args = ["--config", str(REPO / "sluice.toml")]
     srv.start()
     listed = admin_plugins(srv)
-    assert set(listed) == {"static-keys", "header-auth", "oidc"}
-    assert all(p["world"] == "authenticator" and p["version"] for p in listed.values())
+    assert set(listed) == {"static-keys", "header-auth", "oidc", "time-window"}
+    assert all(p["version"] for p in listed.values())
+    assert {n: p["world"] for n, p in listed.items()}["time-window"] == "authorizer"
+    # The shipped config also loads the shipped policy files.
+    assert "policies loaded" in srv.stderr_text()
     # Inert: a proxy identity header from loopback proves nothing, no sample key works.
     r = requests.put(f"{srv.endpoint}/{unique_name('b')}", headers={"X-Forwarded-User": "root"})
     assert r.status_code == 403

@@ -9,7 +9,7 @@ pub mod sts;
 use serde::Serialize;
 
 /// The identity a request acts as, after authentication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Principal {
     Root {

@@ -870,10 +870,16 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
             }
         };
         let all_refs: Vec<&(String, bool)> = actions.iter().collect();
-        let action_expr = if not_action {
-            format!("!({})", action_set(&all_refs))
+        // Named actions go into the scope, where the engine can slice by them.
+        let (action_scope, action_expr) = if not_action {
+            (
+                "action".to_string(),
+                format!("!({})", action_set(&all_refs)),
+            )
+        } else if actions.is_empty() {
+            ("action".to_string(), "false".to_string())
         } else {
-            action_set(&all_refs)
+            (action_set(&all_refs), "true".to_string())
         };
         let (resource, not_resource) = field(stmt, "Resource", "NotResource")?;
         let resource = resource.ok_or_else(|| bad("Missing required field Resource"))?;
@@ -906,8 +912,31 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
         let local = sid.unwrap_or_else(|| i.to_string());
         let id = format!("bucket/{bucket}#{local}");
         let body = all_of([principal_expr, action_expr, resource_expr, condition_expr]);
+        // The principals a statement names, so that the engine evaluates it only for them.
+        let annotation = if not_principal || everyone {
+            String::new()
+        } else {
+            let uids: Vec<String> = who
+                .iter()
+                .filter_map(|p| match p {
+                    PolicyPrincipal::User(id) => {
+                        Some(format!("Sluice::User::{}", cedar_string(id)))
+                    }
+                    PolicyPrincipal::Role { name, .. } => {
+                        Some(format!("Sluice::Role::{}", cedar_string(name)))
+                    }
+                    PolicyPrincipal::Everyone | PolicyPrincipal::Nobody => None,
+                })
+                .collect();
+            let json = serde_json::to_string(&uids).unwrap_or_else(|_| "[]".into());
+            format!(
+                "@{}({})\n",
+                super::engine::PRINCIPALS_ANNOTATION,
+                cedar_string(&json)
+            )
+        };
         let text = format!(
-            "{effect} (principal, action, resource in Sluice::Bucket::{})\nwhen {{ {body} }};\n",
+            "{annotation}{effect} (principal, {action_scope}, resource in Sluice::Bucket::{})\nwhen {{ {body} }};\n",
             cedar_string(bucket)
         );
         let policy = Policy::parse(Some(PolicyId::new(&id)), &text)

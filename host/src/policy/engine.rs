@@ -12,9 +12,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use std::collections::HashSet;
+use std::str::FromStr;
+
 use cedar_policy::{
-    Authorizer, Entities, Entity, EntityUid, Policy, PolicySet, PrincipalConstraint, Request,
-    ResourceConstraint,
+    ActionConstraint, Authorizer, Entities, Entity, EntityTypeName, EntityUid, Policy, PolicySet,
+    PrincipalConstraint, Request, ResourceConstraint,
 };
 
 use super::entities::{
@@ -97,14 +100,117 @@ pub struct BucketPolicySet {
     pub restrict_public: bool,
 }
 
+/// One policy with what can be known about it without evaluating it: the actions it can
+/// apply to (its action scope, groups expanded), the principal and resource types its scope
+/// allows, and, for bucket-policy statements, the principals it names (`@principals`).
+#[derive(Clone)]
+struct Entry {
+    policy: Policy,
+    actions: Option<Arc<HashSet<String>>>,
+    principal_type: Option<EntityTypeName>,
+    resource_type: Option<EntityTypeName>,
+    principals: Option<Arc<HashSet<EntityUid>>>,
+}
+
+impl Entry {
+    fn new(policy: Policy) -> Entry {
+        let actions = match policy.action_constraint() {
+            ActionConstraint::Any => None,
+            ActionConstraint::Eq(a) => Some(schema::actions_under(std::slice::from_ref(&a))),
+            ActionConstraint::In(list) => Some(schema::actions_under(&list)),
+        }
+        .map(Arc::new);
+        let principal_type = match policy.principal_constraint() {
+            PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => Some(t),
+            PrincipalConstraint::Eq(uid) => Some(uid.type_name().clone()),
+            PrincipalConstraint::Any | PrincipalConstraint::In(_) => None,
+        };
+        let resource_type = match policy.resource_constraint() {
+            ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => Some(t),
+            ResourceConstraint::Eq(uid) => Some(uid.type_name().clone()),
+            ResourceConstraint::Any | ResourceConstraint::In(_) => None,
+        };
+        let principals = policy
+            .annotation(PRINCIPALS_ANNOTATION)
+            .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok())
+            .map(|ids| {
+                Arc::new(
+                    ids.iter()
+                        .filter_map(|id| EntityUid::from_str(id).ok())
+                        .collect::<HashSet<_>>(),
+                )
+            });
+        Entry {
+            policy,
+            actions,
+            principal_type,
+            resource_type,
+            principals,
+        }
+    }
+
+    /// Whether the policy can apply at all; `false` means its scope (or the principals it
+    /// names) excludes the request, so evaluating it could only give "not satisfied".
+    fn may_apply(&self, q: &Query<'_>) -> bool {
+        self.actions.as_ref().is_none_or(|a| a.contains(q.action))
+            && self
+                .principal_type
+                .as_ref()
+                .is_none_or(|t| t == q.principal.type_name())
+            && self
+                .resource_type
+                .as_ref()
+                .is_none_or(|t| t == q.resource.type_name())
+            && self
+                .principals
+                .as_ref()
+                .is_none_or(|p| p.contains(q.principal))
+    }
+}
+
+/// The annotation on translated bucket-policy statements listing the principals they name
+/// (a JSON list of entity UIDs); absent when a statement applies to everyone.
+pub const PRINCIPALS_ANNOTATION: &str = "principals";
+
+/// What the filtered sets are chosen by.
+struct Query<'a> {
+    action: &'a str,
+    principal: &'a EntityUid,
+    resource: &'a EntityUid,
+}
+
+/// Cache key of the candidate policies for one kind of request: who (with groups), which
+/// bucket, which action on which type of resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CandidateKey {
+    principal: EntityUid,
+    groups: Vec<EntityUid>,
+    bucket: Option<String>,
+    action: String,
+    resource_type: EntityTypeName,
+}
+
+/// The policies that may apply to a kind of request, in one set; and, for anonymous requests
+/// to a bucket whose public policy RestrictPublicBuckets neutralises, that policy's
+/// statements, whose Denies still count but whose Allows do not.
+#[derive(Default)]
+struct Candidates {
+    policies: PolicySet,
+    forbid_only: Option<PolicySet>,
+}
+
+/// Most candidate sets kept; the cache starts over when full.
+const MAX_CANDIDATES: usize = 50_000;
+
 /// The policies in force, sliced.
 #[derive(Default)]
 struct Slices {
-    general: PolicySet,
-    by_principal: HashMap<EntityUid, PolicySet>,
-    by_bucket: HashMap<String, PolicySet>,
-    bucket_policies: HashMap<String, (PolicySet, bool)>,
+    general: Vec<Entry>,
+    by_principal: HashMap<EntityUid, Vec<Entry>>,
+    by_bucket: HashMap<String, Vec<Entry>>,
+    bucket_policies: HashMap<String, (Vec<Entry>, bool)>,
     count: usize,
+    candidates: RwLock<HashMap<CandidateKey, Arc<Candidates>>>,
 }
 
 impl Slices {
@@ -114,28 +220,86 @@ impl Slices {
     ) -> Slices {
         let mut s = Slices::default();
         for (bucket, bp) in buckets {
-            let mut set = PolicySet::new();
-            for p in &bp.policies {
-                if set.add(p.clone()).is_ok() {
-                    s.count += 1;
-                }
-            }
+            let entries: Vec<Entry> = bp.policies.iter().cloned().map(Entry::new).collect();
+            s.count += entries.len();
             s.bucket_policies
-                .insert(bucket.clone(), (set, bp.restrict_public));
+                .insert(bucket.clone(), (entries, bp.restrict_public));
         }
         for p in policies {
-            let set = match slice_key(p) {
+            let list = match slice_key(p) {
                 SliceKey::General => &mut s.general,
                 SliceKey::Principal(uid) => s.by_principal.entry(uid).or_default(),
                 SliceKey::Bucket(b) => s.by_bucket.entry(b).or_default(),
             };
-            // Ids are unique by construction (every source prefixes its own); a duplicate
-            // would only be a second copy of the same policy.
-            if set.add(p.clone()).is_ok() {
-                s.count += 1;
-            }
+            list.push(Entry::new(p.clone()));
+            s.count += 1;
         }
         s
+    }
+
+    /// The candidate policies for `q` (built once per kind of request, then cached).
+    fn candidates(
+        &self,
+        q: &Query<'_>,
+        groups: Vec<EntityUid>,
+        bucket: Option<&str>,
+        anonymous: bool,
+    ) -> Arc<Candidates> {
+        let key = CandidateKey {
+            principal: q.principal.clone(),
+            groups,
+            bucket: bucket.map(str::to_string),
+            action: q.action.to_string(),
+            resource_type: q.resource.type_name().clone(),
+        };
+        if let Some(c) = read(&self.candidates).get(&key) {
+            return c.clone();
+        }
+        let mut c = Candidates::default();
+        let add = |set: &mut PolicySet, entries: Option<&Vec<Entry>>| {
+            for e in entries.into_iter().flatten().filter(|e| e.may_apply(q)) {
+                // Ids are unique by construction (every source prefixes its own).
+                let _ = set.add(e.policy.clone());
+            }
+        };
+        add(&mut c.policies, Some(&self.general));
+        add(&mut c.policies, self.by_principal.get(q.principal));
+        for g in &key.groups {
+            add(&mut c.policies, self.by_principal.get(g));
+        }
+        if let Some(b) = bucket {
+            add(&mut c.policies, self.by_bucket.get(b));
+            if let Some((entries, restrict)) = self.bucket_policies.get(b) {
+                if *restrict && anonymous {
+                    let mut only = PolicySet::new();
+                    add(&mut only, Some(entries));
+                    c.forbid_only = Some(only);
+                } else {
+                    add(&mut c.policies, Some(entries));
+                }
+            }
+        }
+        let c = Arc::new(c);
+        let mut cache = write(&self.candidates);
+        if cache.len() >= MAX_CANDIDATES {
+            cache.clear();
+        }
+        cache.insert(key, c.clone());
+        c
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -160,6 +324,46 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     /// Why the last reload of the policy files was refused, until one succeeds.
     reload_error: std::sync::Mutex<Option<String>>,
+    /// Principal entities by a hash of (principal, IAM groups), built once.
+    principal_entities: RwLock<HashMap<u64, Arc<CachedPrincipal>>>,
+    /// Bucket entities by a hash of their facts, built once.
+    bucket_entities: RwLock<HashMap<u64, Arc<(BucketFacts, Entity)>>>,
+}
+
+struct CachedPrincipal {
+    principal: Principal,
+    groups: Vec<String>,
+    uid: EntityUid,
+    entity: Entity,
+}
+
+/// Most entities of each kind kept; a cache starts over when full.
+const MAX_ENTITIES: usize = 10_000;
+
+fn hash_of(v: &impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(v)
+}
+
+thread_local! {
+    /// The last context built on this thread: requests from one client within one second
+    /// share it.
+    static LAST_CONTEXT: std::cell::RefCell<Option<(RequestContext, cedar_policy::Context)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn cedar_context(c: &RequestContext) -> Result<cedar_policy::Context, String> {
+    LAST_CONTEXT.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((k, v)) = last.as_ref()
+            && k == c
+        {
+            return Ok(v.clone());
+        }
+        let built = c.to_cedar()?;
+        *last = Some((c.clone(), built.clone()));
+        Ok(built)
+    })
 }
 
 impl PolicyEngine {
@@ -182,6 +386,8 @@ impl PolicyEngine {
             action_entities,
             authorizer: Authorizer::new(),
             reload_error: std::sync::Mutex::new(None),
+            principal_entities: RwLock::default(),
+            bucket_entities: RwLock::default(),
         };
         engine.update(|s| s);
         engine
@@ -284,6 +490,53 @@ impl PolicyEngine {
             .unwrap_or_default()
     }
 
+    /// The principal's UID and entity, from the cache when it was built before.
+    fn principal_entity(
+        &self,
+        principal: &Principal,
+        groups: &[String],
+    ) -> Result<(EntityUid, Entity), String> {
+        let key = hash_of(&(principal, groups));
+        if let Some(c) = read(&self.principal_entities).get(&key)
+            && c.principal == *principal
+            && c.groups == groups
+        {
+            return Ok((c.uid.clone(), c.entity.clone()));
+        }
+        let (uid, entity) = principal_entity(principal, groups)?;
+        let mut cache = write(&self.principal_entities);
+        if cache.len() >= MAX_ENTITIES {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            Arc::new(CachedPrincipal {
+                principal: principal.clone(),
+                groups: groups.to_vec(),
+                uid: uid.clone(),
+                entity: entity.clone(),
+            }),
+        );
+        Ok((uid, entity))
+    }
+
+    /// The bucket's entity, from the cache when its facts are unchanged.
+    fn bucket_entity(&self, facts: &BucketFacts) -> Result<Entity, String> {
+        let key = hash_of(facts);
+        if let Some(c) = read(&self.bucket_entities).get(&key)
+            && c.0 == *facts
+        {
+            return Ok(c.1.clone());
+        }
+        let entity = entities::bucket_entity(facts)?;
+        let mut cache = write(&self.bucket_entities);
+        if cache.len() >= MAX_ENTITIES {
+            cache.clear();
+        }
+        cache.insert(key, Arc::new((facts.clone(), entity.clone())));
+        Ok(entity)
+    }
+
     /// Decides one request.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
         let state = self.current();
@@ -291,7 +544,7 @@ impl PolicyEngine {
             Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
             _ => &[],
         };
-        let (principal_uid, principal) = match principal_entity(req.principal, iam_groups) {
+        let (principal_uid, principal) = match self.principal_entity(req.principal, iam_groups) {
             Ok(p) => p,
             Err(e) => return Decision::deny(format!("principal entity: {e}")),
         };
@@ -304,17 +557,14 @@ impl PolicyEngine {
             Resource::Node => (entities::node_uid(), None),
             Resource::Key(id) => (entities::key_uid(id), None),
             Resource::Bucket(b) => {
-                match entities::bucket_entity(b) {
+                match self.bucket_entity(b) {
                     Ok(e) => list.push(e),
                     Err(e) => return Decision::deny(format!("bucket entity: {e}")),
                 }
                 (entities::bucket_uid(&b.name), Some(b.name.as_str()))
             }
             Resource::Object(b, o) => {
-                match (
-                    entities::bucket_entity(b),
-                    entities::object_entity(&b.name, o),
-                ) {
+                match (self.bucket_entity(b), entities::object_entity(&b.name, o)) {
                     (Ok(be), Ok(oe)) => {
                         list.push(be);
                         list.push(oe);
@@ -326,7 +576,7 @@ impl PolicyEngine {
                 (entities::object_uid(&b.name, &o.key), Some(b.name.as_str()))
             }
         };
-        let context = match req.context.to_cedar() {
+        let context = match cedar_context(req.context) {
             Ok(c) => c,
             Err(e) => return Decision::deny(format!("context: {e}")),
         };
@@ -334,42 +584,36 @@ impl PolicyEngine {
             Ok(s) => s,
             Err(e) => return Decision::deny(format!("entities: {e}")),
         };
-        let request = match Request::new(principal_uid.clone(), action, resource_uid, context, None)
-        {
+        let request = match Request::new(
+            principal_uid.clone(),
+            action,
+            resource_uid.clone(),
+            context,
+            None,
+        ) {
             Ok(r) => r,
             Err(e) => return Decision::deny(format!("request: {e}")),
         };
 
-        let slices = &state.slices;
-        let mut sets: Vec<&PolicySet> = vec![&slices.general];
-        if let Some(s) = slices.by_principal.get(&principal_uid) {
-            sets.push(s);
-        }
-        for g in entities::principal_groups(req.principal, iam_groups) {
-            if let Some(s) = slices.by_principal.get(&g) {
-                sets.push(s);
-            }
-        }
-        if let Some(s) = bucket.and_then(|b| slices.by_bucket.get(b)) {
-            sets.push(s);
-        }
+        let q = Query {
+            action: req.action,
+            principal: &principal_uid,
+            resource: &resource_uid,
+        };
+        let groups = entities::principal_groups(req.principal, iam_groups);
         let anonymous = matches!(req.principal, Principal::Anonymous);
-        let mut forbid_only: Option<&PolicySet> = None;
-        if let Some((s, restrict)) = bucket.and_then(|b| slices.bucket_policies.get(b)) {
-            if *restrict && anonymous {
-                forbid_only = Some(s);
-            } else {
-                sets.push(s);
-            }
-        }
+        let candidates = state.slices.candidates(&q, groups, bucket, anonymous);
+        let sets = [
+            Some((&candidates.policies, true)),
+            candidates.forbid_only.as_ref().map(|s| (s, false)),
+        ];
         let mut forbids = Vec::new();
         let mut permits = Vec::new();
         let mut errors = Vec::new();
-        let evaluated = sets
-            .into_iter()
-            .map(|s| (s, true))
-            .chain(forbid_only.map(|s| (s, false)));
-        for (set, permits_count) in evaluated {
+        for (set, permits_count) in sets.into_iter().flatten() {
+            if set.num_of_policies() == 0 {
+                continue;
+            }
             let response = self.authorizer.is_authorized(&request, set, &store);
             let reasons: Vec<String> = response
                 .diagnostics()

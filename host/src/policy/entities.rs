@@ -199,7 +199,7 @@ pub fn principal_entity(
 }
 
 /// One ACL as the policies see it (FULL_CONTROL already folded into the four sets).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AclSets {
     pub read: Vec<String>,
     pub write: Vec<String>,
@@ -221,7 +221,7 @@ impl AclSets {
 }
 
 /// What the policies may know about a bucket.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct BucketFacts {
     pub name: String,
     /// Canonical id of the owner; "" while the bucket does not exist.
@@ -250,7 +250,8 @@ pub struct ObjectFacts {
     pub owner: Option<String>,
     pub size: Option<u64>,
     pub tags: Vec<(String, String)>,
-    pub acl: AclSets,
+    /// `None` where ACLs do not apply (disabled, or metadata not read).
+    pub acl: Option<AclSets>,
 }
 
 pub fn object_entity(bucket: &str, o: &ObjectFacts) -> Result<Entity, String> {
@@ -260,8 +261,10 @@ pub fn object_entity(bucket: &str, o: &ObjectFacts) -> Result<Entity, String> {
             "bucket".to_string(),
             RestrictedExpression::new_entity_uid(bucket_uid(bucket)),
         ),
-        ("acl".to_string(), o.acl.expression()),
     ];
+    if let Some(acl) = &o.acl {
+        attrs.push(("acl".to_string(), acl.expression()));
+    }
     if let Some(owner) = &o.owner {
         attrs.push(("owner".to_string(), string(owner)));
     }
@@ -281,7 +284,7 @@ pub fn object_entity(bucket: &str, o: &ObjectFacts) -> Result<Entity, String> {
 }
 
 /// The request context (`Sluice::RequestContext`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
     pub source_ip: Option<IpAddr>,
     pub secure_transport: bool,

@@ -21,6 +21,8 @@ struct Compiled {
     schema: Schema,
     validator: Validator,
     actions: Vec<Entity>,
+    /// Action (or group) name -> every action name it covers (itself and its members).
+    covers: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn compiled() -> &'static Compiled {
@@ -29,13 +31,23 @@ fn compiled() -> &'static Compiled {
         // The schema is a constant of this build; a unit test proves that it parses.
         let (schema, _warnings) =
             Schema::from_cedarschema_str(SCHEMA_TEXT).expect("the built-in schema parses");
-        let actions = schema
+        let entities = schema
             .action_entities()
-            .expect("the built-in schema's actions form entities")
-            .iter()
-            .cloned()
-            .collect();
+            .expect("the built-in schema's actions form entities");
+        let actions: Vec<Entity> = entities.iter().cloned().collect();
+        let mut covers: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for a in &actions {
+            let name = a.uid().id().unescaped().to_string();
+            covers.entry(name.clone()).or_default().push(name.clone());
+            for group in entities.ancestors(&a.uid()).into_iter().flatten() {
+                covers
+                    .entry(group.id().unescaped().to_string())
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
         Compiled {
+            covers,
             validator: Validator::new(schema.clone()),
             schema,
             actions,
@@ -59,6 +71,23 @@ pub fn action_names() -> Vec<String> {
         .map(|a| a.id().unescaped().to_string())
         .filter(|a| a.contains(':'))
         .collect()
+}
+
+/// The action names covered by `uids` (actions and action groups), for slicing by action.
+/// Names the schema does not know stand for themselves.
+pub fn actions_under(uids: &[cedar_policy::EntityUid]) -> std::collections::HashSet<String> {
+    let covers = &compiled().covers;
+    let mut out = std::collections::HashSet::new();
+    for uid in uids {
+        let name = uid.id().unescaped();
+        match covers.get(name) {
+            Some(list) => out.extend(list.iter().cloned()),
+            None => {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 pub fn validate(set: &cedar_policy::PolicySet) -> cedar_policy::ValidationResult {

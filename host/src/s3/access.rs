@@ -107,7 +107,7 @@ pub async fn object_facts(
                 .acl
                 .clone()
                 .unwrap_or_else(|| crate::store::acl::Acl::private(&meta.owner_id));
-            facts.acl = super::acl::sets(&acl, acl_mode.ignore_public);
+            facts.acl = Some(super::acl::sets(&acl, acl_mode.ignore_public));
         }
         facts.owner = Some(meta.owner_id);
         facts.size = Some(meta.size);
