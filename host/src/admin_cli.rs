@@ -43,6 +43,9 @@ pub async fn explain(
             let store = node.local_store(config)?;
             let engine =
                 crate::policy::PolicyEngine::open(config.policies_dir.as_deref(), &node.iam)?;
+            crate::s3::bucket_policy::load_all(&store, &engine)
+                .await
+                .map_err(|e| anyhow::anyhow!("bucket policies: {}", e.message))?;
             crate::policy::explain::explain(&engine, &node.iam, &store, input)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))

@@ -106,7 +106,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         config: config.clone(),
     });
-    let n = s3::bucket_policy::load_all(&app)
+    let n = s3::bucket_policy::load_all(app.store.as_ref(), &app.policy)
         .await
         .map_err(|e| anyhow::anyhow!("loading bucket policies: {}", e.message))?;
     tracing::info!(buckets = n, "bucket policies loaded");

@@ -258,3 +258,7 @@ def test_policy_explain_names_the_deciding_policies(start_server, tmp_path):
     assert cp.stdout.startswith("deny (no policy applies: default deny)"), cp.stdout
     decision = json.loads(cp.stdout.split("\n", 1)[1])
     assert decision["decision"] == "deny" and decision["resource"] == 'Sluice::Object::"explained/doc"'
+    # Offline explain sees the bucket policies too.
+    cp = sluice("policy", "explain", "--principal", 'Sluice::User::"bob"', "--action", "s3:DeleteObject",
+                "--resource", "explained/doc", env=srv.server_env)
+    assert cp.stdout.startswith("deny (bucket/explained#NoBobDeletes)"), cp.stdout

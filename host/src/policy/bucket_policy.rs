@@ -46,6 +46,10 @@ pub enum PolicyPrincipal {
         name: String,
         session: Option<String>,
     },
+    /// The account (`arn:aws:iam::ACCOUNT:root` or a bare account id): every signed-in
+    /// principal of this Sluice (users, plugin principals, roles), as AWS lets an account
+    /// principal stand for everyone in it.
+    Account,
     /// A principal Sluice has no counterpart for (a service): matches nobody.
     Nobody,
 }
@@ -221,41 +225,46 @@ struct ResourceRef {
 /// The suffixes of `pattern` (`*` and `?` wildcards) that must match what follows `prefix`
 /// for the whole pattern to match `prefix` + suffix.
 fn residuals(pattern: &str, prefix: &str) -> Vec<String> {
-    let p: Vec<char> = pattern.chars().collect();
-    let close = |states: Vec<usize>| {
-        let mut out: Vec<usize> = Vec::new();
-        for mut i in states {
-            loop {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
-                if i < p.len() && p[i] == '*' {
-                    i += 1;
-                } else {
-                    break;
-                }
+    // Runs of `*` match what one `*` matches; collapsing them keeps the state set small.
+    let mut p: Vec<char> = Vec::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if !(c == '*' && p.last() == Some(&'*')) {
+            p.push(c);
+        }
+    }
+    // States are positions in `p`; a `*` at position i also stands for position i + 1.
+    let close = |states: &[bool]| {
+        let mut out = states.to_vec();
+        for i in 0..p.len() {
+            if out[i] && p[i] == '*' {
+                out[i + 1] = true;
             }
         }
         out
     };
-    let mut states = close(vec![0]);
+    let mut states = vec![false; p.len() + 1];
+    states[0] = true;
+    states = close(&states);
     for c in prefix.chars() {
-        let mut next = Vec::new();
-        for &i in &states {
-            if i < p.len() {
+        let mut next = vec![false; p.len() + 1];
+        for i in 0..p.len() {
+            if states[i] {
                 if p[i] == '*' {
-                    next.push(i);
+                    next[i] = true;
                 } else if p[i] == '?' || p[i] == c {
-                    next.push(i + 1);
+                    next[i + 1] = true;
                 }
             }
         }
-        states = close(next);
-        if states.is_empty() {
+        states = close(&next);
+        if !states.iter().any(|s| *s) {
             return Vec::new();
         }
     }
-    let mut out: Vec<String> = states.iter().map(|&i| p[i..].iter().collect()).collect();
+    let mut out: Vec<String> = (0..=p.len())
+        .filter(|&i| states[i])
+        .map(|i| p[i..].iter().collect())
+        .collect();
     out.sort();
     out.dedup();
     // A residual that is a bare `*` covers every other one.
@@ -276,6 +285,11 @@ fn parse_resource(bucket: &str, r: &str) -> Result<ResourceRef, Malformed> {
     let rest = r
         .strip_prefix("arn:aws:s3:::")
         .ok_or_else(|| bad(format!("Policy has invalid resource: {r}")))?;
+    if rest.contains("${") {
+        return Err(bad(format!(
+            "Policy variables (`${{...}}`) are not supported: {r}"
+        )));
+    }
     let matches_bucket = wildcard_match(rest, bucket, false);
     let key_patterns = residuals(rest, &format!("{bucket}/"));
     if !matches_bucket && key_patterns.is_empty() {
@@ -323,12 +337,12 @@ fn parse_principal(p: &str, dir: &dyn Directory) -> Result<PolicyPrincipal, Malf
         return Ok(PolicyPrincipal::User(p.to_ascii_lowercase()));
     }
     if p.len() == 12 && p.chars().all(|c| c.is_ascii_digit()) {
-        return dir.root_id().map(PolicyPrincipal::User).ok_or_else(invalid);
+        return Ok(PolicyPrincipal::Account);
     }
     if let Some(rest) = p.strip_prefix("arn:aws:iam::") {
         let (_account, what) = rest.split_once(':').ok_or_else(invalid)?;
         if what == "root" {
-            return dir.root_id().map(PolicyPrincipal::User).ok_or_else(invalid);
+            return Ok(PolicyPrincipal::Account);
         }
         if let Some(path) = what.strip_prefix("user/") {
             let name = path.rsplit('/').next().unwrap_or(path);
@@ -401,6 +415,9 @@ fn principal_expr(p: &PolicyPrincipal) -> String {
     match p {
         PolicyPrincipal::Everyone => "true".into(),
         PolicyPrincipal::Nobody => "false".into(),
+        PolicyPrincipal::Account => {
+            "(principal is Sluice::User || principal is Sluice::Role)".into()
+        }
         PolicyPrincipal::User(id) => format!("principal == Sluice::User::{}", cedar_string(id)),
         PolicyPrincipal::Role {
             name,
@@ -567,13 +584,18 @@ fn parse_cidr(v: &str) -> Result<String, Malformed> {
 fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), Malformed> {
     // `ForAnyValue:` / `ForAllValues:` make no difference for single-valued keys, except that
     // ForAllValues holds when the key is absent.
-    let (op, for_all) = if let Some(o) = op.strip_prefix("ForAnyValue:") {
-        (o, false)
+    let (op, for_all, for_any) = if let Some(o) = op.strip_prefix("ForAnyValue:") {
+        (o, false, true)
     } else if let Some(o) = op.strip_prefix("ForAllValues:") {
-        (o, true)
+        (o, true, false)
     } else {
-        (op, false)
+        (op, false, false)
     };
+    if values.iter().any(|v| v.contains("${")) {
+        return Err(bad(format!(
+            "Policy variables (`${{...}}`) are not supported: {key}"
+        )));
+    }
     let (base, if_exists) = match op.strip_suffix("IfExists") {
         Some(b) => (b, true),
         None => (op, false),
@@ -589,6 +611,9 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
         }
     };
     if base == "Null" {
+        if if_exists || for_all || for_any {
+            return Err(bad(format!("Invalid condition operator: {op}")));
+        }
         let mut exprs = Vec::new();
         for v in values {
             match v.as_str() {
@@ -660,7 +685,8 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
         | "DateLessThanEquals"
         | "DateGreaterThan"
         | "DateGreaterThanEquals" => {
-            if k.ty != KeyType::Date {
+            // aws:EpochTime is a number of seconds, which the Date operators also take.
+            if k.ty != KeyType::Date && !key.eq_ignore_ascii_case("aws:epochtime") {
                 return Err(bad(format!(
                     "Condition operator {op} does not apply to the key {key}"
                 )));
@@ -693,6 +719,11 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
             }
             (base == "NumericNotEquals", out)
         }
+        "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => {
+            return Err(bad(format!(
+                "Condition operator {op} is not supported by this server; use StringEquals or StringLike"
+            )));
+        }
         _ => {
             return Err(bad(format!(
                 "Policy has an invalid condition operator: {op}"
@@ -706,7 +737,8 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
     } else {
         any_of(each)
     };
-    let absent_holds = negated || if_exists || for_all;
+    // ForAnyValue over an absent key is false even for a negated operator.
+    let absent_holds = if_exists || for_all || (negated && !for_any);
     let expr = if k.present == "true" {
         matched
     } else if absent_holds {
@@ -714,11 +746,15 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
     } else {
         format!("({} && {matched})", k.present)
     };
-    // A fixed source range, user or kms key makes an Allow non-public (as AWS judges it).
+    // A fixed source range or user id makes an Allow non-public (as AWS judges it), unless an
+    // absent key also satisfies the condition or the range is everything.
+    let everything = values.iter().any(|v| v.trim().ends_with("/0"));
     let restricts = matches!(
         key.to_ascii_lowercase().as_str(),
-        "aws:sourceip" | "aws:userid" | "aws:username"
-    ) && !negated;
+        "aws:sourceip" | "aws:userid"
+    ) && !negated
+        && !(absent_holds && k.present != "true")
+        && !everything;
     Ok((expr, restricts))
 }
 
@@ -909,11 +945,13 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
         if effect == "permit" && (everyone || not_principal) && !restricts {
             public = true;
         }
-        let local = sid.unwrap_or_else(|| i.to_string());
+        // Sids are alphanumeric (with space, - and _), so `[n]` can never be one.
+        let local = sid.unwrap_or_else(|| format!("[{i}]"));
         let id = format!("bucket/{bucket}#{local}");
         let body = all_of([principal_expr, action_expr, resource_expr, condition_expr]);
         // The principals a statement names, so that the engine evaluates it only for them.
-        let annotation = if not_principal || everyone {
+        let account = who.contains(&PolicyPrincipal::Account);
+        let annotation = if not_principal || everyone || account {
             String::new()
         } else {
             let uids: Vec<String> = who
@@ -925,7 +963,9 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
                     PolicyPrincipal::Role { name, .. } => {
                         Some(format!("Sluice::Role::{}", cedar_string(name)))
                     }
-                    PolicyPrincipal::Everyone | PolicyPrincipal::Nobody => None,
+                    PolicyPrincipal::Everyone
+                    | PolicyPrincipal::Account
+                    | PolicyPrincipal::Nobody => None,
                 })
                 .collect();
             let json = serde_json::to_string(&uids).unwrap_or_else(|_| "[]".into());
@@ -1071,10 +1111,61 @@ mod tests {
         ]}))
         .unwrap();
         let ids: Vec<String> = t.policies.iter().map(|p| p.id().to_string()).collect();
-        assert_eq!(ids, ["bucket/b#PublicRead", "bucket/b#1"]);
+        assert_eq!(ids, ["bucket/b#PublicRead", "bucket/b#[1]"]);
         let back = from_stored(&t.cedar).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].to_string().trim(), t.policies[0].to_string().trim());
+    }
+
+    #[test]
+    fn hostile_patterns_and_ids() {
+        // A 20 KB run of stars must not blow up the residual computation.
+        let started = std::time::Instant::now();
+        let stars = "*".repeat(19_000);
+        let r = parse_resource("b", &format!("arn:aws:s3:::{stars}")).unwrap();
+        assert!(r.bucket && r.key_patterns == ["*"]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A statement without a Sid never shares an id with one whose Sid is a number.
+        let t = tr(json!({"Statement": [
+            {"Sid": "1", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+        ]}))
+        .unwrap();
+        let ids: Vec<String> = t.policies.iter().map(|p| p.id().to_string()).collect();
+        assert_eq!(ids, ["bucket/b#1", "bucket/b#[1]"]);
+        // Policy variables are refused rather than taken literally.
+        assert!(
+            tr(
+                json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::b/${aws:username}/*"}]})
+            )
+            .is_err()
+        );
+        // An account principal stands for every signed-in principal, so it is not narrowed.
+        let t = tr(json!({"Statement": [{"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]})).unwrap();
+        assert!(
+            t.cedar
+                .contains("principal is Sluice::User || principal is Sluice::Role")
+        );
+        assert!(!t.cedar.contains("@principals"));
+        // ForAnyValue with a negated operator does not hold for an absent key.
+        let (e, _) = condition("ForAnyValue:StringNotEquals", "s3:prefix", &["x".into()]).unwrap();
+        assert!(e.starts_with("(context has prefix &&"), "{e}");
+        let (e, _) = condition("StringNotEquals", "s3:prefix", &["x".into()]).unwrap();
+        assert!(e.starts_with("(!(context has prefix) ||"), "{e}");
+        // A /0 range or an IfExists user id does not make an Allow to everyone private.
+        for c in [
+            json!({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}),
+            json!({"StringEqualsIfExists": {"aws:userid": "x"}}),
+        ] {
+            let t = tr(
+                json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::b/*", "Condition": c}]}),
+            )
+            .unwrap();
+            assert!(t.public, "{c}");
+        }
     }
 
     #[test]

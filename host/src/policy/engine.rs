@@ -113,7 +113,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(policy: Policy) -> Entry {
+    /// `bucket_policy`: a translated bucket-policy statement, whose `@principals` annotation
+    /// (written by the translator) narrows whom it is evaluated for.
+    fn new(policy: Policy, bucket_policy: bool) -> Entry {
         let actions = match policy.action_constraint() {
             ActionConstraint::Any => None,
             ActionConstraint::Eq(a) => Some(schema::actions_under(std::slice::from_ref(&a))),
@@ -130,16 +132,17 @@ impl Entry {
             ResourceConstraint::Eq(uid) => Some(uid.type_name().clone()),
             ResourceConstraint::Any | ResourceConstraint::In(_) => None,
         };
+        // Any UID that does not parse means no narrowing at all (never a skipped policy).
         let principals = policy
             .annotation(PRINCIPALS_ANNOTATION)
+            .filter(|_| bucket_policy)
             .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok())
-            .map(|ids| {
-                Arc::new(
-                    ids.iter()
-                        .filter_map(|id| EntityUid::from_str(id).ok())
-                        .collect::<HashSet<_>>(),
-                )
-            });
+            .and_then(|ids| {
+                ids.iter()
+                    .map(|id| EntityUid::from_str(id).ok())
+                    .collect::<Option<HashSet<_>>>()
+            })
+            .map(Arc::new);
         Entry {
             policy,
             actions,
@@ -188,6 +191,8 @@ struct CandidateKey {
     bucket: Option<String>,
     action: String,
     resource_type: EntityTypeName,
+    /// Leave the bucket policy out (root managing a bucket policy that locks everyone out).
+    skip_bucket_policy: bool,
 }
 
 /// The policies that may apply to a kind of request, in one set; and, for anonymous requests
@@ -197,6 +202,8 @@ struct CandidateKey {
 struct Candidates {
     policies: PolicySet,
     forbid_only: Option<PolicySet>,
+    /// A policy could not be added (a duplicate id): decide nothing, deny.
+    broken: Option<String>,
 }
 
 /// Most candidate sets kept; the cache starts over when full.
@@ -220,7 +227,12 @@ impl Slices {
     ) -> Slices {
         let mut s = Slices::default();
         for (bucket, bp) in buckets {
-            let entries: Vec<Entry> = bp.policies.iter().cloned().map(Entry::new).collect();
+            let entries: Vec<Entry> = bp
+                .policies
+                .iter()
+                .cloned()
+                .map(|p| Entry::new(p, true))
+                .collect();
             s.count += entries.len();
             s.bucket_policies
                 .insert(bucket.clone(), (entries, bp.restrict_public));
@@ -231,7 +243,7 @@ impl Slices {
                 SliceKey::Principal(uid) => s.by_principal.entry(uid).or_default(),
                 SliceKey::Bucket(b) => s.by_bucket.entry(b).or_default(),
             };
-            list.push(Entry::new(p.clone()));
+            list.push(Entry::new(p.clone(), false));
             s.count += 1;
         }
         s
@@ -244,6 +256,7 @@ impl Slices {
         groups: Vec<EntityUid>,
         bucket: Option<&str>,
         anonymous: bool,
+        skip_bucket_policy: bool,
     ) -> Arc<Candidates> {
         let key = CandidateKey {
             principal: q.principal.clone(),
@@ -251,15 +264,20 @@ impl Slices {
             bucket: bucket.map(str::to_string),
             action: q.action.to_string(),
             resource_type: q.resource.type_name().clone(),
+            skip_bucket_policy,
         };
         if let Some(c) = read(&self.candidates).get(&key) {
             return c.clone();
         }
         let mut c = Candidates::default();
-        let add = |set: &mut PolicySet, entries: Option<&Vec<Entry>>| {
+        let mut broken = None;
+        let mut add = |set: &mut PolicySet, entries: Option<&Vec<Entry>>| {
             for e in entries.into_iter().flatten().filter(|e| e.may_apply(q)) {
-                // Ids are unique by construction (every source prefixes its own).
-                let _ = set.add(e.policy.clone());
+                // Ids are unique by construction (every source prefixes its own); should two
+                // ever meet, the decision is a deny rather than one of them silently missing.
+                if let Err(err) = set.add(e.policy.clone()) {
+                    broken = Some(format!("policy {}: {err}", e.policy.id()));
+                }
             }
         };
         add(&mut c.policies, Some(&self.general));
@@ -269,7 +287,9 @@ impl Slices {
         }
         if let Some(b) = bucket {
             add(&mut c.policies, self.by_bucket.get(b));
-            if let Some((entries, restrict)) = self.bucket_policies.get(b) {
+            if let Some((entries, restrict)) = self.bucket_policies.get(b)
+                && !skip_bucket_policy
+            {
                 if *restrict && anonymous {
                     let mut only = PolicySet::new();
                     add(&mut only, Some(entries));
@@ -279,6 +299,7 @@ impl Slices {
                 }
             }
         }
+        c.broken = broken;
         let c = Arc::new(c);
         let mut cache = write(&self.candidates);
         if cache.len() >= MAX_CANDIDATES {
@@ -328,6 +349,9 @@ pub struct PolicyEngine {
     principal_entities: RwLock<HashMap<u64, Arc<CachedPrincipal>>>,
     /// Bucket entities by a hash of their facts, built once.
     bucket_entities: RwLock<HashMap<u64, Arc<(BucketFacts, Entity)>>>,
+    /// Held while a bucket's policy is read from the store and handed to the engine, so that
+    /// a refresh can never overwrite a newer one (a DeleteBucket racing a PutBucketPolicy).
+    pub bucket_policy_lock: tokio::sync::Mutex<()>,
 }
 
 struct CachedPrincipal {
@@ -388,6 +412,7 @@ impl PolicyEngine {
             reload_error: std::sync::Mutex::new(None),
             principal_entities: RwLock::default(),
             bucket_entities: RwLock::default(),
+            bucket_policy_lock: tokio::sync::Mutex::new(()),
         };
         engine.update(|s| s);
         engine
@@ -554,8 +579,17 @@ impl PolicyEngine {
         };
         let mut list = vec![principal, action_entity.clone()];
         let (resource_uid, bucket) = match req.resource {
-            Resource::Node => (entities::node_uid(), None),
-            Resource::Key(id) => (entities::key_uid(id), None),
+            Resource::Node => {
+                list.push(Entity::new_no_attrs(entities::node_uid(), HashSet::new()));
+                (entities::node_uid(), None)
+            }
+            Resource::Key(id) => {
+                match entities::key_entity(id) {
+                    Ok(e) => list.push(e),
+                    Err(e) => return Decision::deny(format!("key entity: {e}")),
+                }
+                (entities::key_uid(id), None)
+            }
             Resource::Bucket(b) => {
                 match self.bucket_entity(b) {
                     Ok(e) => list.push(e),
@@ -602,7 +636,18 @@ impl PolicyEngine {
         };
         let groups = entities::principal_groups(req.principal, iam_groups);
         let anonymous = matches!(req.principal, Principal::Anonymous);
-        let candidates = state.slices.candidates(&q, groups, bucket, anonymous);
+        // As on AWS, root can always read, replace and delete a bucket policy, whatever it says.
+        let skip_bucket_policy = matches!(req.principal, Principal::Root { .. })
+            && matches!(
+                req.action,
+                "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
+            );
+        let candidates = state
+            .slices
+            .candidates(&q, groups, bucket, anonymous, skip_bucket_policy);
+        if let Some(why) = &candidates.broken {
+            return Decision::deny(why.clone());
+        }
         let sets = [
             Some((&candidates.policies, true)),
             candidates.forbid_only.as_ref().map(|s| (s, false)),
@@ -620,7 +665,18 @@ impl PolicyEngine {
                 .reason()
                 .map(|id| id.to_string())
                 .collect();
-            errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
+            // A forbid that failed to evaluate is treated as satisfied: an error never turns
+            // a deny into an allow.
+            for e in response.diagnostics().errors() {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                if set
+                    .policy(pe.policy_id())
+                    .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
+                {
+                    forbids.push(pe.policy_id().to_string());
+                }
+                errors.push(e.to_string());
+            }
             match response.decision() {
                 cedar_policy::Decision::Allow if permits_count => permits.extend(reasons),
                 cedar_policy::Decision::Allow => {}
@@ -715,6 +771,50 @@ mod tests {
             context: &ctx,
         });
         assert!(!d.allowed && !d.errors.is_empty());
+    }
+
+    #[test]
+    fn failing_forbids_deny_and_root_keeps_the_bucket_policy() {
+        // Unvalidated on purpose: the forbid fails to evaluate (no such attribute).
+        let text = r#"
+            @id("all") permit(principal, action, resource);
+            @id("broken") forbid(principal, action, resource) when { resource.nope == 1 };
+        "#;
+        let e = PolicyEngine::new(files::parse_text("t", "t", text).unwrap());
+        let b = bucket("b", "alice");
+        assert!(!ask(&e, &user("alice"), "s3:GetObject", &b, "k"));
+        // A bucket policy that denies everything still lets root manage the bucket policy.
+        let e = PolicyEngine::new(files::load_defaults().unwrap());
+        let lockout = files::parse_text(
+            "bp",
+            "bucket/b",
+            "forbid(principal, action, resource in Sluice::Bucket::\"b\");",
+        )
+        .unwrap();
+        e.set_bucket_policies(
+            "b",
+            Some(BucketPolicySet {
+                policies: lockout,
+                restrict_public: false,
+            }),
+        );
+        let root = Principal::Root {
+            id: "r".into(),
+            access_key: "R".into(),
+        };
+        let ctx = RequestContext::new("sigv4-header");
+        let on_bucket = |action: &str| {
+            e.decide(&AccessRequest {
+                principal: &root,
+                action,
+                resource: Resource::Bucket(&b),
+                context: &ctx,
+            })
+            .allowed
+        };
+        assert!(on_bucket("s3:DeleteBucketPolicy"));
+        assert!(!on_bucket("s3:ListBucket"));
+        assert!(!ask(&e, &root, "s3:GetObject", &b, "k"));
     }
 
     /// The sliced engine decides exactly as one policy set holding every policy would.

@@ -220,6 +220,12 @@ impl AclSets {
     }
 }
 
+/// A KMS key's entity.
+pub fn key_entity(id: &str) -> Result<Entity, String> {
+    Entity::new_with_tags(key_uid(id), [("id".to_string(), string(id))], [], no_tags())
+        .map_err(|e| e.to_string())
+}
+
 /// What the policies may know about a bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct BucketFacts {
@@ -339,7 +345,7 @@ impl RequestContext {
         m.insert(
             "source_ip".into(),
             self.source_ip
-                .map(|i| i.to_string())
+                .map(|i| i.to_canonical().to_string())
                 .unwrap_or_else(|| "0.0.0.0".into())
                 .into(),
         );
@@ -362,8 +368,10 @@ impl RequestContext {
     }
 
     pub fn to_cedar(&self) -> Result<Context, String> {
+        // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d; policies name them
+        // as IPv4 (and Cedar's isInRange never matches across families).
         let ip = match self.source_ip {
-            Some(ip) => ip.to_string(),
+            Some(ip) => ip.to_canonical().to_string(),
             None => "0.0.0.0".to_string(),
         };
         let mut pairs = vec![

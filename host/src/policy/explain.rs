@@ -130,13 +130,26 @@ fn context_of(value: Option<&Value>) -> Result<RequestContext, String> {
     Ok(c)
 }
 
-async fn bucket_facts(store: &dyn Store, name: &str) -> Result<BucketFacts, String> {
-    let info = store.bucket(name).await.map_err(|e| e.to_string())?;
-    Ok(BucketFacts {
-        name: name.to_string(),
-        owner: info.map(|i| i.owner_id).unwrap_or_default(),
-        acl: Default::default(),
-    })
+/// The bucket as requests see it (owner, ACL); a bucket that does not exist has no owner.
+async fn bucket_facts(
+    store: &dyn Store,
+    name: &str,
+) -> Result<(BucketFacts, Option<crate::s3::acl::AclMode>), String> {
+    match store.bucket(name).await.map_err(|e| e.to_string())? {
+        Some(info) => {
+            let (facts, mode) = crate::s3::access::bucket_facts(store, &info)
+                .await
+                .map_err(|e| e.message)?;
+            Ok((facts, Some(mode)))
+        }
+        None => Ok((
+            BucketFacts {
+                name: name.to_string(),
+                ..BucketFacts::default()
+            },
+            None,
+        )),
+    }
 }
 
 /// Decides `input` with the engine, the IAM store and the store's buckets and objects.
@@ -175,16 +188,16 @@ pub async fn explain(
     } else {
         match spec.split_once('/') {
             Some((b, key)) if !key.is_empty() => {
-                let bf = bucket_facts(store, b).await?;
-                let mut o = ObjectFacts {
-                    key: key.to_string(),
-                    ..ObjectFacts::default()
+                let (bf, mode) = bucket_facts(store, b).await?;
+                let o = match mode {
+                    Some(mode) => {
+                        crate::s3::access::object_facts(store, b, key, &action, mode).await
+                    }
+                    None => ObjectFacts {
+                        key: key.to_string(),
+                        ..ObjectFacts::default()
+                    },
                 };
-                if let Ok(Some(meta)) = store.object(b, key).await {
-                    o.owner = Some(meta.owner_id);
-                    o.size = Some(meta.size);
-                    o.tags = meta.tags;
-                }
                 let d = engine.decide(&AccessRequest {
                     principal: &principal,
                     action: &action,
@@ -195,7 +208,7 @@ pub async fn explain(
             }
             _ => {
                 let b = spec.trim_end_matches('/');
-                let bf = bucket_facts(store, b).await?;
+                let (bf, _) = bucket_facts(store, b).await?;
                 let d = engine.decide(&AccessRequest {
                     principal: &principal,
                     action: &action,

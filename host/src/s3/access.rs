@@ -15,7 +15,7 @@ use crate::auth::Principal;
 use crate::plugins::bindings::authorizer::exports::sluice::plugin::authorization::AccessRequest as AuthzRequest;
 use crate::policy::entities::{BucketFacts, ObjectFacts, RequestContext};
 use crate::policy::{AccessRequest, Resource};
-use crate::store::BucketInfo;
+use crate::store::{BucketInfo, Store};
 
 /// Who asks, and how the request reached us.
 pub struct Caller<'a> {
@@ -38,7 +38,8 @@ impl Caller<'_> {
         }
     }
 
-    fn context(&self, endpoint: Option<&Endpoint>) -> RequestContext {
+    /// The Cedar context of this request (`endpoint` adds the listing parameters).
+    pub fn context(&self, endpoint: Option<&Endpoint>) -> RequestContext {
         let mut c = RequestContext::new(self.auth_method()).with_headers(self.headers);
         c.source_ip = self.source_ip;
         c.secure_transport = self.secure;
@@ -61,8 +62,11 @@ impl Caller<'_> {
 }
 
 /// The facts policies see about an existing bucket, and how ACLs apply in it.
-pub async fn bucket_facts(app: &App, info: &BucketInfo) -> S3Result<(BucketFacts, AclMode)> {
-    let (mode, acl) = super::acl::bucket_acl(app, info).await?;
+pub async fn bucket_facts(
+    store: &dyn Store,
+    info: &BucketInfo,
+) -> S3Result<(BucketFacts, AclMode)> {
+    let (mode, acl) = super::acl::bucket_acl(store, info).await?;
     Ok((
         BucketFacts {
             name: info.name.clone(),
@@ -89,7 +93,7 @@ fn reads_object(action: &str) -> bool {
 
 /// The facts policies see about an object.
 pub async fn object_facts(
-    app: &App,
+    store: &dyn Store,
     bucket: &str,
     key: &str,
     action: &str,
@@ -100,7 +104,7 @@ pub async fn object_facts(
         ..ObjectFacts::default()
     };
     if reads_object(action)
-        && let Ok(Some(meta)) = app.store.object(bucket, key).await
+        && let Ok(Some(meta)) = store.object(bucket, key).await
     {
         if acl_mode.enabled {
             let acl = meta
@@ -233,8 +237,9 @@ pub async fn authorize_object(
     bucket: &BucketInfo,
     key: &str,
 ) -> S3Result<()> {
-    let (b, mode) = bucket_facts(app, bucket).await?;
-    let o = object_facts(app, &bucket.name, key, action, mode).await;
+    let store = app.store.as_ref();
+    let (b, mode) = bucket_facts(store, bucket).await?;
+    let o = object_facts(store, &bucket.name, key, action, mode).await;
     let context = caller.context(endpoint);
     decide(
         app,
@@ -287,7 +292,7 @@ pub async fn authorize(
     match endpoint.key() {
         Some(key) => authorize_object(app, caller, Some(endpoint), action, info, key).await,
         None => {
-            let (b, _) = bucket_facts(app, info).await?;
+            let (b, _) = bucket_facts(app.store.as_ref(), info).await?;
             decide(
                 app,
                 caller.principal,

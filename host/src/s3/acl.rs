@@ -116,8 +116,7 @@ pub struct AclMode {
 }
 
 /// The bucket's ACL mode and its ACL sets (empty when ACLs are disabled).
-pub async fn bucket_acl(app: &App, info: &BucketInfo) -> S3Result<(AclMode, AclSets)> {
-    let store = app.store.as_ref();
+pub async fn bucket_acl(store: &dyn Store, info: &BucketInfo) -> S3Result<(AclMode, AclSets)> {
     if !ownership(store, &info.name).await?.acls_enabled() {
         return Ok((
             AclMode {
@@ -211,7 +210,11 @@ fn grantee_from_id(id: &str) -> S3Result<Grantee> {
             .with("ArgumentName", "CanonicalUser/ID")
             .with("ArgumentValue", id));
     }
-    Ok(Grantee::User(id.to_ascii_lowercase()))
+    Ok(Grantee::User(if canonical {
+        id.to_ascii_lowercase()
+    } else {
+        id.to_string()
+    }))
 }
 
 fn unresolvable_email() -> S3Error {

@@ -14,7 +14,6 @@ use super::{App, body, error_response};
 use crate::auth::Principal;
 use crate::auth::iam::{AdminCommand, IamError};
 use crate::policy::Resource;
-use crate::policy::entities::RequestContext;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Path of the IAM command endpoint.
@@ -133,18 +132,20 @@ async fn authenticated(app: &App, parts: &http::request::Parts) -> S3Result<Auth
 async fn authorize_admin(
     app: &App,
     parts: &http::request::Parts,
-    principal: &Principal,
+    authn: &Authenticated,
     action: &str,
 ) -> S3Result<()> {
-    let mut context = RequestContext::new(match principal {
-        Principal::Role { .. } => "sts",
-        _ => "sigv4-header",
-    });
-    context.source_ip = parts
-        .extensions
-        .get::<crate::server::ConnInfo>()
-        .map(|i| i.peer.ip());
-    super::access::decide(app, principal, action, Resource::Node, &context).await
+    let conn = parts.extensions.get::<crate::server::ConnInfo>();
+    let caller = super::access::Caller {
+        principal: &authn.principal,
+        method: authn.method,
+        source_ip: conn.map(|i| i.peer.ip()),
+        secure: conn.is_some_and(|i| i.tls),
+        headers: &parts.headers,
+        query: None,
+    };
+    let context = caller.context(None);
+    super::access::decide(app, &authn.principal, action, Resource::Node, &context).await
 }
 
 /// `GET /_sluice/admin/plugins`: loaded plugins with version, counters and call times.
@@ -157,7 +158,7 @@ async fn plugins(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     }
     let (parts, _) = req.into_parts();
     let authn = authenticated(app, &parts).await?;
-    authorize_admin(app, &parts, &authn.principal, "sluice:ListPlugins").await?;
+    authorize_admin(app, &parts, &authn, "sluice:ListPlugins").await?;
     Ok(json_response(StatusCode::OK, &app.plugins.describe()))
 }
 
@@ -186,7 +187,7 @@ async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let authn = authenticated(app, &parts).await?;
     let bytes = signed_json_body(&authn, body).await?;
-    authorize_admin(app, &parts, &authn.principal, "iam:ListPolicies").await?;
+    authorize_admin(app, &parts, &authn, "iam:ListPolicies").await?;
     let input: crate::policy::explain::ExplainInput = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad explain request: {e}")))?;
     let value = crate::policy::explain::explain(&app.policy, &app.iam, app.store.as_ref(), &input)
@@ -209,7 +210,7 @@ async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
     let bytes = signed_json_body(&authn, body).await?;
     let cmd: AdminCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;
-    authorize_admin(app, &parts, &authn.principal, cmd.action()).await?;
+    authorize_admin(app, &parts, &authn, cmd.action()).await?;
     tracing::info!(command = ?cmd, "admin command");
     let value = app.iam.run(&cmd).map_err(iam_error)?;
     if cmd.changes_identity()

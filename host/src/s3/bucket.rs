@@ -134,6 +134,8 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
         Err(e) => return Err(e.into()),
     }
     let store = ctx.app.store.as_ref();
+    // Whatever the engine may still hold for a bucket of this name is dropped.
+    super::bucket_policy::refresh(ctx.app, bucket).await?;
     if let Some(o) = ownership {
         super::acl::set_ownership(store, bucket, o).await?;
     }
@@ -154,8 +156,9 @@ pub async fn head_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Res
 
 pub async fn delete_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
     ctx.app.store.delete_bucket(bucket).await?;
-    // The bucket's policy goes with it; a bucket made again under the name starts clean.
-    ctx.app.policy.set_bucket_policies(bucket, None);
+    // The bucket's policy goes with it (its configuration is gone from the store, so the
+    // refresh clears the engine's copy); a bucket made again under the name starts clean.
+    super::bucket_policy::refresh(ctx.app, bucket).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

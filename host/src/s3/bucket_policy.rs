@@ -9,8 +9,9 @@ use super::error::{ErrorCode, S3Error, S3Result};
 use super::xml::XmlWriter;
 use super::{App, RequestCtx, empty_response, xml_response};
 use crate::auth::iam::Iam;
-use crate::policy::BucketPolicySet;
 use crate::policy::bucket_policy::{self, Directory, MAX_POLICY_BYTES};
+use crate::policy::{BucketPolicySet, PolicyEngine};
+use crate::store::Store;
 
 /// The policy JSON as the client sent it.
 const POLICY: &str = "policy";
@@ -46,8 +47,11 @@ fn no_policy(bucket: &str) -> S3Error {
     .with("BucketName", bucket)
 }
 
-async fn stored_translation(app: &App, bucket: &str) -> S3Result<Option<StoredTranslation>> {
-    match app.store.bucket_config(bucket, POLICY_CEDAR).await? {
+async fn stored_translation(
+    store: &dyn Store,
+    bucket: &str,
+) -> S3Result<Option<StoredTranslation>> {
+    match store.bucket_config(bucket, POLICY_CEDAR).await? {
         Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(S3Error::internal)?)),
         None => Ok(None),
     }
@@ -55,13 +59,21 @@ async fn stored_translation(app: &App, bucket: &str) -> S3Result<Option<StoredTr
 
 /// Hands the engine the bucket's current policy (with its public access block applied).
 pub async fn refresh(app: &App, bucket: &str) -> S3Result<()> {
-    let Some(stored) = stored_translation(app, bucket).await? else {
-        app.policy.set_bucket_policies(bucket, None);
+    refresh_in(app.store.as_ref(), &app.policy, bucket).await
+}
+
+/// [`refresh`] for a store and an engine (the offline `policy explain` has no `App`).
+/// Reading the store and setting the engine happen under the engine's bucket-policy lock, so
+/// the last refresh to start always sets what the store holds after every earlier change.
+pub async fn refresh_in(store: &dyn Store, engine: &PolicyEngine, bucket: &str) -> S3Result<()> {
+    let _serial = engine.bucket_policy_lock.lock().await;
+    let Some(stored) = stored_translation(store, bucket).await? else {
+        engine.set_bucket_policies(bucket, None);
         return Ok(());
     };
-    let pab = super::bucket_config::public_access_block_of(app.store.as_ref(), bucket).await?;
+    let pab = super::bucket_config::public_access_block_of(store, bucket).await?;
     let policies = bucket_policy::from_stored(&stored.cedar).map_err(S3Error::internal)?;
-    app.policy.set_bucket_policies(
+    engine.set_bucket_policies(
         bucket,
         Some(BucketPolicySet {
             policies,
@@ -72,11 +84,11 @@ pub async fn refresh(app: &App, bucket: &str) -> S3Result<()> {
 }
 
 /// Loads every bucket's policy into the engine (at start-up).
-pub async fn load_all(app: &App) -> S3Result<usize> {
+pub async fn load_all(store: &dyn Store, engine: &PolicyEngine) -> S3Result<usize> {
     let mut n = 0;
-    for b in app.store.list_buckets().await? {
-        refresh(app, &b.name).await?;
-        n += usize::from(stored_translation(app, &b.name).await?.is_some());
+    for b in store.list_buckets().await? {
+        refresh_in(store, engine, &b.name).await?;
+        n += usize::from(stored_translation(store, &b.name).await?.is_some());
     }
     Ok(n)
 }
@@ -142,7 +154,7 @@ pub async fn delete(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response
 
 pub async fn status(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
     ctx.existing_bucket(bucket).await?;
-    let Some(stored) = stored_translation(ctx.app, bucket).await? else {
+    let Some(stored) = stored_translation(ctx.app.store.as_ref(), bucket).await? else {
         return Err(no_policy(bucket));
     };
     let mut w = XmlWriter::new("PolicyStatus");
