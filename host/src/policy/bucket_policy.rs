@@ -749,11 +749,12 @@ fn condition(op: &str, key: &str, values: &[String]) -> Result<(String, bool), M
     // A fixed source range or user id makes an Allow non-public (as AWS judges it), unless an
     // absent key also satisfies the condition or the range is everything.
     let everything = values.iter().any(|v| v.trim().ends_with("/0"));
+    let absent_satisfies = absent_holds && k.present != "true";
     let restricts = matches!(
         key.to_ascii_lowercase().as_str(),
         "aws:sourceip" | "aws:userid"
     ) && !negated
-        && !(absent_holds && k.present != "true")
+        && !absent_satisfies
         && !everything;
     Ok((expr, restricts))
 }
