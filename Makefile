@@ -56,7 +56,7 @@ bench-plugins: plugins
 bench-policy:
 	$(CARGO) bench --bench policy -- --warm-up-time 1 --measurement-time 3 | tee $(TARGET_DIR)/bench-policy.txt
 	{ echo "## Authorization (criterion bench \`policy\`, one decision incl. entities and context, release build)"; echo; \
-	  grep '^|' $(TARGET_DIR)/bench-policy.txt; } > bench/policy.md
+	  grep -E '^(\||> )' $(TARGET_DIR)/bench-policy.txt; } > bench/policy.md
 
 fmt:
 	$(CARGO) fmt --all

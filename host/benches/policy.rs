@@ -205,6 +205,17 @@ fn percentiles() {
         );
     }
     println!();
+    for line in [
+        "> One decision includes building the principal, bucket and object entities and the",
+        "> context, as every S3 request does. The engine indexes policies by the principal or",
+        "> bucket their scope names and, per kind of request (principal, bucket, action, resource",
+        "> type), keeps the policies whose scope (action, principal and resource type, and the",
+        "> principals a bucket-policy statement names) can match; only those are evaluated.",
+        "> \"naive\" is the same decision with every policy in one Cedar set and entities from",
+        "> JSON; both give the same answers (checked on 200 requests per size).",
+    ] {
+        println!("{line}");
+    }
 }
 
 fn criterion_benches(c: &mut Criterion) {

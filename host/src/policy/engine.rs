@@ -110,6 +110,22 @@ struct Entry {
     principal_type: Option<EntityTypeName>,
     resource_type: Option<EntityTypeName>,
     principals: Option<Arc<HashSet<EntityUid>>>,
+    /// The policy may read an object's metadata attributes (`owner`, `size`, tags), so a
+    /// request it may apply to must carry them.
+    object_meta: bool,
+}
+
+/// Whether a policy's text may read an object's `owner`, `size` or tags. Errs towards yes:
+/// any mention of those words after the annotations counts (comments too), except the
+/// bucket's owner (`.bucket.owner`).
+fn mentions_object_meta(text: &str) -> bool {
+    let start = ["permit", "forbid"]
+        .iter()
+        .filter_map(|k| text.find(k))
+        .min()
+        .unwrap_or(0);
+    let body = text[start..].replace(".bucket.owner", "");
+    body.contains("owner") || body.contains("size") || body.contains("Tag")
 }
 
 impl Entry {
@@ -143,12 +159,17 @@ impl Entry {
                     .collect::<Option<HashSet<_>>>()
             })
             .map(Arc::new);
+        let object_meta = resource_type
+            .as_ref()
+            .is_none_or(|t| *t == entities::types().object)
+            && mentions_object_meta(&policy.to_string());
         Entry {
             policy,
             actions,
             principal_type,
             resource_type,
             principals,
+            object_meta,
         }
     }
 
@@ -204,6 +225,8 @@ struct Candidates {
     forbid_only: Option<PolicySet>,
     /// A policy could not be added (a duplicate id): decide nothing, deny.
     broken: Option<String>,
+    /// Some candidate may read the object's metadata attributes.
+    object_meta: bool,
 }
 
 /// Most candidate sets kept; the cache starts over when full.
@@ -271,8 +294,10 @@ impl Slices {
         }
         let mut c = Candidates::default();
         let mut broken = None;
+        let mut object_meta = false;
         let mut add = |set: &mut PolicySet, entries: Option<&Vec<Entry>>| {
             for e in entries.into_iter().flatten().filter(|e| e.may_apply(q)) {
+                object_meta |= e.object_meta;
                 // Ids are unique by construction (every source prefixes its own); should two
                 // ever meet, the decision is a deny rather than one of them silently missing.
                 if let Err(err) = set.add(e.policy.clone()) {
@@ -300,6 +325,7 @@ impl Slices {
             }
         }
         c.broken = broken;
+        c.object_meta = object_meta;
         let c = Arc::new(c);
         let mut cache = write(&self.candidates);
         if cache.len() >= MAX_CANDIDATES {
@@ -562,6 +588,59 @@ impl PolicyEngine {
         Ok(entity)
     }
 
+    /// The candidate policies of a request (cached per kind of request).
+    fn candidates_for(
+        state: &State,
+        req: &AccessRequest<'_>,
+        q: &Query<'_>,
+        iam_groups: &[String],
+        bucket: Option<&str>,
+    ) -> Arc<Candidates> {
+        let groups = entities::principal_groups(req.principal, iam_groups);
+        let anonymous = matches!(req.principal, Principal::Anonymous);
+        // As on AWS, root can always read, replace and delete a bucket policy, whatever it says.
+        let skip_bucket_policy = matches!(req.principal, Principal::Root { .. })
+            && matches!(
+                req.action,
+                "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
+            );
+        state
+            .slices
+            .candidates(q, groups, bucket, anonymous, skip_bucket_policy)
+    }
+
+    /// Whether deciding `action` on an object of `bucket` for `principal` may need the
+    /// object's metadata (owner, size, tags): some policy that may apply reads them. When
+    /// not, the caller can skip reading the object before the decision.
+    pub fn needs_object_facts(&self, principal: &Principal, action: &str, bucket: &str) -> bool {
+        let state = self.current();
+        let iam_groups: &[String] = match principal {
+            Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
+            _ => &[],
+        };
+        let Ok((principal_uid, _)) = self.principal_entity(principal, iam_groups) else {
+            return true;
+        };
+        let facts = BucketFacts {
+            name: bucket.to_string(),
+            ..BucketFacts::default()
+        };
+        let object = ObjectFacts::default();
+        let req = AccessRequest {
+            principal,
+            action,
+            resource: Resource::Object(&facts, &object),
+            context: &RequestContext::new("anonymous"),
+        };
+        let resource = entities::object_uid(bucket, "");
+        let q = Query {
+            action,
+            principal: &principal_uid,
+            resource: &resource,
+        };
+        Self::candidates_for(&state, &req, &q, iam_groups, Some(bucket)).object_meta
+    }
+
     /// Decides one request.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
         let state = self.current();
@@ -634,17 +713,7 @@ impl PolicyEngine {
             principal: &principal_uid,
             resource: &resource_uid,
         };
-        let groups = entities::principal_groups(req.principal, iam_groups);
-        let anonymous = matches!(req.principal, Principal::Anonymous);
-        // As on AWS, root can always read, replace and delete a bucket policy, whatever it says.
-        let skip_bucket_policy = matches!(req.principal, Principal::Root { .. })
-            && matches!(
-                req.action,
-                "s3:GetBucketPolicy" | "s3:PutBucketPolicy" | "s3:DeleteBucketPolicy"
-            );
-        let candidates = state
-            .slices
-            .candidates(&q, groups, bucket, anonymous, skip_bucket_policy);
+        let candidates = Self::candidates_for(&state, req, &q, iam_groups, bucket);
         if let Some(why) = &candidates.broken {
             return Decision::deny(why.clone());
         }
@@ -815,6 +884,22 @@ mod tests {
         assert!(on_bucket("s3:DeleteBucketPolicy"));
         assert!(!on_bucket("s3:ListBucket"));
         assert!(!ask(&e, &root, "s3:GetObject", &b, "k"));
+    }
+
+    #[test]
+    fn object_metadata_is_read_only_when_a_policy_may_use_it() {
+        let e = PolicyEngine::new(files::load_defaults().unwrap());
+        assert!(!e.needs_object_facts(&user("alice"), "s3:GetObject", "b"));
+        let mut p = files::load_defaults().unwrap();
+        p.extend(
+            files::load_text(
+                "t.cedar",
+                "forbid(principal, action, resource is Sluice::Object) when { resource has size && resource.size > 10 };",
+            )
+            .unwrap(),
+        );
+        let e = PolicyEngine::new(p);
+        assert!(e.needs_object_facts(&user("alice"), "s3:GetObject", "b"));
     }
 
     /// The sliced engine decides exactly as one policy set holding every policy would.

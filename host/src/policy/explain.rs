@@ -191,7 +191,7 @@ pub async fn explain(
                 let (bf, mode) = bucket_facts(store, b).await?;
                 let o = match mode {
                     Some(mode) => {
-                        crate::s3::access::object_facts(store, b, key, &action, mode).await
+                        crate::s3::access::object_facts(store, b, key, &action, mode, true).await
                     }
                     None => ObjectFacts {
                         key: key.to_string(),

@@ -98,12 +98,14 @@ pub async fn object_facts(
     key: &str,
     action: &str,
     acl_mode: AclMode,
+    needs_meta: bool,
 ) -> ObjectFacts {
     let mut facts = ObjectFacts {
         key: key.to_string(),
         ..ObjectFacts::default()
     };
     if reads_object(action)
+        && (acl_mode.enabled || needs_meta)
         && let Ok(Some(meta)) = store.object(bucket, key).await
     {
         if acl_mode.enabled {
@@ -239,7 +241,10 @@ pub async fn authorize_object(
 ) -> S3Result<()> {
     let store = app.store.as_ref();
     let (b, mode) = bucket_facts(store, bucket).await?;
-    let o = object_facts(store, &bucket.name, key, action, mode).await;
+    let needs_meta = app
+        .policy
+        .needs_object_facts(caller.principal, action, &bucket.name);
+    let o = object_facts(store, &bucket.name, key, action, mode, needs_meta).await;
     let context = caller.context(endpoint);
     decide(
         app,
