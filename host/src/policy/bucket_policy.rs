@@ -73,8 +73,10 @@ pub struct Translated {
     pub public: bool,
 }
 
-/// A Cedar string literal.
-pub fn cedar_string(s: &str) -> String {
+/// `s` quoted as Cedar source. In a string literal a `*` is just a star; in a `like` pattern
+/// an unescaped `*` is the wildcard, so `pattern` leaves stars alone and AWS patterns (where
+/// only `*` is a wildcard here) keep their meaning.
+fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -89,21 +91,14 @@ pub fn cedar_string(s: &str) -> String {
     out
 }
 
+/// A Cedar string literal.
+pub fn cedar_string(s: &str) -> String {
+    quoted(s)
+}
+
 /// A Cedar `like` pattern from an AWS pattern where only `*` is a wildcard.
 fn cedar_like(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 2);
-    out.push('"');
-    for c in pattern.chars() {
-        match c {
-            '*' => out.push('*'),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(pattern)
 }
 
 /// AWS wildcard match (`*` any run, `?` one character), optionally ignoring ASCII case.

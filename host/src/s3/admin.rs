@@ -162,8 +162,21 @@ async fn plugins(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     Ok(json_response(StatusCode::OK, &app.plugins.describe()))
 }
 
-/// Reads a signed JSON admin body (its hash checked against the signature).
-async fn signed_json_body(authn: &Authenticated, body: Body) -> S3Result<bytes::Bytes> {
+/// A POST to the admin API: its parts, who signed it, and its body (whose hash was checked
+/// against the signature). Commands name their action in the body, so the body is read before
+/// the decision; nothing runs until both pass.
+async fn signed_post(
+    app: &App,
+    req: Request<Body>,
+) -> S3Result<(http::request::Parts, Authenticated, bytes::Bytes)> {
+    if req.method() != Method::POST {
+        return Err(S3Error::new(
+            ErrorCode::MethodNotAllowed,
+            "The admin API takes POST",
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let authn = authenticated(app, &parts).await?;
     let expected = match authn.payload {
         Payload::Sha256(h) => h,
         _ => {
@@ -173,20 +186,13 @@ async fn signed_json_body(authn: &Authenticated, body: Body) -> S3Result<bytes::
             ));
         }
     };
-    body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await
+    let bytes = body::read_to_limit(body::plain(body, Some(expected)), MAX_ADMIN_BODY).await?;
+    Ok((parts, authn, bytes))
 }
 
 /// `POST .../policy/explain`: one decision with its deciding policies.
 async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
-    if req.method() != Method::POST {
-        return Err(S3Error::new(
-            ErrorCode::MethodNotAllowed,
-            "The admin API takes POST",
-        ));
-    }
-    let (parts, body) = req.into_parts();
-    let authn = authenticated(app, &parts).await?;
-    let bytes = signed_json_body(&authn, body).await?;
+    let (parts, authn, bytes) = signed_post(app, req).await?;
     authorize_admin(app, &parts, &authn, "iam:ListPolicies").await?;
     let input: crate::policy::explain::ExplainInput = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad explain request: {e}")))?;
@@ -197,17 +203,7 @@ async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
 }
 
 async fn iam_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
-    if req.method() != Method::POST {
-        return Err(S3Error::new(
-            ErrorCode::MethodNotAllowed,
-            "The admin API takes POST",
-        ));
-    }
-    let (parts, body) = req.into_parts();
-    // The command names the action, so the body is read (its hash checked against the
-    // signature) before the decision; nothing runs until both pass.
-    let authn = authenticated(app, &parts).await?;
-    let bytes = signed_json_body(&authn, body).await?;
+    let (parts, authn, bytes) = signed_post(app, req).await?;
     let cmd: AdminCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad admin command: {e}")))?;
     authorize_admin(app, &parts, &authn, cmd.action()).await?;
