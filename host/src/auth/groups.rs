@@ -64,20 +64,9 @@ impl AttachedRecord {
     }
 }
 
-fn valid_group_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-}
-
-fn valid_policy_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+/// Group and policy names: IAM's rule, up to 128 characters.
+fn valid_group_or_policy_name(name: &str) -> bool {
+    super::iam::valid_iam_name(name, 128)
 }
 
 fn policy_key(kind: &str, target: &str, name: &str) -> String {
@@ -156,7 +145,7 @@ impl Iam {
     }
 
     pub(super) fn group_create(&self, name: &str) -> Result<Value, IamError> {
-        if !valid_group_name(name) || name.contains(':') {
+        if !valid_group_or_policy_name(name) || name.contains(':') {
             return Err(IamError::Invalid(format!(
                 "invalid group name `{name}`: use 1..128 of letters, digits and +=,.@_-"
             )));
@@ -292,7 +281,7 @@ impl Iam {
             (None, Some(group), None) => {
                 if !group.contains(':') {
                     self.group(group)?;
-                } else if !valid_group_name(&group.replace(':', "")) {
+                } else if !valid_group_or_policy_name(&group.replace(':', "")) {
                     return Err(IamError::Invalid(format!("invalid group name `{group}`")));
                 }
                 Ok(AttachTarget::Group {
@@ -315,7 +304,7 @@ impl Iam {
         name: &str,
         text: &str,
     ) -> Result<Value, IamError> {
-        if !valid_policy_name(name) {
+        if !valid_group_or_policy_name(name) {
             return Err(IamError::Invalid(format!(
                 "invalid policy name `{name}`: use 1..128 of letters, digits and +=,.@_-"
             )));

@@ -276,13 +276,18 @@ pub(super) fn random_id() -> String {
     hex::encode(raw)
 }
 
-fn valid_user_name(name: &str) -> bool {
+/// IAM's name rule (users, roles, groups, policies): 1..=`max` of letters, digits and
+/// `+=,.@_-`.
+pub(super) fn valid_iam_name(name: &str, max: usize) -> bool {
     !name.is_empty()
-        && name.len() <= 64
-        && name != ROOT_NAME
+        && name.len() <= max
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn valid_user_name(name: &str) -> bool {
+    valid_iam_name(name, 64) && name != ROOT_NAME
 }
 
 impl Iam {

@@ -60,11 +60,7 @@ pub fn role_name_from_arn(arn: &str) -> Option<&str> {
 }
 
 fn valid_role_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    super::iam::valid_iam_name(name, 64)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -159,43 +159,48 @@ pub fn principal_entity(
             .map_err(err)?;
             Ok((uid, e))
         }
-        Principal::Root { id, .. }
-        | Principal::User { id, .. }
-        | Principal::External { id, .. } => {
-            let (kind, plugin, subject, name, tags): (&str, &str, &str, &str, &[(String, String)]) =
-                match principal {
-                    Principal::Root { .. } => ("root", "", id, "root", &[]),
-                    Principal::User { name, .. } => ("iam", "", id, name, &[]),
-                    Principal::External {
-                        plugin,
-                        subject,
-                        name,
-                        attributes,
-                        ..
-                    } => ("plugin", plugin, subject, name, attributes),
-                    _ => ("iam", "", id, "", &[]),
-                };
-            let uid = user_uid(id);
-            let e = Entity::new_with_tags(
-                uid.clone(),
-                [
-                    ("id".to_string(), string(id)),
-                    ("name".to_string(), string(name)),
-                    ("kind".to_string(), string(kind)),
-                    ("plugin".to_string(), string(plugin)),
-                    ("subject".to_string(), string(subject)),
-                    (
-                        "grantees".to_string(),
-                        string_set([id.as_str(), AUTHENTICATED_USERS, ALL_USERS]),
-                    ),
-                ],
-                parents,
-                tags.iter().map(|(k, v)| (k.clone(), string(v))),
-            )
-            .map_err(err)?;
-            Ok((uid, e))
-        }
+        Principal::Root { id, .. } => user_entity(id, "root", "", id, "root", &[], parents),
+        Principal::User { id, name, .. } => user_entity(id, "iam", "", id, name, &[], parents),
+        Principal::External {
+            id,
+            plugin,
+            subject,
+            name,
+            attributes,
+            ..
+        } => user_entity(id, "plugin", plugin, subject, name, attributes, parents),
     }
+}
+
+/// A `Sluice::User` (root, an IAM user or a plugin principal); a plugin's claims are tags.
+fn user_entity(
+    id: &str,
+    kind: &str,
+    plugin: &str,
+    subject: &str,
+    name: &str,
+    claims: &[(String, String)],
+    groups: Vec<EntityUid>,
+) -> Result<(EntityUid, Entity), String> {
+    let uid = user_uid(id);
+    let e = Entity::new_with_tags(
+        uid.clone(),
+        [
+            ("id".to_string(), string(id)),
+            ("name".to_string(), string(name)),
+            ("kind".to_string(), string(kind)),
+            ("plugin".to_string(), string(plugin)),
+            ("subject".to_string(), string(subject)),
+            (
+                "grantees".to_string(),
+                string_set([id, AUTHENTICATED_USERS, ALL_USERS]),
+            ),
+        ],
+        groups,
+        claims.iter().map(|(k, v)| (k.clone(), string(v))),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((uid, e))
 }
 
 /// One ACL as the policies see it (FULL_CONTROL already folded into the four sets).

@@ -535,28 +535,12 @@ pub async fn put_bucket_acl(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
     Ok(empty_response(StatusCode::OK))
 }
 
-/// The bucket and the object an object-ACL request names, both of which must exist.
-async fn existing_object(
-    ctx: &RequestCtx<'_>,
-    bucket: &str,
-    key: &str,
-) -> S3Result<(BucketInfo, crate::store::ObjectMeta)> {
-    let info = ctx.existing_bucket(bucket).await?;
-    let meta = ctx
-        .app
-        .store
-        .object(bucket, key)
-        .await?
-        .ok_or_else(|| S3Error::no_such_key(key))?;
-    Ok((info, meta))
-}
-
 pub async fn get_object_acl(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
     key: &str,
 ) -> S3Result<Response<Body>> {
-    let (info, meta) = existing_object(ctx, bucket, key).await?;
+    let (info, meta) = ctx.existing_object(bucket, key).await?;
     let acl = if ownership(ctx.app.store.as_ref(), bucket)
         .await?
         .acls_enabled()
@@ -573,17 +557,14 @@ pub async fn put_object_acl(
     bucket: &str,
     key: &str,
 ) -> S3Result<Response<Body>> {
-    let (info, meta) = existing_object(ctx, bucket, key).await?;
+    let (info, meta) = ctx.existing_object(bucket, key).await?;
     let acl = requested_acl(ctx, &meta.owner_id, &info.owner_id).await?;
     check_settable(ctx.app, &info, &acl).await?;
     ctx.app
         .store
         .set_object_acl(bucket, key, acl)
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
-        })?;
+        .map_err(|e| S3Error::for_key(e, key))?;
     Ok(empty_response(StatusCode::OK))
 }
 

@@ -73,13 +73,7 @@ pub async fn copy_object(
     source: &CopySource,
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
-    let acl = super::acl::for_new_object(
-        ctx.app,
-        ctx.headers(),
-        &bucket_info,
-        ctx.principal.id().unwrap_or(""),
-    )
-    .await?;
+    let acl = ctx.new_object_acl(&bucket_info).await?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;

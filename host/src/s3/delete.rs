@@ -27,10 +27,7 @@ pub async fn delete_object(
         .store
         .delete_object(bucket, key, if_match.as_deref())
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
-        })?;
+        .map_err(|e| S3Error::for_key(e, key))?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

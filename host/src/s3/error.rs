@@ -252,6 +252,16 @@ impl S3Error {
     }
 }
 
+impl S3Error {
+    /// A store error about object `key`: `NoSuchKey` names the key, as S3 does.
+    pub fn for_key(e: StoreError, key: &str) -> S3Error {
+        match e {
+            StoreError::NoSuchKey => S3Error::no_such_key(key),
+            other => other.into(),
+        }
+    }
+}
+
 impl From<StoreError> for S3Error {
     fn from(e: StoreError) -> S3Error {
         match e {

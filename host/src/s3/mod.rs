@@ -178,6 +178,37 @@ impl RequestCtx<'_> {
             .await?)
     }
 
+    /// The bucket and object the request names, both of which must exist.
+    pub async fn existing_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(BucketInfo, crate::store::ObjectMeta)> {
+        let info = self.existing_bucket(bucket).await?;
+        let meta = self
+            .app
+            .store
+            .object(bucket, key)
+            .await?
+            .ok_or_else(|| S3Error::no_such_key(key))?;
+        Ok((info, meta))
+    }
+
+    /// The ACL the request's headers ask for on a new object it writes in `bucket`, checked
+    /// against the bucket's rules; `None` means private to the writer.
+    pub async fn new_object_acl(
+        &self,
+        bucket: &BucketInfo,
+    ) -> S3Result<Option<crate::store::acl::Acl>> {
+        acl::for_new_object(
+            self.app,
+            self.headers(),
+            bucket,
+            self.principal.id().unwrap_or(""),
+        )
+        .await
+    }
+
     /// The bucket the request names, which must exist.
     pub async fn existing_bucket(&self, name: &str) -> S3Result<BucketInfo> {
         self.app

@@ -55,13 +55,7 @@ pub async fn create_multipart_upload(
     key: &str,
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
-    let acl = super::acl::for_new_object(
-        ctx.app,
-        ctx.headers(),
-        &bucket_info,
-        ctx.principal.id().unwrap_or(""),
-    )
-    .await?;
+    let acl = ctx.new_object_acl(&bucket_info).await?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
     let algorithm = super::put::algorithm_header(ctx, "x-amz-checksum-algorithm")?;
@@ -372,8 +366,7 @@ pub async fn complete_multipart_upload(
             crate::store::StoreError::PreconditionFailed if condition.if_none_match_any => {
                 S3Error::precondition_failed("If-None-Match")
             }
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
+            other => S3Error::for_key(other, key),
         })?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &ctx.origin.object_url(bucket, key))

@@ -246,7 +246,7 @@ pub async fn put_object(
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
     let owner_id = ctx.principal.id().unwrap_or("").to_string();
-    let acl = super::acl::for_new_object(ctx.app, ctx.headers(), &bucket_info, &owner_id).await?;
+    let acl = ctx.new_object_acl(&bucket_info).await?;
     let max = ctx.app.config.max_put_size;
     let declared = ctx.declared_length()?;
     if declared.is_some_and(|n| n > max) {

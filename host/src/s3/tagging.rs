@@ -115,10 +115,7 @@ async fn set_tags(ctx: &RequestCtx<'_>, bucket: &str, key: &str, tags: Tags) -> 
         .store
         .set_object_tags(bucket, key, tags)
         .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NoSuchKey => S3Error::no_such_key(key),
-            other => other.into(),
-        })
+        .map_err(|e| S3Error::for_key(e, key))
 }
 
 pub async fn put_object_tagging(
@@ -139,13 +136,7 @@ pub async fn get_object_tagging(
     key: &str,
 ) -> S3Result<Response<Body>> {
     super::check_null_version(&ctx.query)?;
-    ctx.existing_bucket(bucket).await?;
-    let meta = ctx
-        .app
-        .store
-        .object(bucket, key)
-        .await?
-        .ok_or_else(|| S3Error::no_such_key(key))?;
+    let (_, meta) = ctx.existing_object(bucket, key).await?;
     Ok(xml_response(StatusCode::OK, tagging_xml(&meta.tags)))
 }
 
