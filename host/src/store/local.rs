@@ -889,6 +889,23 @@ struct Tables<'t> {
     config: Table<'t, (&'static str, &'static str)>,
 }
 
+/// Changes one stored object's metadata in place (`NoSuchKey` when there is no object).
+fn update_object(
+    t: &mut Tables<'_>,
+    bucket: &str,
+    key: &str,
+    change: impl FnOnce(&mut ObjectMeta),
+) -> Result<Outcome, StoreError> {
+    require_bucket(t, bucket)?;
+    let mut meta: ObjectMeta = match t.objects.get((bucket, key))? {
+        Some(v) => decode(v.value())?,
+        None => return Err(StoreError::NoSuchKey),
+    };
+    change(&mut meta);
+    t.objects.insert((bucket, key), encode(&meta).as_slice())?;
+    Ok(Outcome::default())
+}
+
 fn require_bucket(t: &Tables<'_>, bucket: &str) -> Result<(), StoreError> {
     if t.buckets.get(bucket)?.is_none() {
         return Err(StoreError::NoSuchBucket(bucket.to_string()));
@@ -1069,26 +1086,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             Ok(outcome)
         }
         MetaOp::SetObjectTags { bucket, key, tags } => {
-            require_bucket(t, bucket)?;
-            let mut meta: ObjectMeta = match t.objects.get((bucket.as_str(), key.as_str()))? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NoSuchKey),
-            };
-            meta.tags = tags.clone();
-            t.objects
-                .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
-            Ok(Outcome::default())
+            update_object(t, bucket, key, |meta| meta.tags = tags.clone())
         }
         MetaOp::SetObjectAcl { bucket, key, acl } => {
-            require_bucket(t, bucket)?;
-            let mut meta: ObjectMeta = match t.objects.get((bucket.as_str(), key.as_str()))? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NoSuchKey),
-            };
-            meta.acl = Some(acl.clone());
-            t.objects
-                .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
-            Ok(Outcome::default())
+            update_object(t, bucket, key, |meta| meta.acl = Some(acl.clone()))
         }
         MetaOp::PutBucketConfig {
             bucket,
