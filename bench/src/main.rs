@@ -55,6 +55,9 @@ struct Args {
     /// Distinct keys written / read (`obj-0` .. `obj-N`)
     #[arg(long, default_value_t = 1000)]
     keys: u64,
+    /// `x-amz-server-side-encryption` on PUTs (`AES256` or `aws:kms`)
+    #[arg(long)]
+    sse: Option<String>,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -72,6 +75,13 @@ fn build_request(
         .uri(&url)
         .header("content-length", body.len().to_string())
         .body(Full::new(body))?;
+    if method == "PUT"
+        && path.matches('/').count() > 1
+        && let Some(sse) = &args.sse
+    {
+        req.headers_mut()
+            .insert("x-amz-server-side-encryption", sse.parse()?);
+    }
     let host = req
         .uri()
         .authority()

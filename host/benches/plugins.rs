@@ -102,7 +102,7 @@ async fn setup() -> Setup {
             },
         ),
     ];
-    let registry = Registry::load(&specs, Some(db))
+    let registry = Registry::load(&specs, Some(db), None)
         .await
         .expect("plugins load");
     let chain = AuthenticatorChain::new(registry.clone());

@@ -31,6 +31,123 @@ pub async fn run(
     }
 }
 
+/// Runs a KMS command on a stopped server's data dir (loading its key provider) or against
+/// `endpoint`.
+pub async fn kms(
+    config: &Config,
+    endpoint: Option<&str>,
+    cmd: crate::crypto::kms_admin::KmsCommand,
+) -> anyhow::Result<serde_json::Value> {
+    match endpoint {
+        None => {
+            let node = Node::open(config)?;
+            let providers: Vec<_> = config
+                .plugins
+                .iter()
+                .filter(|p| p.world == crate::plugins::World::KeyProvider)
+                .cloned()
+                .collect();
+            let registry = crate::plugins::Registry::load(
+                &providers,
+                Some(node.db.clone()),
+                Some(&node.master),
+            )
+            .await?;
+            let keys = crate::crypto::KeyService::new(&node.master, registry);
+            Ok(crate::crypto::kms_admin::run(&keys, &cmd).await?)
+        }
+        Some(url) => {
+            remote(
+                config,
+                url,
+                "POST",
+                crate::s3::admin::KMS_PATH,
+                serde_json::to_vec(&cmd)?,
+            )
+            .await
+        }
+    }
+}
+
+/// `sluice encrypt` / `sluice decrypt`: client-side envelope encryption of a file under a KMS
+/// key, whose data key comes from the key provider (offline) or a running server's KMS API.
+pub async fn envelope(
+    config: &Config,
+    endpoint: Option<&str>,
+    encrypt: bool,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    key_id: Option<String>,
+    context: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::crypto::file_envelope as fe;
+    use crate::crypto::kms_admin::KmsCommand;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let key_of = |v: &serde_json::Value| -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+        let raw = zeroize::Zeroizing::new(
+            B64.decode(v["plaintext"].as_str().unwrap_or(""))
+                .map_err(|_| anyhow::anyhow!("the KMS answer has no data key"))?,
+        );
+        let mut k = zeroize::Zeroizing::new([0u8; 32]);
+        if raw.len() != 32 {
+            anyhow::bail!("the KMS answer's data key is not 32 bytes");
+        }
+        k.copy_from_slice(&raw);
+        Ok(k)
+    };
+    let result = if encrypt {
+        let context: Vec<(String, String)> = match context {
+            Some(text) => serde_json::from_str::<std::collections::BTreeMap<String, String>>(&text)
+                .map_err(|e| anyhow::anyhow!("--context is not a JSON object of strings: {e}"))?
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        let answer = kms(
+            config,
+            endpoint,
+            KmsCommand::GenerateDataKey {
+                key_id,
+                context: context.clone(),
+            },
+        )
+        .await?;
+        let key = key_of(&answer)?;
+        let mut binding = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut binding);
+        let header = fe::EnvelopeHeader {
+            key_id: answer["key_id"].as_str().unwrap_or("").to_string(),
+            wrapped_key: answer["wrapped"].as_str().unwrap_or("").to_string(),
+            context,
+            binding: hex::encode(binding),
+            nonce_prefix: String::new(),
+            size: 0,
+            segment_size: 0,
+        };
+        fe::encrypt(input, output, &key, header).await
+    } else {
+        let (header, offset) = fe::read_header(input).await?;
+        let answer = kms(
+            config,
+            endpoint,
+            KmsCommand::Decrypt {
+                key_id: header.key_id.clone(),
+                wrapped: header.wrapped_key.clone(),
+                context: header.context.clone(),
+            },
+        )
+        .await?;
+        let key = key_of(&answer)?;
+        fe::decrypt(input, output, &key, &header, offset).await
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(output);
+        anyhow::bail!("{}: {e}", input.display());
+    }
+    Ok(())
+}
+
 /// Explains one decision locally (on a stopped server's data dir) or against `endpoint`.
 pub async fn explain(
     config: &Config,

@@ -38,6 +38,79 @@ enum Command {
     /// Validate Cedar policies and explain decisions
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Manage KMS keys of the configured key provider (offline on the data dir, or --endpoint)
+    Kms {
+        /// URL of a running server; signs with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+        #[arg(long, global = true)]
+        endpoint: Option<String>,
+        #[command(subcommand)]
+        what: KmsCmd,
+    },
+    /// Encrypt a file client-side under a KMS key (envelope format in README)
+    Encrypt(EnvelopeArgs),
+    /// Decrypt a file made by `sluice encrypt`
+    Decrypt(EnvelopeArgs),
+}
+
+#[derive(Subcommand)]
+enum KmsCmd {
+    /// Create a key and print its metadata
+    Create {
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List keys
+    List,
+    /// Show one key
+    Describe { key_id: String },
+    /// Allow a key to wrap and unwrap data keys again
+    Enable { key_id: String },
+    /// Stop a key from wrapping or unwrapping (its objects become unreadable until enabled)
+    Disable { key_id: String },
+    /// Add a key version for new data keys; old versions still decrypt
+    Rotate { key_id: String },
+    /// Delete a key after a waiting period of 7 to 30 days
+    ScheduleDeletion {
+        key_id: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Cancel a scheduled deletion (the key comes back disabled)
+    CancelDeletion { key_id: String },
+}
+
+impl KmsCmd {
+    fn command(self) -> sluice::crypto::kms_admin::KmsCommand {
+        use sluice::crypto::kms_admin::KmsCommand as C;
+        match self {
+            KmsCmd::Create { description } => C::Create { description },
+            KmsCmd::List => C::List,
+            KmsCmd::Describe { key_id } => C::Describe { key_id },
+            KmsCmd::Enable { key_id } => C::Enable { key_id },
+            KmsCmd::Disable { key_id } => C::Disable { key_id },
+            KmsCmd::Rotate { key_id } => C::Rotate { key_id },
+            KmsCmd::ScheduleDeletion { key_id, days } => C::ScheduleDeletion { key_id, days },
+            KmsCmd::CancelDeletion { key_id } => C::CancelDeletion { key_id },
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct EnvelopeArgs {
+    /// The file to read
+    input: std::path::PathBuf,
+    /// Where to write the result
+    #[arg(long, short)]
+    output: std::path::PathBuf,
+    /// KMS key for `encrypt` (id, ARN or alias; default alias/aws/s3)
+    #[arg(long)]
+    key_id: Option<String>,
+    /// Encryption context as JSON (`{"name":"value"}`), bound to the data key
+    #[arg(long)]
+    context: Option<String>,
+    /// URL of a running server; signs with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    #[arg(long)]
+    endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -375,6 +448,36 @@ fn main() -> ExitCode {
                 );
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())
+            }
+            Command::Kms { endpoint, what } => {
+                let value =
+                    sluice::admin_cli::kms(&config, endpoint.as_deref(), what.command()).await?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
+            Command::Encrypt(a) => {
+                sluice::admin_cli::envelope(
+                    &config,
+                    a.endpoint.as_deref(),
+                    true,
+                    &a.input,
+                    &a.output,
+                    a.key_id,
+                    a.context,
+                )
+                .await
+            }
+            Command::Decrypt(a) => {
+                sluice::admin_cli::envelope(
+                    &config,
+                    a.endpoint.as_deref(),
+                    false,
+                    &a.input,
+                    &a.output,
+                    a.key_id,
+                    a.context,
+                )
+                .await
             }
             Command::Plugin(PluginCmd::List { endpoint }) => {
                 let value = sluice::admin_cli::remote(

@@ -86,7 +86,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let max_header = config.max_header_bytes;
-    let plugins = crate::plugins::Registry::load(&config.plugins, Some(node.db.clone())).await?;
+    let plugins =
+        crate::plugins::Registry::load(&config.plugins, Some(node.db.clone()), Some(&node.master))
+            .await?;
     plugins.spawn_reloader();
     let chain = crate::auth::chain::AuthenticatorChain::new(plugins.clone());
     let policy = Arc::new(crate::policy::PolicyEngine::open(
@@ -97,8 +99,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         policy.spawn_reloader(dir.clone());
     }
     tracing::info!(policies = policy.policy_count(), "policies loaded");
+    let keys = Arc::new(crate::crypto::KeyService::new(
+        &node.master,
+        plugins.clone(),
+    ));
     let app = Arc::new(App {
         policy,
+        keys,
         plugins,
         chain,
         iam: node.iam.clone(),

@@ -40,6 +40,7 @@ def test_oversized_headers_get_an_http_answer(server):
     conn.close()
 
 
-def test_encryption_requests_are_refused_until_supported(raw, bucket):
-    r = raw.request("PUT", f"/{bucket}/enc", body=b"x", headers={"x-amz-server-side-encryption": "AES256"})
-    assert_s3_error(r, 501, "NotImplemented")
+def test_unknown_encryption_is_refused_and_nothing_is_stored(raw, bucket):
+    r = raw.request("PUT", f"/{bucket}/enc", body=b"x", headers={"x-amz-server-side-encryption": "AES512"})
+    assert_s3_error(r, 400, "InvalidArgument")
+    assert raw.request("HEAD", f"/{bucket}/enc").status == 404

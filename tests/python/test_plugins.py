@@ -124,9 +124,10 @@ def test_shipped_config_loads_all_shipped_plugins(start_server):
     srv.args = ["--config", str(REPO / "sluice.toml")]
     srv.start()
     listed = admin_plugins(srv)
-    assert set(listed) == {"static-keys", "header-auth", "oidc", "time-window"}
+    assert set(listed) == {"static-keys", "header-auth", "oidc", "time-window", "local-kms"}
     assert all(p["version"] for p in listed.values())
-    assert {n: p["world"] for n, p in listed.items()}["time-window"] == "authorizer"
+    worlds = {n: p["world"] for n, p in listed.items()}
+    assert worlds["time-window"] == "authorizer" and worlds["local-kms"] == "key-provider"
     # The shipped config also loads the shipped policy files.
     assert "policies loaded" in srv.stderr_text()
     # Inert: a proxy identity header from loopback proves nothing, no sample key works.

@@ -27,6 +27,7 @@ pub enum MasterKeyError {
 /// AES-256-GCM key that seals secrets; never logged, zeroized on drop.
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    raw: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -85,9 +86,24 @@ impl MasterKey {
     }
 
     fn from_raw(raw: &[u8]) -> MasterKey {
+        let mut own = Zeroizing::new([0u8; 32]);
+        own.copy_from_slice(raw);
         MasterKey {
             cipher: Aes256Gcm::new_from_slice(raw).expect("32-byte key"),
+            raw: own,
         }
+    }
+
+    /// A separate key for one purpose (`label`), derived as HMAC-SHA256(master, label): sealing
+    /// under it cannot be opened with the master key or another label's key.
+    pub fn derive(&self, label: &[u8]) -> MasterKey {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.raw.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(b"sluice derived key v1\0");
+        mac.update(label);
+        let out = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+        Self::from_raw(out.as_ref())
     }
 
     /// Seals `plaintext`, binding it to `context` (e.g. the access key it belongs to) so a sealed

@@ -21,6 +21,7 @@ pub mod authorizer {
             "sluice:plugin/kv": super::authenticator::sluice::plugin::kv,
             "sluice:plugin/clock": super::authenticator::sluice::plugin::clock,
             "sluice:plugin/random": super::authenticator::sluice::plugin::random,
+            "sluice:plugin/sealing": super::authenticator::sluice::plugin::sealing,
         },
     });
 }
@@ -37,6 +38,7 @@ pub mod key_provider {
             "sluice:plugin/kv": super::authenticator::sluice::plugin::kv,
             "sluice:plugin/clock": super::authenticator::sluice::plugin::clock,
             "sluice:plugin/random": super::authenticator::sluice::plugin::random,
+            "sluice:plugin/sealing": super::authenticator::sluice::plugin::sealing,
         },
     });
 }
@@ -53,6 +55,7 @@ pub mod replication_target {
             "sluice:plugin/kv": super::authenticator::sluice::plugin::kv,
             "sluice:plugin/clock": super::authenticator::sluice::plugin::clock,
             "sluice:plugin/random": super::authenticator::sluice::plugin::random,
+            "sluice:plugin/sealing": super::authenticator::sluice::plugin::sealing,
             "sluice:plugin/object-body.body-stream": super::super::host_imports::BodyStream,
         },
     });

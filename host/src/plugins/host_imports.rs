@@ -3,7 +3,9 @@
 
 use wasmtime::component::Resource;
 
-use super::bindings::authenticator::sluice::plugin::{clock, config, kv, log, random, types};
+use super::bindings::authenticator::sluice::plugin::{
+    clock, config, kv, log, random, sealing, types,
+};
 use super::bindings::replication_target::sluice::plugin::object_body;
 use super::state::PluginState;
 
@@ -107,6 +109,31 @@ impl random::Host for PluginState {
         let mut out = vec![0u8; len.min(MAX_RANDOM) as usize];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut out);
         out
+    }
+}
+
+/// Most bytes one `seal` call takes (a key provider seals 32-byte keys).
+const MAX_SEAL: usize = 64 * 1024;
+
+impl sealing::Host for PluginState {
+    fn seal(&mut self, plaintext: Vec<u8>, context: Vec<u8>) -> Vec<u8> {
+        match &self.shared.sealing {
+            Some(key) if plaintext.len() <= MAX_SEAL => key.seal(&context, &plaintext),
+            // Without a node key (offline checks) or oversized input there is nothing to seal
+            // with; an empty value never unseals, so nothing is stored in the clear.
+            _ => Vec::new(),
+        }
+    }
+
+    fn unseal(&mut self, sealed: Vec<u8>, context: Vec<u8>) -> Result<Vec<u8>, String> {
+        let key = self
+            .shared
+            .sealing
+            .as_ref()
+            .ok_or_else(|| "no sealing key in this context".to_string())?;
+        key.open(&context, &sealed)
+            .map(|plain| plain.to_vec())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -13,6 +13,9 @@ use wasmtime::{CallHook, Store, Trap, UpdateDeadline};
 use super::bindings::authorizer::exports::sluice::plugin::authorization::{
     AccessRequest, Decision as AuthzDecision,
 };
+use super::bindings::key_provider::exports::sluice::plugin::key_management::{
+    DataKey, KeyMetadata,
+};
 use super::bindings::types::{self, Credential, Principal, RequestView};
 use super::runtime::{Bindings, EPOCH_TICK, Prepared, Runtime};
 use super::state::{PluginShared, PluginState};
@@ -405,4 +408,112 @@ impl LoadedPlugin {
         }
         Ok(principal)
     }
+
+    /// Asks a key provider for a fresh data key under `key_id`.
+    pub async fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &[(String, String)],
+    ) -> Result<DataKey, PluginError> {
+        let (key, ctx) = (key_id.to_string(), context.to_vec());
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bindings::KeyProvider(b) => {
+                            b.sluice_plugin_key_management()
+                                .call_generate_data_key(store, &key, &ctx)
+                                .await
+                        }
+                        _ => Err(wasmtime::Error::msg("not a key provider")),
+                    }
+                })
+            })
+            .await?;
+        let key = result.map_err(|error| self.plugin_error(error))?;
+        if key.plaintext.len() != 32 || key.wrapped.is_empty() || key.wrapped.len() > MAX_FIELD {
+            return Err(self.bad_output("a data key is 32 bytes with a 1..=4096-byte wrapping"));
+        }
+        Ok(key)
+    }
+
+    /// Asks a key provider to unwrap a data key it wrapped.
+    pub async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        wrapped: &[u8],
+        context: &[(String, String)],
+    ) -> Result<Vec<u8>, PluginError> {
+        let (key, w, ctx) = (key_id.to_string(), wrapped.to_vec(), context.to_vec());
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bindings::KeyProvider(b) => {
+                            b.sluice_plugin_key_management()
+                                .call_decrypt_data_key(store, &key, &w, &ctx)
+                                .await
+                        }
+                        _ => Err(wasmtime::Error::msg("not a key provider")),
+                    }
+                })
+            })
+            .await?;
+        let plain = result.map_err(|error| self.plugin_error(error))?;
+        if plain.len() != 32 {
+            return Err(self.bad_output("a data key is 32 bytes"));
+        }
+        Ok(plain)
+    }
+
+    /// One of the key provider's admin calls (`create`, `list`, `describe`, ...).
+    pub async fn key_admin(&self, op: KeyAdmin) -> Result<Vec<KeyMetadata>, PluginError> {
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    let Bindings::KeyProvider(b) = b else {
+                        return Err(wasmtime::Error::msg("not a key provider"));
+                    };
+                    let km = b.sluice_plugin_key_management();
+                    let one = |r: Result<KeyMetadata, types::Error>| r.map(|m| vec![m]);
+                    Ok(match &op {
+                        KeyAdmin::Create(d) => one(km.call_create_key(store, d).await?),
+                        KeyAdmin::List => km.call_list_keys(store).await?,
+                        KeyAdmin::Describe(k) => one(km.call_describe_key(store, k).await?),
+                        KeyAdmin::Enable(k) => one(km.call_enable_key(store, k).await?),
+                        KeyAdmin::Disable(k) => one(km.call_disable_key(store, k).await?),
+                        KeyAdmin::Rotate(k) => one(km.call_rotate_key(store, k).await?),
+                        KeyAdmin::ScheduleDeletion(k, days) => {
+                            one(km.call_schedule_key_deletion(store, k, *days).await?)
+                        }
+                        KeyAdmin::CancelDeletion(k) => {
+                            one(km.call_cancel_key_deletion(store, k).await?)
+                        }
+                    })
+                })
+            })
+            .await?;
+        let keys = result.map_err(|error| self.plugin_error(error))?;
+        if keys.len() > 100_000
+            || keys.iter().any(|k| {
+                k.key_id.len() > 256 || k.arn.len() > 512 || k.description.len() > MAX_FIELD
+            })
+        {
+            return Err(self.bad_output("key metadata is too large"));
+        }
+        Ok(keys)
+    }
+}
+
+/// A key provider's admin calls.
+#[derive(Debug, Clone)]
+pub enum KeyAdmin {
+    Create(String),
+    List,
+    Describe(String),
+    Enable(String),
+    Disable(String),
+    Rotate(String),
+    ScheduleDeletion(String, u32),
+    CancelDeletion(String),
 }

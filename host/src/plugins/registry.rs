@@ -12,6 +12,7 @@ use super::kv::PluginKv;
 use super::state::PluginShared;
 use super::stats::Stats;
 use super::{LoadedPlugin, PluginError, PluginSpec, Runtime, World};
+use crate::crypto::master_key::MasterKey;
 
 /// How often plugin files are checked for changes.
 const POLL: Duration = Duration::from_secs(1);
@@ -66,6 +67,7 @@ impl Registry {
     pub async fn load(
         specs: &[PluginSpec],
         db: Option<Arc<Database>>,
+        master: Option<&MasterKey>,
     ) -> Result<Arc<Registry>, PluginError> {
         if specs.is_empty() {
             return Ok(Registry::empty());
@@ -84,6 +86,7 @@ impl Registry {
                 name: spec.name.clone(),
                 config: spec.config.clone(),
                 kv: db.clone().map(|db| PluginKv::new(db, &spec.name)),
+                sealing: master.map(|m| m.derive(format!("plugin/{}", spec.name).as_bytes())),
                 allowed_hosts: spec.allowed_hosts.clone(),
                 denied_requests: Default::default(),
             });
@@ -127,6 +130,14 @@ impl Registry {
         self.slots
             .iter()
             .filter(|s| s.spec.world == World::Authorizer)
+            .map(Slot::current)
+    }
+
+    /// The loaded key providers, in config order.
+    pub fn key_providers(&self) -> impl Iterator<Item = Arc<LoadedPlugin>> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.spec.world == World::KeyProvider)
             .map(Slot::current)
     }
 

@@ -18,6 +18,8 @@ pub struct PluginShared {
     /// The plugin's `config` table as JSON.
     pub config: serde_json::Value,
     pub kv: Option<PluginKv>,
+    /// The plugin's own sealing key (derived from the node master key), for `sealing`.
+    pub sealing: Option<crate::crypto::master_key::MasterKey>,
     /// Hosts (`name` or `name:port`) the plugin may reach with `wasi:http`.
     pub allowed_hosts: Vec<String>,
     /// Outgoing requests refused because the host was not allowed.

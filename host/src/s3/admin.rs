@@ -21,6 +21,8 @@ pub const IAM_PATH: &str = "/_sluice/admin/v1/iam";
 const MAX_ADMIN_BODY: u64 = 64 * 1024;
 /// Path of `sluice policy explain --endpoint`.
 pub const EXPLAIN_PATH: &str = "/_sluice/admin/v1/policy/explain";
+/// Path of the KMS command endpoint (`sluice kms --endpoint`).
+pub const KMS_PATH: &str = "/_sluice/admin/v1/kms";
 /// Path of the loaded-plugins listing.
 pub const PLUGINS_PATH: &str = "/_sluice/admin/plugins";
 
@@ -52,6 +54,10 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
             Err(e) => error_response(&e, &path, request_id, head),
         },
         (_, EXPLAIN_PATH) => match explain(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &path, request_id, head),
+        },
+        (_, KMS_PATH) => match kms_command(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, &path, request_id, head),
         },
@@ -199,6 +205,39 @@ async fn explain(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     let value = crate::policy::explain::explain(&app.policy, &app.iam, app.store.as_ref(), &input)
         .await
         .map_err(S3Error::invalid_argument)?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+/// `POST .../kms`: one key-provider admin command, decided as its `kms` action on the key (or on
+/// the node for create and list).
+async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
+    let (parts, authn, bytes) = signed_post(app, req).await?;
+    let cmd: crate::crypto::kms_admin::KmsCommand = serde_json::from_slice(&bytes)
+        .map_err(|e| S3Error::invalid_argument(format!("bad kms command: {e}")))?;
+    let conn = parts.extensions.get::<crate::server::ConnInfo>();
+    let caller = super::access::Caller {
+        principal: &authn.principal,
+        method: authn.method,
+        source_ip: conn.map(|i| i.peer.ip()),
+        secure: conn.is_some_and(|i| i.tls),
+        headers: &parts.headers,
+        query: None,
+    };
+    let context = caller.context(None);
+    let resource = match cmd.key_id() {
+        Some(k) => Resource::Key(k),
+        None => Resource::Node,
+    };
+    super::access::decide(app, &authn.principal, cmd.action(), resource, &context).await?;
+    tracing::info!(command = ?cmd, "kms command");
+    let value = crate::crypto::kms_admin::run(&app.keys, &cmd)
+        .await
+        .map_err(|e| match e {
+            crate::crypto::KeyError::Kms { code, message } if code == "KMS.ValidationException" => {
+                S3Error::invalid_argument(message)
+            }
+            other => other.into(),
+        })?;
     Ok(json_response(StatusCode::OK, &value))
 }
 

@@ -9,7 +9,7 @@ use super::get::http_date_secs;
 use super::put::{object_headers, requested_checksum, write_condition};
 use super::router::CopySource;
 use super::xml::{self, XmlWriter};
-use super::{RequestCtx, xml_response};
+use super::{RequestCtx, encryption, xml_response};
 use crate::store::local::etag_matches;
 use crate::store::{NewObject, ObjectMeta};
 
@@ -77,7 +77,8 @@ pub async fn copy_object(
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;
-    if source.bucket == bucket && source.key == key && !replace_meta {
+    let changes_encryption = !encryption::write_request(ctx.headers())?.is_empty();
+    if source.bucket == bucket && source.key == key && !replace_meta && !changes_encryption {
         return Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -101,12 +102,29 @@ pub async fn copy_object(
         src.tags.clone()
     };
     let condition = write_condition(ctx)?;
-    let body = ctx.app.store.open_body(&src, None).await?;
-    let staged = ctx
+    let src_cipher = encryption::read_cipher(
+        ctx.app,
+        ctx.headers(),
+        src.encryption.as_ref(),
+        encryption::COPY_SOURCE_CUSTOMER,
+        true,
+    )
+    .await?;
+    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
+    let body = ctx
         .app
         .store
-        .stage_body(body, algorithm, ctx.app.config.max_put_size, false)
+        .open_body(&src, None, src_cipher.as_ref())
         .await?;
+    let sealer = sse.as_ref().map(|(_, c)| encryption::sealer(c, 0));
+    let mut staged = ctx
+        .app
+        .store
+        .stage_body(body, algorithm, ctx.app.config.max_put_size, false, sealer)
+        .await?;
+    if let Some((enc, _)) = &sse {
+        encryption::opaque_etag(&mut staged, enc);
+    }
     let owner_id = ctx.principal.id().unwrap_or("").to_string();
     let meta = ctx
         .app
@@ -120,6 +138,7 @@ pub async fn copy_object(
                 user_meta,
                 tags,
                 acl,
+                encryption: sse.map(|(e, _)| e),
             },
             staged,
             condition,
@@ -132,7 +151,9 @@ pub async fn copy_object(
         w.elem(&checksum_element(c.algorithm), &c.value)
             .elem("ChecksumType", c.kind.name());
     }
-    Ok(xml_response(StatusCode::OK, w.finish("CopyObjectResult")))
+    let mut r = xml_response(StatusCode::OK, w.finish("CopyObjectResult"));
+    encryption::response_headers(r.headers_mut(), meta.encryption.as_ref(), true);
+    Ok(r)
 }
 
 /// The XML element of a checksum value (`ChecksumCRC32`, ...).

@@ -69,6 +69,13 @@ pub enum ErrorCode {
     InvalidBucketAclWithObjectOwnership,
     UnresolvableGrantByEmailAddress,
     UnexpectedContent,
+    // Server-side encryption
+    ServerSideEncryptionConfigurationNotFoundError,
+    KmsDisabled,
+    KmsNotFound,
+    KmsInvalidState,
+    KmsInvalidCiphertext,
+    KmsInternal,
 }
 
 impl ErrorCode {
@@ -89,7 +96,8 @@ impl ErrorCode {
             | NoSuchCORSConfiguration
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFoundError
-            | NoSuchBucketPolicy => StatusCode::NOT_FOUND,
+            | NoSuchBucketPolicy
+            | ServerSideEncryptionConfigurationNotFoundError => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -102,7 +110,8 @@ impl ErrorCode {
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            InternalError | KmsInternal => StatusCode::INTERNAL_SERVER_ERROR,
+            KmsInvalidCiphertext => StatusCode::FORBIDDEN,
             // Everything else is a client error in the request itself.
             _ => StatusCode::BAD_REQUEST,
         }
@@ -123,6 +132,14 @@ impl ErrorCode {
             InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
             UnexpectedContent => "UnexpectedContent",
+            ServerSideEncryptionConfigurationNotFoundError => {
+                "ServerSideEncryptionConfigurationNotFoundError"
+            }
+            KmsDisabled => "KMS.DisabledException",
+            KmsNotFound => "KMS.NotFoundException",
+            KmsInvalidState => "KMS.KMSInvalidStateException",
+            KmsInvalidCiphertext => "KMS.InvalidCiphertextException",
+            KmsInternal => "KMS.KMSInternalException",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
@@ -262,6 +279,44 @@ impl S3Error {
     }
 }
 
+impl From<crate::crypto::KeyError> for S3Error {
+    fn from(e: crate::crypto::KeyError) -> S3Error {
+        use crate::crypto::KeyError;
+        match e {
+            KeyError::NoProvider => S3Error::invalid_argument(
+                "Server Side Encryption with KMS is not available: no key provider is configured",
+            )
+            .with("ArgumentName", "x-amz-server-side-encryption"),
+            KeyError::Kms { code, message } => {
+                let code = match code.as_str() {
+                    "KMS.DisabledException" => ErrorCode::KmsDisabled,
+                    "KMS.NotFoundException" => ErrorCode::KmsNotFound,
+                    "KMS.KMSInvalidStateException" => ErrorCode::KmsInvalidState,
+                    "KMS.InvalidCiphertextException" => ErrorCode::KmsInvalidCiphertext,
+                    _ => ErrorCode::KmsInternal,
+                };
+                S3Error::new(code, message)
+            }
+            KeyError::CustomerKeyMismatch => S3Error::new(
+                ErrorCode::AccessDenied,
+                "The SSE-C key provided does not match the key the object was encrypted with.",
+            ),
+            KeyError::Plugin(p) if p.is_transient() => {
+                tracing::warn!(error = %p, "key provider unavailable");
+                S3Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The key provider is unavailable; please retry.",
+                )
+            }
+            KeyError::Plugin(p) => {
+                tracing::error!(error = %p, "key provider failed");
+                S3Error::new(ErrorCode::KmsInternal, "The key provider failed.")
+            }
+            other @ KeyError::Corrupt(_) => S3Error::internal(other),
+        }
+    }
+}
+
 impl From<StoreError> for S3Error {
     fn from(e: StoreError) -> S3Error {
         match e {
@@ -327,7 +382,10 @@ impl From<StoreError> for S3Error {
             )
             .with("PartNumber", n.to_string())
             .with("MinSizeAllowed", "5242880"),
-            other @ (StoreError::Io(_) | StoreError::Meta(_) | StoreError::Corrupt(_)) => {
+            other @ (StoreError::Io(_)
+            | StoreError::Meta(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Encrypted) => {
                 S3Error::internal(other)
             }
         }

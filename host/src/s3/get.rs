@@ -111,6 +111,7 @@ fn evaluate_conditions(ctx: &RequestCtx<'_>, meta: &ObjectMeta) -> S3Result<Cond
 fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
     set_header(h, "etag", &format!("\"{}\"", meta.etag));
     set_header(h, "last-modified", &http_date(meta.last_modified));
+    super::encryption::response_headers(h, meta.encryption.as_ref(), false);
 }
 
 /// `response-*` query parameters and the header each overrides.
@@ -130,6 +131,7 @@ pub async fn get_object(
     head: bool,
 ) -> S3Result<Response<Body>> {
     check_null_version(&ctx.query)?;
+    super::encryption::refuse_write_headers(ctx.headers())?;
     ctx.existing_bucket(bucket).await?;
     // A body removed by a concurrent overwrite is retried against the new metadata.
     for _ in 0..3 {
@@ -167,6 +169,14 @@ async fn answer(
     meta: &ObjectMeta,
     head: bool,
 ) -> Result<Response<Body>, RetryOrError> {
+    let cipher = super::encryption::read_cipher(
+        ctx.app,
+        ctx.headers(),
+        meta.encryption.as_ref(),
+        super::encryption::CUSTOMER,
+        !head,
+    )
+    .await?;
     if let Conditional::NotModified = evaluate_conditions(ctx, meta)? {
         let mut r = empty_response(StatusCode::NOT_MODIFIED);
         object_headers(r.headers_mut(), meta);
@@ -229,7 +239,7 @@ async fn answer(
     let body = if head {
         Body::empty()
     } else {
-        match ctx.app.store.open_body(meta, range).await {
+        match ctx.app.store.open_body(meta, range, cipher.as_ref()).await {
             Ok(stream) => Body::from_stream(stream),
             Err(StoreError::NoSuchKey) => return Err(RetryOrError::Retry),
             Err(e) => return Err(S3Error::from(e).into()),

@@ -12,6 +12,7 @@ pub mod bucket_policy;
 pub mod copy;
 pub mod cors;
 pub mod delete;
+pub mod encryption;
 pub mod error;
 pub mod get;
 pub mod list;
@@ -61,6 +62,7 @@ pub struct App {
     pub plugins: Arc<Registry>,
     pub chain: Arc<AuthenticatorChain>,
     pub policy: Arc<crate::policy::PolicyEngine>,
+    pub keys: Arc<crate::crypto::KeyService>,
     pub metrics: Metrics,
 }
 
@@ -448,23 +450,6 @@ pub fn carries_secret_insecurely(
     has_key && !secure && !allow_insecure && !peer.is_some_and(|p| p.is_loopback())
 }
 
-/// Server-side encryption arrives in a later milestone; until then a request asking for it is
-/// refused rather than stored in plaintext.
-fn refuse_encryption(headers: &HeaderMap) -> S3Result<()> {
-    let asks = headers.keys().any(|k| {
-        k.as_str().starts_with("x-amz-server-side-encryption")
-            || k.as_str()
-                .starts_with("x-amz-copy-source-server-side-encryption")
-    });
-    if asks {
-        return Err(S3Error::new(
-            ErrorCode::NotImplemented,
-            "Server-side encryption is not implemented by this server yet",
-        ));
-    }
-    Ok(())
-}
-
 async fn handle_s3(
     app: &App,
     req: Request<Body>,
@@ -472,7 +457,6 @@ async fn handle_s3(
     secure: bool,
 ) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
-    refuse_encryption(&parts.headers)?;
     let query = Query::parse(parts.uri.query().unwrap_or(""))?;
     let host = parts
         .headers
@@ -683,6 +667,15 @@ async fn handle_s3(
         Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(&mut ctx, &bucket).await,
         Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(&mut ctx, &bucket).await,
         Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(&mut ctx, &bucket).await,
+        Endpoint::PutBucketEncryption { bucket } => {
+            encryption::put_bucket_encryption(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketEncryption { bucket } => {
+            encryption::get_bucket_encryption(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketEncryption { bucket } => {
+            encryption::delete_bucket_encryption(&mut ctx, &bucket).await
+        }
         Endpoint::PutBucketOwnershipControls { bucket } => {
             bucket_config::put_ownership_controls(&mut ctx, &bucket).await
         }

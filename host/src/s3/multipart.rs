@@ -11,7 +11,7 @@ use super::list::parse_max;
 use super::put::{content_md5, object_headers, requested_checksum, verify_staged, write_condition};
 use super::router::CopySource;
 use super::xml::{self, XmlWriter};
-use super::{RequestCtx, empty_response, set_header, xml_response};
+use super::{RequestCtx, empty_response, encryption, set_header, xml_response};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::store::{CompletedPart, NewUpload, UploadInfo, UploadListQuery};
 
@@ -101,6 +101,7 @@ pub async fn create_multipart_upload(
         }
     }));
     let owner_id = ctx.principal.id().unwrap_or("").to_string();
+    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
     let id = ctx
         .app
         .store
@@ -115,6 +116,7 @@ pub async fn create_multipart_upload(
                 acl,
                 checksum_algorithm: algorithm,
                 checksum_type: kind,
+                encryption: sse.as_ref().map(|(e, _)| e.clone()),
             },
         )
         .await?;
@@ -123,6 +125,7 @@ pub async fn create_multipart_upload(
         .elem("Key", key)
         .elem("UploadId", &id);
     let mut r = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
+    encryption::response_headers(r.headers_mut(), sse.as_ref().map(|(e, _)| e), true);
     if let Some(a) = algorithm {
         set_header(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
     }
@@ -174,11 +177,13 @@ pub async fn upload_part(
         ));
     }
     let algorithm = requested.or(info.checksum_algorithm);
+    let cipher = upload_cipher(ctx, &info).await?;
     let body = ctx.take_body()?;
-    let staged = ctx
+    let sealer = cipher.as_ref().map(|c| encryption::sealer(c, number));
+    let mut staged = ctx
         .app
         .store
-        .stage_body(body, algorithm, ctx.app.config.max_put_size, true)
+        .stage_body(body, algorithm, ctx.app.config.max_put_size, true, sealer)
         .await?;
     if let Some(n) = declared
         && n != staged.size
@@ -189,6 +194,9 @@ pub async fn upload_part(
         ));
     }
     verify_staged(ctx, &staged, md5, &expected)?;
+    if let Some(enc) = &info.encryption {
+        encryption::opaque_etag(&mut staged, enc);
+    }
     let part = ctx
         .app
         .store
@@ -196,6 +204,7 @@ pub async fn upload_part(
         .await?;
     let mut r = empty_response(StatusCode::OK);
     set_header(r.headers_mut(), "etag", &format!("\"{}\"", part.etag));
+    encryption::response_headers(r.headers_mut(), info.encryption.as_ref(), false);
     if requested.is_some() || info.checksum_algorithm.is_some() {
         set_header(
             r.headers_mut(),
@@ -218,8 +227,22 @@ pub async fn upload_part_copy(
         None => None,
         Some(h) => Some(copy_source_range(h, src.size)?),
     };
-    let body = ctx.app.store.open_body(&src, range).await?;
-    let staged = ctx
+    let src_cipher = encryption::read_cipher(
+        ctx.app,
+        ctx.headers(),
+        src.encryption.as_ref(),
+        encryption::COPY_SOURCE_CUSTOMER,
+        true,
+    )
+    .await?;
+    let cipher = upload_cipher(ctx, &info).await?;
+    let body = ctx
+        .app
+        .store
+        .open_body(&src, range, src_cipher.as_ref())
+        .await?;
+    let sealer = cipher.as_ref().map(|c| encryption::sealer(c, number));
+    let mut staged = ctx
         .app
         .store
         .stage_body(
@@ -227,8 +250,12 @@ pub async fn upload_part_copy(
             info.checksum_algorithm,
             ctx.app.config.max_put_size,
             true,
+            sealer,
         )
         .await?;
+    if let Some(enc) = &info.encryption {
+        encryption::opaque_etag(&mut staged, enc);
+    }
     let part = ctx
         .app
         .store
@@ -243,7 +270,25 @@ pub async fn upload_part_copy(
             &part.checksum.value,
         );
     }
-    Ok(xml_response(StatusCode::OK, w.finish("CopyPartResult")))
+    let mut r = xml_response(StatusCode::OK, w.finish("CopyPartResult"));
+    encryption::response_headers(r.headers_mut(), info.encryption.as_ref(), false);
+    Ok(r)
+}
+
+/// The data key of an encrypted upload; an SSE-C upload needs the same customer key on every
+/// part, as S3 requires.
+async fn upload_cipher(
+    ctx: &RequestCtx<'_>,
+    info: &UploadInfo,
+) -> S3Result<Option<crate::crypto::ObjectCipher>> {
+    encryption::read_cipher(
+        ctx.app,
+        ctx.headers(),
+        info.encryption.as_ref(),
+        encryption::CUSTOMER,
+        true,
+    )
+    .await
 }
 
 /// `x-amz-copy-source-range`: only `bytes=first-last`, inside the source object.
@@ -377,10 +422,9 @@ pub async fn complete_multipart_upload(
         w.elem(&checksum_element(c.algorithm), &c.value)
             .elem("ChecksumType", c.kind.name());
     }
-    Ok(xml_response(
-        StatusCode::OK,
-        w.finish("CompleteMultipartUploadResult"),
-    ))
+    let mut r = xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
+    encryption::response_headers(r.headers_mut(), meta.encryption.as_ref(), false);
+    Ok(r)
 }
 
 /// Composite uploads need every part's checksum in the Complete request; a full-object checksum

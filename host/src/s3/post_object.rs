@@ -334,6 +334,26 @@ pub async fn post_object(
             "x-amz-server-side-encryption-aws-kms-key-id",
         ),
         ("x-amz-storage-class", "x-amz-storage-class"),
+        (
+            "x-amz-server-side-encryption-context",
+            "x-amz-server-side-encryption-context",
+        ),
+        (
+            "x-amz-server-side-encryption-bucket-key-enabled",
+            "x-amz-server-side-encryption-bucket-key-enabled",
+        ),
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-server-side-encryption-customer-algorithm",
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key",
+            "x-amz-server-side-encryption-customer-key",
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            "x-amz-server-side-encryption-customer-key-md5",
+        ),
     ] {
         if let Some(v) = fields
             .get(field)
@@ -364,22 +384,14 @@ pub async fn post_object(
     };
     let policy = parse_policy(&policy_b64)?;
     check_conditions(&policy, &fields, bucket)?;
-    if fields
-        .0
-        .iter()
-        .any(|(k, _)| k.starts_with("x-amz-server-side-encryption"))
-    {
-        return Err(S3Error::new(
-            ErrorCode::NotImplemented,
-            "Server-side encryption is not implemented by this server yet",
-        ));
-    }
+    let sse = super::encryption::new_object_key(app, &condition_headers, bucket, &key).await?;
     let (min, max) = policy.length_range.unwrap_or((0, app.config.post_max_size));
     let max = max.min(app.config.post_max_size);
     let body: BodyStream = Box::pin(file.map(|r| r.map_err(std::io::Error::other)));
-    let staged = app
+    let sealer = sse.as_ref().map(|(_, c)| super::encryption::sealer(c, 0));
+    let mut staged = app
         .store
-        .stage_body(body, None, max, false)
+        .stage_body(body, None, max, false, sealer)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::TooLarge(_) => S3Error::new(
@@ -395,6 +407,9 @@ pub async fn post_object(
             "Your proposed upload is smaller than the minimum allowed size",
         )
         .with("MinSizeAllowed", min.to_string()));
+    }
+    if let Some((enc, _)) = &sse {
+        super::encryption::opaque_etag(&mut staged, enc);
     }
     let mut headers = Vec::new();
     for name in super::put::STORED_HEADERS {
@@ -428,6 +443,7 @@ pub async fn post_object(
                 user_meta,
                 tags: Vec::new(),
                 acl,
+                encryption: sse.map(|(e, _)| e),
             },
             staged,
             WriteCondition::default(),
@@ -465,6 +481,7 @@ pub async fn post_object(
     };
     set_header(r.headers_mut(), "etag", &etag);
     set_header(r.headers_mut(), "location", &location);
+    super::encryption::response_headers(r.headers_mut(), meta.encryption.as_ref(), true);
     Ok(r)
 }
 

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use http::{Response, StatusCode};
 
 use super::error::{ErrorCode, S3Error, S3Result};
-use super::{RequestCtx, empty_response, set_header};
+use super::{RequestCtx, empty_response, encryption, set_header};
 use crate::checksum::ChecksumAlgorithm;
 use crate::store::{NewObject, StagedBody, WriteCondition};
 
@@ -299,11 +299,13 @@ pub async fn put_object(
         }
     }
 
+    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
     let body = ctx.take_body()?;
-    let staged = ctx
+    let sealer = sse.as_ref().map(|(_, c)| encryption::sealer(c, 0));
+    let mut staged = ctx
         .app
         .store
-        .stage_body(body, algorithm, max, false)
+        .stage_body(body, algorithm, max, false, sealer)
         .await?;
     if let Some(n) = declared
         && n != staged.size
@@ -314,6 +316,9 @@ pub async fn put_object(
         ));
     }
     verify_staged(ctx, &staged, md5, &expected)?;
+    if let Some((enc, _)) = &sse {
+        encryption::opaque_etag(&mut staged, enc);
+    }
     ctx.app
         .metrics
         .bytes_in
@@ -330,6 +335,7 @@ pub async fn put_object(
                 user_meta,
                 tags,
                 acl,
+                encryption: sse.map(|(e, _)| e),
             },
             staged,
             condition.clone(),
@@ -345,6 +351,7 @@ pub async fn put_object(
     let mut r = empty_response(StatusCode::OK);
     let h = r.headers_mut();
     set_header(h, "etag", &format!("\"{}\"", meta.etag));
+    encryption::response_headers(h, meta.encryption.as_ref(), true);
     if algorithm.is_some()
         && let Some(c) = &meta.checksum
     {

@@ -156,6 +156,15 @@ pub enum Endpoint {
     DeleteBucketCors {
         bucket: String,
     },
+    PutBucketEncryption {
+        bucket: String,
+    },
+    GetBucketEncryption {
+        bucket: String,
+    },
+    DeleteBucketEncryption {
+        bucket: String,
+    },
     PutBucketOwnershipControls {
         bucket: String,
     },
@@ -281,6 +290,9 @@ impl Endpoint {
             Endpoint::PutBucketCors { .. } => "PutBucketCors",
             Endpoint::GetBucketCors { .. } => "GetBucketCors",
             Endpoint::DeleteBucketCors { .. } => "DeleteBucketCors",
+            Endpoint::PutBucketEncryption { .. } => "PutBucketEncryption",
+            Endpoint::GetBucketEncryption { .. } => "GetBucketEncryption",
+            Endpoint::DeleteBucketEncryption { .. } => "DeleteBucketEncryption",
             Endpoint::PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
             Endpoint::GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
             Endpoint::DeleteBucketOwnershipControls { .. } => "DeleteBucketOwnershipControls",
@@ -337,6 +349,10 @@ impl Endpoint {
                 "s3:PutBucketCORS"
             }
             Endpoint::GetBucketCors { .. } => "s3:GetBucketCORS",
+            Endpoint::PutBucketEncryption { .. } | Endpoint::DeleteBucketEncryption { .. } => {
+                "s3:PutEncryptionConfiguration"
+            }
+            Endpoint::GetBucketEncryption { .. } => "s3:GetEncryptionConfiguration",
             Endpoint::PutBucketOwnershipControls { .. }
             | Endpoint::DeleteBucketOwnershipControls { .. } => "s3:PutBucketOwnershipControls",
             Endpoint::GetBucketOwnershipControls { .. } => "s3:GetBucketOwnershipControls",
@@ -374,6 +390,9 @@ impl Endpoint {
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::GetBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::PutBucketEncryption { bucket }
+            | Endpoint::GetBucketEncryption { bucket }
+            | Endpoint::DeleteBucketEncryption { bucket }
             | Endpoint::PutBucketOwnershipControls { bucket }
             | Endpoint::GetBucketOwnershipControls { bucket }
             | Endpoint::DeleteBucketOwnershipControls { bucket }
@@ -534,7 +553,6 @@ fn method_not_allowed() -> S3Error {
 const BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "lifecycle",
@@ -592,6 +610,14 @@ pub fn route(
                     Method::PUT => Ok(Endpoint::PutBucketCors { bucket }),
                     Method::GET => Ok(Endpoint::GetBucketCors { bucket }),
                     Method::DELETE => Ok(Endpoint::DeleteBucketCors { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("encryption") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketEncryption { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketEncryption { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketEncryption { bucket }),
                     _ => Err(method_not_allowed()),
                 };
             }
@@ -810,9 +836,12 @@ mod tests {
             Endpoint::PutBucketAcl { .. } => 45,
             Endpoint::GetObjectAcl { .. } => 46,
             Endpoint::PutObjectAcl { .. } => 47,
+            Endpoint::PutBucketEncryption { .. } => 48,
+            Endpoint::GetBucketEncryption { .. } => 49,
+            Endpoint::DeleteBucketEncryption { .. } => 50,
         }
     }
-    const ENDPOINTS: usize = 48;
+    const ENDPOINTS: usize = 51;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -899,6 +928,9 @@ mod tests {
             Endpoint::PutBucketCors { bucket: "b".into() },
             Endpoint::GetBucketCors { bucket: "b".into() },
             Endpoint::DeleteBucketCors { bucket: "b".into() },
+            Endpoint::PutBucketEncryption { bucket: "b".into() },
+            Endpoint::GetBucketEncryption { bucket: "b".into() },
+            Endpoint::DeleteBucketEncryption { bucket: "b".into() },
             Endpoint::PutBucketOwnershipControls { bucket: "b".into() },
             Endpoint::GetBucketOwnershipControls { bucket: "b".into() },
             Endpoint::DeleteBucketOwnershipControls { bucket: "b".into() },

@@ -26,6 +26,8 @@ use super::{
     UploadListQuery, WriteCondition,
 };
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
+use crate::crypto::segments::{OpenStream, sealed_range};
+use crate::crypto::{ObjectCipher, PieceSeal, Sealer};
 
 /// Bytes gathered before a write to the body file.
 const WRITE_CHUNK: usize = 1024 * 1024;
@@ -349,7 +351,9 @@ impl Store for LocalStore {
         algorithm: Option<ChecksumAlgorithm>,
         max_size: u64,
         as_file: bool,
+        mut sealer: Option<Sealer>,
     ) -> Result<StagedBody, StoreError> {
+        let piece = sealer.as_ref().map(Sealer::piece);
         let inline_limit = if as_file { 0 } else { self.inline_threshold };
         let mut md5 = Md5Hasher::default();
         let mut hasher = ChecksumHasher::new(algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme));
@@ -365,7 +369,10 @@ impl Store for LocalStore {
             }
             md5.update(&chunk);
             hasher.update(&chunk);
-            buf.extend_from_slice(&chunk);
+            match sealer.as_mut() {
+                Some(s) => s.push(&chunk, &mut buf),
+                None => buf.extend_from_slice(&chunk),
+            }
             if file.is_none() && buf.len() > inline_limit {
                 file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
             }
@@ -373,6 +380,12 @@ impl Store for LocalStore {
                 && buf.len() >= WRITE_CHUNK
             {
                 f.write(buf.split().freeze()).await?;
+            }
+        }
+        if let Some(s) = sealer {
+            s.finish(&mut buf);
+            if file.is_none() && buf.len() > inline_limit {
+                file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
             }
         }
         if file.is_none() && as_file {
@@ -391,6 +404,7 @@ impl Store for LocalStore {
         };
         Ok(StagedBody {
             size,
+            piece,
             md5: md5.finish(),
             checksum: hasher.finish(),
             location,
@@ -420,6 +434,10 @@ impl Store for LocalStore {
             user_meta: object.user_meta,
             tags: object.tags,
             acl: object.acl,
+            encryption: object.encryption.map(|mut e| {
+                e.piece = staged.piece;
+                e
+            }),
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
@@ -450,11 +468,18 @@ impl Store for LocalStore {
         &self,
         meta: &ObjectMeta,
         range: Option<ByteRange>,
+        cipher: Option<&ObjectCipher>,
     ) -> Result<BodyStream, StoreError> {
         let (start, len) = match range {
             Some(r) => (r.start, r.end + 1 - r.start),
             None => (0, meta.size),
         };
+        let cipher = match (&meta.encryption, cipher) {
+            (Some(_), None) => return Err(StoreError::Encrypted),
+            (Some(_), Some(c)) => Some(c.clone()),
+            (None, _) => None,
+        };
+        let seal = meta.encryption.as_ref().and_then(|e| e.piece);
         match &meta.body {
             BodyLocation::Inline(id) => {
                 let txn = self.db.begin_read()?;
@@ -463,13 +488,32 @@ impl Store for LocalStore {
                     Some(v) => Bytes::copy_from_slice(v.value()),
                     None => return Err(StoreError::NoSuchKey),
                 };
-                let end = (start + len).min(bytes.len() as u64) as usize;
-                let part = bytes.slice((start as usize).min(end)..end);
-                Ok(Box::pin(futures::stream::once(async move { Ok(part) })))
+                let (from, n) = match &cipher {
+                    Some(_) => {
+                        let r = sealed_range(meta.size, start, len);
+                        (r.offset, r.len)
+                    }
+                    None => (start, len),
+                };
+                let end = (from + n).min(bytes.len() as u64) as usize;
+                let raw = bytes.slice((from as usize).min(end)..end);
+                let raw: BodyStream = Box::pin(futures::stream::once(async move { Ok(raw) }));
+                match (cipher, seal) {
+                    (None, _) => Ok(raw),
+                    (Some(c), Some(seal)) => {
+                        let r = sealed_range(meta.size, start, len);
+                        Ok(Box::pin(OpenStream::new(raw, c, seal, meta.size, r, len)))
+                    }
+                    (Some(_), None) => Err(StoreError::Corrupt(
+                        "encrypted body without its seal".into(),
+                    )),
+                }
             }
-            BodyLocation::File(id) => open_file_range(&self.root, id, start, len)
-                .await
-                .map_err(not_found_is_replaced),
+            BodyLocation::File(id) => {
+                open_piece(&self.root, id, meta.size, seal, cipher, start, len)
+                    .await
+                    .map_err(not_found_is_replaced)
+            }
             BodyLocation::Multipart(parts) => {
                 // The part files that overlap [start, start+len), with offsets inside each.
                 let mut segments = Vec::new();
@@ -480,23 +524,24 @@ impl Store for LocalStore {
                     if part_end > start && part_start < end && p.size > 0 {
                         let from = start.max(part_start) - part_start;
                         let to = end.min(part_end) - part_start;
-                        segments.push((p.id.clone(), from, to - from));
+                        segments.push((p.clone(), from, to - from));
                     }
                     part_start = part_end;
                 }
                 let mut segments = segments.into_iter();
-                let Some((id, off, n)) = segments.next() else {
+                let Some((p, off, n)) = segments.next() else {
                     return Ok(Box::pin(futures::stream::empty()));
                 };
                 // The first file is opened now so that a replaced object is noticed up front.
-                let first = open_file_range(&self.root, &id, off, n)
+                let first = open_piece(&self.root, &p.id, p.size, p.seal, cipher.clone(), off, n)
                     .await
                     .map_err(not_found_is_replaced)?;
                 let root = self.root.clone();
                 let rest = futures::stream::iter(segments)
-                    .then(move |(id, off, n)| {
+                    .then(move |(p, off, n)| {
                         let root = root.clone();
-                        async move { open_file_range(&root, &id, off, n).await }
+                        let cipher = cipher.clone();
+                        async move { open_piece(&root, &p.id, p.size, p.seal, cipher, off, n).await }
                     })
                     .map(|opened| match opened {
                         Ok(stream) => stream,
@@ -594,6 +639,7 @@ impl Store for LocalStore {
             acl: upload.acl,
             checksum_algorithm: upload.checksum_algorithm,
             checksum_type: upload.checksum_type,
+            encryption: upload.encryption,
         };
         let id = info.upload_id.clone();
         self.submit(MetaOp::CreateUpload(Box::new(info))).await?;
@@ -629,6 +675,7 @@ impl Store for LocalStore {
             last_modified: now_millis(),
             checksum: staged.checksum.clone(),
             body_id,
+            seal: staged.piece,
         };
         self.submit(MetaOp::PutPart {
             bucket: bucket.to_string(),
@@ -725,6 +772,31 @@ fn not_found_is_replaced(e: std::io::Error) -> StoreError {
 }
 
 /// Streams `len` bytes of body file `id` from `offset`.
+/// Opens plaintext `from..from+len` of one stored piece (a body file), reading and opening only
+/// the sealed segments that cover it when the piece is encrypted.
+async fn open_piece(
+    root: &Path,
+    id: &str,
+    piece_len: u64,
+    seal: Option<PieceSeal>,
+    cipher: Option<ObjectCipher>,
+    from: u64,
+    len: u64,
+) -> Result<BodyStream, std::io::Error> {
+    match (cipher, seal) {
+        (None, _) => open_file_range(root, id, from, len).await,
+        (Some(c), Some(seal)) => {
+            let r = sealed_range(piece_len, from, len);
+            let raw = open_file_range(root, id, r.offset, r.len).await?;
+            Ok(Box::pin(OpenStream::new(raw, c, seal, piece_len, r, len)))
+        }
+        (Some(_), None) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "encrypted body without its seal",
+        )),
+    }
+}
+
 async fn open_file_range(
     root: &Path,
     id: &str,

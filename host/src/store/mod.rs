@@ -15,6 +15,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::crypto::{Encryption, ObjectCipher, PieceSeal, Sealer};
 
 pub use list::{ListPage, ListQuery};
 pub use local::LocalStore;
@@ -61,6 +62,8 @@ pub enum StoreError {
     EntityTooSmall(u32),
     #[error("the checksum of part {0} does not match")]
     InvalidPartChecksum(u32),
+    #[error("the object is encrypted and no data key was given")]
+    Encrypted,
 }
 
 macro_rules! meta_error_from {
@@ -104,7 +107,11 @@ pub enum BodyLocation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartBody {
     pub id: String,
+    /// Plaintext bytes (an encrypted part takes `crypto::segments::sealed_len(size)` on disk).
     pub size: u64,
+    /// How the part was sealed, when the object is encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<PieceSeal>,
 }
 
 impl BodyLocation {
@@ -163,6 +170,9 @@ pub struct ObjectMeta {
     /// The object's ACL (`None`: private to its owner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<acl::Acl>,
+    /// Server-side encryption (`None`: stored as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 impl ObjectMeta {
@@ -182,12 +192,17 @@ pub struct NewObject {
     pub user_meta: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub acl: Option<acl::Acl>,
+    /// Set when the staged body was sealed; its piece is filled in at commit.
+    pub encryption: Option<Encryption>,
 }
 
 /// A body written to stable storage but not yet referenced by metadata.
 #[derive(Debug)]
 pub struct StagedBody {
+    /// Plaintext bytes.
     pub size: u64,
+    /// How the body was sealed, if it was.
+    pub piece: Option<PieceSeal>,
     pub md5: [u8; 16],
     pub checksum: Checksum,
     pub(crate) location: BodyLocation,
@@ -224,13 +239,15 @@ pub trait Store: Send + Sync {
 
     /// Streams `body` to stable storage, computing MD5 and `algorithm` (CRC64NVME when the
     /// client asked for none, as S3 does). Fails with `TooLarge` past `max_size`. Small bodies
-    /// may be kept inline unless `as_file` (multipart parts are always files).
+    /// may be kept inline unless `as_file` (multipart parts are always files). With a `sealer`
+    /// the hashes cover the plaintext and only sealed segments are written.
     async fn stage_body(
         &self,
         body: BodyStream,
         algorithm: Option<ChecksumAlgorithm>,
         max_size: u64,
         as_file: bool,
+        sealer: Option<Sealer>,
     ) -> Result<StagedBody, StoreError>;
     /// Drops a staged body that will not be committed.
     async fn discard(&self, staged: StagedBody);
@@ -245,10 +262,13 @@ pub trait Store: Send + Sync {
     ) -> Result<ObjectMeta, StoreError>;
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
     /// Opens the body of `meta` (as returned by [`Store::object`]), optionally a range of it.
+    /// An encrypted body needs its data key (`Encrypted` otherwise); only the segments that
+    /// cover the range are read and opened.
     async fn open_body(
         &self,
         meta: &ObjectMeta,
         range: Option<ByteRange>,
+        cipher: Option<&ObjectCipher>,
     ) -> Result<BodyStream, StoreError>;
     /// Deletes the object; `Ok(false)` when there was none. `if_match` makes it conditional on
     /// the current ETag (`NoSuchKey` when there is no object, `PreconditionFailed` on mismatch).

@@ -21,6 +21,7 @@ pub struct NewUpload {
     pub acl: Option<super::acl::Acl>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
+    pub encryption: Option<crate::crypto::Encryption>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +40,9 @@ pub struct UploadInfo {
     pub acl: Option<super::acl::Acl>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
+    /// Encryption shared by every part (each part has its own nonce prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypto::Encryption>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +54,8 @@ pub struct PartInfo {
     pub last_modified: i64,
     pub checksum: Checksum,
     pub body_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<crate::crypto::PieceSeal>,
 }
 
 /// A part as listed in a CompleteMultipartUpload request.
@@ -323,12 +329,14 @@ pub(super) fn complete(
         checksum: object_checksum(&info, &chosen),
         tags: info.tags.clone(),
         acl: info.acl.clone(),
+        encryption: info.encryption.clone(),
         body: BodyLocation::Multipart(
             chosen
                 .iter()
                 .map(|p| PartBody {
                     id: p.body_id.clone(),
                     size: p.size,
+                    seal: p.seal,
                 })
                 .collect(),
         ),

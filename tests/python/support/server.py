@@ -226,6 +226,37 @@ class SluiceServer:
             )
         return cp
 
+    def kms(self, *args: str, endpoint: bool = True, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """`sluice kms ...` against the running server or (endpoint=False) its data dir."""
+        return self.cli("kms", *args, endpoint=endpoint, check=check, timeout=timeout)
+
+    def kms_json(self, *args: str, **kw):
+        cp = self.kms(*args, **kw)
+        try:
+            return json.loads(cp.stdout)
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"kms {' '.join(args)} did not print JSON: {cp.stdout!r}") from e
+
+    def cli(self, command: str, *args: str, endpoint: bool = True, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """Any `sluice COMMAND ...` with this server's config, as root against its endpoint or
+        offline on its data dir."""
+        config = [a for a in self.args if a != "serve"]
+        if endpoint:
+            env = {**base_env(), "AWS_ACCESS_KEY_ID": self.access_key,
+                   "AWS_SECRET_ACCESS_KEY": self.secret_key}
+            cmd = [str(BIN), *config, command, "--endpoint", self.endpoint, *args]
+        else:
+            env = self.env()
+            cmd = [str(BIN), *config, command, *args]
+        cp = subprocess.run(cmd, env=env, cwd=self.root, capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and cp.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
+        return cp
+
     def admin_json(self, *args: str, **kw):
         cp = self.admin(*args, **kw)
         try:
