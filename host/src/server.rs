@@ -103,6 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &node.master,
         plugins.clone(),
     ));
+    keys.spawn_sweeper();
     let app = Arc::new(App {
         policy,
         keys,

@@ -94,6 +94,10 @@ def test_sse_kms_headers_context_and_opaque_etag(kms):
     arn = r["SSEKMSKeyId"]
     assert arn.startswith("arn:aws:kms:") and ":key/" in arn
     assert json.loads(base64.b64decode(r["SSEKMSEncryptionContext"])) == {"project": "x"}
+    # Dual-layer KMS is answered as asked.
+    d = s3.put_object(Bucket="enc-k", Key="dsse", Body=b"d", ServerSideEncryption="aws:kms:dsse")
+    assert d["ServerSideEncryption"] == "aws:kms:dsse"
+    assert s3.head_object(Bucket="enc-k", Key="dsse")["ServerSideEncryption"] == "aws:kms:dsse"
     assert r["ETag"] != f'"{hashlib.md5(body).hexdigest()}"'  # not the plaintext MD5
     g = s3.get_object(Bucket="enc-k", Key="a")
     assert g["Body"].read() == body and g["SSEKMSKeyId"] == arn
@@ -244,7 +248,20 @@ def test_copy_between_sse_modes(kms):
     assert s3.get_object(Bucket="enc-cp", Key="kms")["Body"].read() == body
     assert s3.get_object(Bucket="enc-cp", Key="c2", **c2)["Body"].read() == body
     back = s3.get_object(Bucket="enc-cp", Key="back")
-    assert back["Body"].read() == body and "ServerSideEncryption" not in back
+    # A copy of an encrypted source that asks for nothing is SSE-S3, never plaintext on disk.
+    assert back["Body"].read() == body and back["ServerSideEncryption"] == "AES256"
+    plain_copy = s3.copy_object(Bucket="enc-cp", Key="plain-copy", CopySource="enc-cp/plain")
+    assert "ServerSideEncryption" not in plain_copy
+    # UploadPartCopy of an encrypted source into an unencrypted upload would store plaintext.
+    up = s3.create_multipart_upload(Bucket="enc-cp", Key="mp")
+    expect_error(400, "InvalidRequest", s3.upload_part_copy, Bucket="enc-cp", Key="mp",
+                 UploadId=up["UploadId"], PartNumber=1, CopySource="enc-cp/s3")
+    up = s3.create_multipart_upload(Bucket="enc-cp", Key="mp2", ServerSideEncryption="aws:kms")
+    r = s3.upload_part_copy(Bucket="enc-cp", Key="mp2", UploadId=up["UploadId"], PartNumber=1,
+                            CopySource="enc-cp/s3")
+    s3.complete_multipart_upload(Bucket="enc-cp", Key="mp2", UploadId=up["UploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket="enc-cp", Key="mp2")["Body"].read() == body
     # Re-encrypting an object in place is allowed (it changes the encryption).
     s3.copy_object(Bucket="enc-cp", Key="plain", CopySource="enc-cp/plain", ServerSideEncryption="aws:kms")
     assert s3.head_object(Bucket="enc-cp", Key="plain")["ServerSideEncryption"] == "aws:kms"
@@ -319,8 +336,11 @@ def test_no_plaintext_reaches_the_disk(kms):
     s3.create_bucket(Bucket="control")
     s3.put_object(Bucket="control", Key="plain", Body=control * 5000)
     assert s3.get_object(Bucket="scan", Key="kms-big")["Body"].read() == big
+    # IAM secrets are sealed at rest too.
+    user = kms.admin_json("user", "create", "scanned")
+    secret = user["secret_key"].encode()
     kms.stop()  # everything flushed
-    needles = [marker, marker[:16], marker[-16:]]
+    needles = [marker, marker[:16], marker[-16:], secret]
     scanned = 0
     control_found = False
     for path in Path(kms.data_dir).rglob("*"):
@@ -407,3 +427,75 @@ def test_kms_admin_needs_kms_permission(kms):
     assert r.status == 400
     cp = kms.kms("schedule-deletion", "alias/aws/s3", "--days", "3", check=False)
     assert cp.returncode != 0 and "7 to 30" in cp.stderr
+
+
+def test_aws_cli_with_each_sse_mode(kms, tmp_path):
+    import subprocess
+    from support.server import base_env
+    from test_awscli import aws_executable
+
+    home = tmp_path / "aws-home"
+    home.mkdir()
+    (home / "credentials").write_text(
+        f"[default]\naws_access_key_id = {kms.access_key}\naws_secret_access_key = {kms.secret_key}\n")
+    (home / "config").write_text(
+        "[default]\nregion = us-east-1\ns3 =\n  multipart_threshold = 5MB\n  multipart_chunksize = 5MB\n"
+        "  addressing_style = path\n")
+    env = {**base_env(), "HOME": str(home), "AWS_CONFIG_FILE": str(home / "config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"), "AWS_PAGER": "",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def aws(*args):
+        cp = subprocess.run([aws_executable(), *args, "--endpoint-url", kms.endpoint], env=env,
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, f"{args}: {cp.stdout}\n{cp.stderr}"
+        return cp.stdout
+
+    aws("s3", "mb", "s3://cli-enc")
+    src = tmp_path / "src.bin"
+    data = pattern(11 * 1024 * 1024 + 17, salt=8)  # multipart through the CLI (5 MiB parts)
+    src.write_bytes(data)
+    sse_c_key = "k" * 32
+    modes = {
+        "s3": ["--sse", "AES256"],
+        "kms": ["--sse", "aws:kms"],
+        "c": ["--sse-c", "AES256", "--sse-c-key", sse_c_key],
+    }
+    s3 = kms.client()
+    for name, flags in modes.items():
+        aws("s3", "cp", str(src), f"s3://cli-enc/{name}", *flags)
+        back = tmp_path / f"back-{name}"
+        aws("s3", "cp", f"s3://cli-enc/{name}", str(back),
+            *(["--sse-c", "AES256", "--sse-c-key", sse_c_key] if name == "c" else []))
+        assert back.read_bytes() == data, name
+    assert s3.head_object(Bucket="cli-enc", Key="s3")["ServerSideEncryption"] == "AES256"
+    assert s3.head_object(Bucket="cli-enc", Key="kms")["ServerSideEncryption"] == "aws:kms"
+    head = json.loads(aws("s3api", "head-object", "--bucket", "cli-enc", "--key", "c",
+                          "--sse-customer-algorithm", "AES256", "--sse-customer-key", sse_c_key))
+    assert head["SSECustomerAlgorithm"] == "AES256" and head["ContentLength"] == len(data)
+    # Bucket default encryption through s3api.
+    aws("s3api", "put-bucket-encryption", "--bucket", "cli-enc", "--server-side-encryption-configuration",
+        json.dumps({"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}))
+    got = json.loads(aws("s3api", "get-bucket-encryption", "--bucket", "cli-enc"))
+    assert got["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"][
+        "SSEAlgorithm"] == "AES256"
+
+
+def test_sse_kms_needs_the_kms_permission(kms, tmp_path):
+    user = kms.admin_json("user", "create", "kmsuser")
+    c = kms.client(user["access_key"], user["secret_key"])
+    c.create_bucket(Bucket="enc-own")  # the owner has full S3 control of it
+    # default.cedar lets signed-in users use keys for SSE-KMS.
+    c.put_object(Bucket="enc-own", Key="k", Body=b"x", ServerSideEncryption="aws:kms")
+    assert c.get_object(Bucket="enc-own", Key="k")["Body"].read() == b"x"
+    pol = tmp_path / "no-kms.cedar"
+    pol.write_text('forbid (principal, action in [Sluice::Action::"kms:Decrypt", '
+                   'Sluice::Action::"kms:GenerateDataKey"], resource);\n')
+    kms.admin("policy", "attach", "--user", "kmsuser", "--name", "no-kms", str(pol))
+    expect_error(403, "AccessDenied", c.get_object, Bucket="enc-own", Key="k")
+    expect_error(403, "AccessDenied", c.put_object, Bucket="enc-own", Key="k2", Body=b"x",
+                 ServerSideEncryption="aws:kms")
+    # SSE-S3 and SSE-C need no KMS permission; root still reads the KMS object.
+    c.put_object(Bucket="enc-own", Key="s3", Body=b"y", ServerSideEncryption="AES256")
+    assert c.get_object(Bucket="enc-own", Key="s3")["Body"].read() == b"y"
+    assert kms.client().get_object(Bucket="enc-own", Key="k")["Body"].read() == b"x"

@@ -46,6 +46,9 @@ pub struct Encryption {
     pub customer_key_md5: Option<String>,
     #[serde(default)]
     pub bucket_key: bool,
+    /// SSE-KMS asked as `aws:kms:dsse`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dsse: bool,
     /// The wrapped data key (base64).
     pub wrapped_key: String,
     /// 16 random bytes (hex) bound into every segment: segments of another object never open.
@@ -56,6 +59,14 @@ pub struct Encryption {
 }
 
 impl Encryption {
+    /// The `x-amz-server-side-encryption` value (none for SSE-C, as S3 answers).
+    pub fn header_value(&self) -> Option<&'static str> {
+        match self.mode {
+            SseMode::Kms if self.dsse => Some("aws:kms:dsse"),
+            m => m.header_value(),
+        }
+    }
+
     pub fn binding_bytes(&self) -> [u8; 16] {
         let mut out = [0u8; 16];
         if let Ok(raw) = hex::decode(&self.binding)

@@ -57,6 +57,11 @@ pub async fn encrypt(
 ) -> std::io::Result<()> {
     let mut src = tokio::fs::File::open(input).await?;
     header.size = src.metadata().await?.len();
+    if header.size >= segments::MAX_PIECE_LEN {
+        return Err(invalid(
+            "the file is larger than one envelope can seal (256 TiB)",
+        ));
+    }
     header.segment_size = segments::SEGMENT_LEN as u64;
     let piece = PieceSeal::fresh(0);
     header.nonce_prefix = hex::encode(piece.nonce_prefix);
@@ -125,7 +130,9 @@ pub async fn decrypt(
     };
     let mut f = tokio::fs::File::open(input).await?;
     let total = f.metadata().await?.len();
-    if total.saturating_sub(body_offset) != segments::sealed_len(header.size) {
+    if header.size >= segments::MAX_PIECE_LEN
+        || total.saturating_sub(body_offset) != segments::sealed_len(header.size)
+    {
         return Err(invalid("the envelope body is truncated or padded"));
     }
     tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(body_offset)).await?;

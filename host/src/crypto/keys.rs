@@ -8,6 +8,7 @@
 //! that is disabled or scheduled for deletion through Sluice is dropped from the cache at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,8 @@ pub struct KeyRequest<'a> {
     pub context: Option<BTreeMap<String, String>>,
     pub customer: Option<&'a CustomerKey>,
     pub bucket_key: bool,
+    /// `aws:kms:dsse` was asked for (answered as such; sealed like `aws:kms`).
+    pub dsse: bool,
     pub bucket: &'a str,
     pub key: &'a str,
 }
@@ -80,6 +83,9 @@ pub struct KeyService {
     plugins: Arc<Registry>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     described: Mutex<HashMap<String, (Instant, String)>>,
+    /// Bumped by [`KeyService::forget`]: an unwrap that began before a disable does not cache
+    /// its key after it.
+    generation: AtomicU64,
 }
 
 fn random_key() -> Zeroizing<[u8; 32]> {
@@ -123,6 +129,7 @@ impl KeyService {
             plugins,
             cache: Mutex::new(HashMap::new()),
             described: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -149,6 +156,7 @@ impl KeyService {
             context: None,
             customer_key_md5: None,
             bucket_key: req.bucket_key,
+            dsse: req.dsse && req.mode == SseMode::Kms,
             wrapped_key: String::new(),
             binding: hex::encode(binding),
             piece: None,
@@ -287,7 +295,11 @@ impl KeyService {
             .plugins
             .key_providers()
             .find(|p| p.spec.name == enc.provider)
-            .ok_or(KeyError::NoProvider)?;
+            .ok_or_else(|| KeyError::Kms {
+                code: "KMS.KMSInternalException".into(),
+                message: format!("the key provider `{}` is not loaded", enc.provider),
+            })?;
+        let generation = self.generation.load(Ordering::SeqCst);
         let mut plain = provider
             .decrypt_data_key(key_id, wrapped, &context)
             .await
@@ -295,12 +307,12 @@ impl KeyService {
         let key = key_from(&plain);
         zeroize::Zeroize::zeroize(&mut plain);
         let key = key?;
-        if let Ok(mut c) = self.cache.lock() {
+        if let Ok(mut c) = self.cache.lock()
+            && self.generation.load(Ordering::SeqCst) == generation
+        {
+            c.retain(|_, v| v.at.elapsed() < CACHE_TTL);
             if c.len() >= CACHE_MAX {
-                c.retain(|_, v| v.at.elapsed() < CACHE_TTL);
-                if c.len() >= CACHE_MAX {
-                    c.clear();
-                }
+                c.clear();
             }
             c.insert(
                 slot,
@@ -354,6 +366,7 @@ impl KeyService {
     /// Drops every cached data key (and description) of a KMS key, after it was disabled or
     /// scheduled for deletion, so the change takes effect at once.
     pub fn forget(&self, key_arn: &str, key_id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut c) = self.cache.lock() {
             c.retain(|_, v| {
                 v.kms_key_id
@@ -364,6 +377,29 @@ impl KeyService {
         if let Ok(mut d) = self.described.lock() {
             d.clear();
         }
+    }
+
+    /// Drops expired data keys from memory (run periodically, so a quiet server does not keep
+    /// them).
+    pub fn sweep(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.retain(|_, v| v.at.elapsed() < CACHE_TTL);
+        }
+    }
+
+    /// Sweeps the data-key cache every few seconds for as long as the service lives.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(keys) => keys.sweep(),
+                    None => return,
+                }
+            }
+        });
     }
 
     /// A key provider admin call through the configured provider.

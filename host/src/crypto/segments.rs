@@ -11,13 +11,17 @@
 //!
 //! A piece of `n` plaintext bytes takes [`sealed_len`]`(n)` bytes on disk, so any plaintext range
 //! maps to whole sealed segments that can be read and opened on their own.
+//!
+//! The segments are plain AES-256-GCM, sealed here with aws-lc (already linked for TLS): on this
+//! machine it seals 11 GB/s per core against 1.3 GB/s for the `aes-gcm` crate, which made an
+//! encrypted GET reach only 35 % of a plaintext one. A unit test opens aws-lc's segments with
+//! `aes-gcm` to keep the two interchangeable; key wrapping uses `aes-gcm`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use rand::RngCore;
@@ -26,6 +30,8 @@ use zeroize::Zeroizing;
 
 /// Plaintext bytes per segment.
 pub const SEGMENT_LEN: usize = 64 * 1024;
+/// Largest piece the format can seal: 2^32 segments (the nonce's segment counter is 32 bits).
+pub const MAX_PIECE_LEN: u64 = (SEGMENT_LEN as u64) << 32;
 /// AES-GCM tag bytes after each segment.
 pub const TAG_LEN: usize = 16;
 const SEALED_SEGMENT: u64 = (SEGMENT_LEN + TAG_LEN) as u64;
@@ -76,11 +82,11 @@ mod hex_bytes {
     }
 }
 
-/// A plaintext data key with its object binding; the key bytes are zeroized on drop (the
-/// cipher's expanded key too, through aes-gcm's `zeroize` feature).
+/// A data key with its object binding. Only the expanded key is kept (aws-lc cleanses it when
+/// it is freed).
 #[derive(Clone)]
 pub struct ObjectCipher {
-    cipher: Arc<Aes256Gcm>,
+    cipher: Arc<LessSafeKey>,
     binding: [u8; 16],
 }
 
@@ -99,8 +105,10 @@ pub struct OpenError {
 
 impl ObjectCipher {
     pub fn new(key: &Zeroizing<[u8; 32]>, binding: [u8; 16]) -> ObjectCipher {
+        let unbound = UnboundKey::new(&AES_256_GCM, key.as_ref())
+            .expect("a 32-byte key is a valid AES-256-GCM key");
         ObjectCipher {
-            cipher: Arc::new(Aes256Gcm::new(key.as_ref().into())),
+            cipher: Arc::new(LessSafeKey::new(unbound)),
             binding,
         }
     }
@@ -135,13 +143,13 @@ impl ObjectCipher {
         out.extend_from_slice(plain);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&Self::nonce(piece, index)),
-                &self.aad(piece, index, last),
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(Self::nonce(piece, index)),
+                Aad::from(self.aad(piece, index, last)),
                 &mut out[start..],
             )
             .expect("AES-GCM sealing of a 64 KiB segment cannot fail");
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
     }
 
     /// Opens one sealed segment in place; the plaintext is the first `len - TAG_LEN` bytes.
@@ -159,13 +167,11 @@ impl ObjectCipher {
             return Err(err);
         }
         let n = sealed.len() - TAG_LEN;
-        let (body, tag) = sealed.split_at_mut(n);
         self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&Self::nonce(piece, index)),
-                &self.aad(piece, index, last),
-                body,
-                Tag::from_slice(tag),
+            .open_in_place(
+                Nonce::assume_unique_for_key(Self::nonce(piece, index)),
+                Aad::from(self.aad(piece, index, last)),
+                sealed,
             )
             .map_err(|_| err)?;
         Ok(n)
@@ -304,9 +310,16 @@ impl<S> OpenStream<S> {
         }
         let mut sealed = self.buf.split_to(need);
         let last = self.index + 1 == self.segments;
+        let Ok(index) = u32::try_from(self.index) else {
+            self.done = true;
+            return Some(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "encrypted piece has more segments than the format allows",
+            )));
+        };
         let opened = self
             .cipher
-            .open_segment(&self.piece, self.index as u32, last, &mut sealed);
+            .open_segment(&self.piece, index, last, &mut sealed);
         let n = match opened {
             Ok(n) => n,
             Err(e) => {
@@ -346,7 +359,16 @@ where
             }
             match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if this.buf.is_empty() {
+                        // A chunk nobody else holds is opened in place, without a copy.
+                        this.buf = chunk
+                            .try_into_mut()
+                            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                    } else {
+                        this.buf.extend_from_slice(&chunk);
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
                     return Poll::Ready(Some(Err(e)));
@@ -442,6 +464,40 @@ mod tests {
                 assert_eq!(got, &data[from..from + len], "n={n} from={from} len={len}");
             }
         }
+    }
+
+    /// The segments are standard AES-256-GCM: the `aes-gcm` crate opens what aws-lc sealed.
+    #[test]
+    fn segments_open_with_the_aes_gcm_crate() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let key = Zeroizing::new([7u8; 32]);
+        let c = ObjectCipher::new(&key, [3; 16]);
+        let piece = PieceSeal::fresh(4);
+        let data: Vec<u8> = (0..SEGMENT_LEN + 10).map(|i| (i % 253) as u8).collect();
+        let sealed = seal_all(&c, &piece, &data, 999);
+        let other = aes_gcm::Aes256Gcm::new(key.as_ref().into());
+        let first = &sealed[..SEALED_SEGMENT as usize];
+        let plain = other
+            .decrypt(
+                aes_gcm::Nonce::from_slice(&ObjectCipher::nonce(&piece, 0)),
+                Payload {
+                    msg: first,
+                    aad: &c.aad(&piece, 0, false),
+                },
+            )
+            .unwrap();
+        assert_eq!(plain, &data[..SEGMENT_LEN]);
+        let last = &sealed[SEALED_SEGMENT as usize..];
+        let plain = other
+            .decrypt(
+                aes_gcm::Nonce::from_slice(&ObjectCipher::nonce(&piece, 1)),
+                Payload {
+                    msg: last,
+                    aad: &c.aad(&piece, 1, true),
+                },
+            )
+            .unwrap();
+        assert_eq!(plain, &data[SEGMENT_LEN..]);
     }
 
     #[tokio::test]

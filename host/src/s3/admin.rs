@@ -223,6 +223,19 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
         headers: &parts.headers,
         query: None,
     };
+    let hands_out_keys = matches!(
+        cmd,
+        crate::crypto::kms_admin::KmsCommand::GenerateDataKey { .. }
+            | crate::crypto::kms_admin::KmsCommand::Decrypt { .. }
+    );
+    let secure = conn.is_some_and(|i| i.tls);
+    let loopback = conn.is_some_and(|i| i.peer.ip().is_loopback());
+    if hands_out_keys && !secure && !loopback && !app.config.allow_insecure_secrets {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Data keys are only handed out over a secure connection.",
+        ));
+    }
     let context = caller.context(None);
     let resource = match cmd.key_id() {
         Some(k) => Resource::Key(k),

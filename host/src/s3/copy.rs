@@ -104,13 +104,20 @@ pub async fn copy_object(
     let condition = write_condition(ctx)?;
     let src_cipher = encryption::read_cipher(
         ctx.app,
-        ctx.headers(),
+        &ctx.caller(),
         src.encryption.as_ref(),
         encryption::COPY_SOURCE_CUSTOMER,
         true,
     )
     .await?;
-    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
+    let sse = encryption::new_object_key(
+        ctx.app,
+        &ctx.caller(),
+        bucket,
+        key,
+        src.encryption.as_ref().map(|_| crate::crypto::SseMode::S3),
+    )
+    .await?;
     let body = ctx
         .app
         .store

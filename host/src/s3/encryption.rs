@@ -12,12 +12,14 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::access::Caller;
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::xml::{self, XmlWriter};
 use super::{App, RequestCtx, empty_response, set_header, xml_response};
 use crate::crypto::{
     CustomerKey, Encryption, KeyRequest, ObjectCipher, PieceSeal, Sealer, SseMode,
 };
+use crate::policy::Resource;
 use crate::store::StagedBody;
 
 /// The SSE-C headers of the object a request reads or writes.
@@ -112,6 +114,7 @@ pub struct SseRequest {
     pub context: Option<BTreeMap<String, String>>,
     pub bucket_key: Option<bool>,
     pub customer: Option<CustomerKey>,
+    pub dsse: bool,
 }
 
 impl SseRequest {
@@ -139,6 +142,7 @@ pub fn write_request(headers: &HeaderMap) -> S3Result<SseRequest> {
     };
     if let Some(v) = header(headers, SSE) {
         req.mode = Some(sse_algorithm(v, SSE)?);
+        req.dsse = v == "aws:kms:dsse";
     }
     if req.customer.is_some() && req.mode.is_some() {
         return Err(bad(
@@ -194,34 +198,48 @@ pub struct BucketDefault {
     pub bucket_key: bool,
 }
 
+/// A bucket's default encryption; a stored value that does not parse fails the request rather
+/// than letting writes go unencrypted.
 pub async fn bucket_default(app: &App, bucket: &str) -> S3Result<Option<BucketDefault>> {
-    Ok(match app.store.bucket_config(bucket, CONFIG).await? {
-        Some(raw) => serde_json::from_slice(&raw).ok(),
-        None => None,
-    })
+    match app.store.bucket_config(bucket, CONFIG).await? {
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| S3Error::internal(format!("bucket {bucket} encryption config: {e}"))),
+        None => Ok(None),
+    }
 }
 
 /// The data key of a new object (or upload) in `bucket`: from the request's headers, else the
-/// bucket's default encryption; `None` when neither asks for encryption.
+/// bucket's default encryption, else `fallback` (a copy of an encrypted source is SSE-S3, so
+/// no plaintext of an encrypted object reaches the disk); `None` when nothing asks for it.
 pub async fn new_object_key(
     app: &App,
-    headers: &HeaderMap,
+    caller: &Caller<'_>,
     bucket: &str,
     key: &str,
+    fallback: Option<SseMode>,
 ) -> S3Result<Option<(Encryption, ObjectCipher)>> {
-    let mut req = write_request(headers)?;
-    if req.is_empty()
-        && let Some(d) = bucket_default(app, bucket).await?
-    {
-        req.mode = Some(sse_algorithm(&d.algorithm, SSE)?);
-        req.kms_key_id = d.kms_key_id;
-        req.bucket_key = req.bucket_key.or(Some(d.bucket_key));
+    let mut req = write_request(caller.headers)?;
+    if req.is_empty() {
+        if let Some(d) = bucket_default(app, bucket).await? {
+            req.mode = Some(sse_algorithm(&d.algorithm, SSE)?);
+            req.dsse = d.algorithm == "aws:kms:dsse";
+            req.kms_key_id = d.kms_key_id;
+            req.bucket_key = req.bucket_key.or(Some(d.bucket_key));
+        } else {
+            req.mode = fallback;
+        }
     }
     let mode = match (&req.customer, req.mode) {
         (Some(_), _) => SseMode::Customer,
         (None, Some(m)) => m,
         (None, None) => return Ok(None),
     };
+    if mode == SseMode::Kms {
+        let arn = app.keys.check_kms_key(req.kms_key_id.as_deref()).await?;
+        authorize_key(app, caller, "kms:GenerateDataKey", &arn).await?;
+        req.kms_key_id = Some(arn);
+    }
     let made = app
         .keys
         .new_key(&KeyRequest {
@@ -230,6 +248,7 @@ pub async fn new_object_key(
             context: req.context,
             customer: req.customer.as_ref(),
             bucket_key: req.bucket_key.unwrap_or(false) && mode == SseMode::Kms,
+            dsse: req.dsse,
             bucket,
             key,
         })
@@ -262,12 +281,12 @@ pub fn opaque_etag(staged: &mut StagedBody, enc: &Encryption) {
 /// its data key when `need_key` (a HEAD of an SSE-S3/KMS object needs none).
 pub async fn read_cipher(
     app: &App,
-    headers: &HeaderMap,
+    caller: &Caller<'_>,
     enc: Option<&Encryption>,
     prefix: &str,
     need_key: bool,
 ) -> S3Result<Option<ObjectCipher>> {
-    let customer = customer_key(headers, prefix)?;
+    let customer = customer_key(caller.headers, prefix)?;
     let not_applicable = || {
         S3Error::new(
             ErrorCode::InvalidRequest,
@@ -286,9 +305,20 @@ pub async fn read_cipher(
             if !need_key && e.mode != SseMode::Customer {
                 return Ok(None);
             }
+            if e.mode == SseMode::Kms {
+                let arn = e.kms_key_id.as_deref().unwrap_or("");
+                authorize_key(app, caller, "kms:Decrypt", arn).await?;
+            }
             Ok(Some(app.keys.open(e, c.as_ref()).await?))
         }
     }
+}
+
+/// SSE-KMS uses a key only when Cedar allows the caller `action` (`kms:GenerateDataKey` to
+/// write, `kms:Decrypt` to read) on it, as AWS requires both the S3 and the KMS permission.
+async fn authorize_key(app: &App, caller: &Caller<'_>, action: &str, arn: &str) -> S3Result<()> {
+    let context = caller.context(None);
+    super::access::decide(app, caller.principal, action, Resource::Key(arn), &context).await
 }
 
 /// Refuses SSE-S3/KMS headers on a read, as S3 does (only SSE-C headers belong there).
@@ -310,7 +340,7 @@ pub fn response_headers(h: &mut HeaderMap, enc: Option<&Encryption>, with_contex
     let Some(enc) = enc else {
         return;
     };
-    if let Some(v) = enc.mode.header_value() {
+    if let Some(v) = enc.header_value() {
         set_header(h, SSE, v);
     }
     match enc.mode {

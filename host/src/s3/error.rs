@@ -288,14 +288,21 @@ impl From<crate::crypto::KeyError> for S3Error {
             )
             .with("ArgumentName", "x-amz-server-side-encryption"),
             KeyError::Kms { code, message } => {
-                let code = match code.as_str() {
-                    "KMS.DisabledException" => ErrorCode::KmsDisabled,
-                    "KMS.NotFoundException" => ErrorCode::KmsNotFound,
-                    "KMS.KMSInvalidStateException" => ErrorCode::KmsInvalidState,
-                    "KMS.InvalidCiphertextException" => ErrorCode::KmsInvalidCiphertext,
-                    _ => ErrorCode::KmsInternal,
+                let known = match code.as_str() {
+                    "KMS.DisabledException" => Some(ErrorCode::KmsDisabled),
+                    "KMS.NotFoundException" => Some(ErrorCode::KmsNotFound),
+                    "KMS.KMSInvalidStateException" => Some(ErrorCode::KmsInvalidState),
+                    "KMS.InvalidCiphertextException" => Some(ErrorCode::KmsInvalidCiphertext),
+                    _ => None,
                 };
-                S3Error::new(code, message)
+                match known {
+                    Some(code) => S3Error::new(code, message),
+                    // Internal failures are logged; the client gets no provider internals.
+                    None => {
+                        tracing::error!(%code, %message, "key provider error");
+                        S3Error::new(ErrorCode::KmsInternal, "The key provider failed.")
+                    }
+                }
             }
             KeyError::CustomerKeyMismatch => S3Error::new(
                 ErrorCode::AccessDenied,

@@ -171,7 +171,7 @@ async fn answer(
 ) -> Result<Response<Body>, RetryOrError> {
     let cipher = super::encryption::read_cipher(
         ctx.app,
-        ctx.headers(),
+        &ctx.caller(),
         meta.encryption.as_ref(),
         super::encryption::CUSTOMER,
         !head,

@@ -101,7 +101,7 @@ pub async fn create_multipart_upload(
         }
     }));
     let owner_id = ctx.principal.id().unwrap_or("").to_string();
-    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
+    let sse = encryption::new_object_key(ctx.app, &ctx.caller(), bucket, key, None).await?;
     let id = ctx
         .app
         .store
@@ -229,13 +229,20 @@ pub async fn upload_part_copy(
     };
     let src_cipher = encryption::read_cipher(
         ctx.app,
-        ctx.headers(),
+        &ctx.caller(),
         src.encryption.as_ref(),
         encryption::COPY_SOURCE_CUSTOMER,
         true,
     )
     .await?;
     let cipher = upload_cipher(ctx, &info).await?;
+    if src_cipher.is_some() && cipher.is_none() {
+        // The part would hold the decrypted source in plaintext.
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "The copy source is encrypted; copy it into an upload created with server-side encryption (or a bucket with default encryption).",
+        ));
+    }
     let body = ctx
         .app
         .store
@@ -283,7 +290,7 @@ async fn upload_cipher(
 ) -> S3Result<Option<crate::crypto::ObjectCipher>> {
     encryption::read_cipher(
         ctx.app,
-        ctx.headers(),
+        &ctx.caller(),
         info.encryption.as_ref(),
         encryption::CUSTOMER,
         true,

@@ -384,7 +384,18 @@ pub async fn post_object(
     };
     let policy = parse_policy(&policy_b64)?;
     check_conditions(&policy, &fields, bucket)?;
-    let sse = super::encryption::new_object_key(app, &condition_headers, bucket, &key).await?;
+    if super::carries_secret_insecurely(
+        &condition_headers,
+        origin.secure,
+        source_ip,
+        app.config.allow_insecure_secrets,
+    ) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
+        ));
+    }
+    let sse = super::encryption::new_object_key(app, &caller, bucket, &key, None).await?;
     let (min, max) = policy.length_range.unwrap_or((0, app.config.post_max_size));
     let max = max.min(app.config.post_max_size);
     let body: BodyStream = Box::pin(file.map(|r| r.map_err(std::io::Error::other)));

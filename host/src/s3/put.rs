@@ -299,7 +299,7 @@ pub async fn put_object(
         }
     }
 
-    let sse = encryption::new_object_key(ctx.app, ctx.headers(), bucket, key).await?;
+    let sse = encryption::new_object_key(ctx.app, &ctx.caller(), bucket, key, None).await?;
     let body = ctx.take_body()?;
     let sealer = sse.as_ref().map(|(_, c)| encryption::sealer(c, 0));
     let mut staged = ctx

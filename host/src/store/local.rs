@@ -784,10 +784,13 @@ async fn open_piece(
     len: u64,
 ) -> Result<BodyStream, std::io::Error> {
     match (cipher, seal) {
-        (None, _) => open_file_range(root, id, from, len).await,
+        (None, _) => open_file_range(root, id, from, len, READ_CHUNK).await,
         (Some(c), Some(seal)) => {
             let r = sealed_range(piece_len, from, len);
-            let raw = open_file_range(root, id, r.offset, r.len).await?;
+            // Reads of whole sealed segments, so each chunk opens without copying.
+            let chunk =
+                4 * (crate::crypto::segments::SEGMENT_LEN + crate::crypto::segments::TAG_LEN);
+            let raw = open_file_range(root, id, r.offset, r.len, chunk).await?;
             Ok(Box::pin(OpenStream::new(raw, c, seal, piece_len, r, len)))
         }
         (Some(_), None) => Err(std::io::Error::new(
@@ -802,6 +805,7 @@ async fn open_file_range(
     id: &str,
     offset: u64,
     len: u64,
+    chunk: usize,
 ) -> Result<BodyStream, std::io::Error> {
     let mut f = tokio::fs::File::open(body_path(root, id)).await?;
     if offset > 0 {
@@ -809,7 +813,7 @@ async fn open_file_range(
     }
     Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
         f.take(len),
-        READ_CHUNK,
+        chunk,
     )))
 }
 
