@@ -141,6 +141,17 @@ async fn authorize_admin(
     authn: &Authenticated,
     action: &str,
 ) -> S3Result<()> {
+    authorize_admin_on(app, parts, authn, action, Resource::Node).await
+}
+
+/// Authorizes an admin `action` on `resource` (the node, or a KMS key).
+async fn authorize_admin_on(
+    app: &App,
+    parts: &http::request::Parts,
+    authn: &Authenticated,
+    action: &str,
+    resource: Resource<'_>,
+) -> S3Result<()> {
     let conn = parts.extensions.get::<crate::server::ConnInfo>();
     let caller = super::access::Caller {
         principal: &authn.principal,
@@ -151,7 +162,7 @@ async fn authorize_admin(
         query: None,
     };
     let context = caller.context(None);
-    super::access::decide(app, &authn.principal, action, Resource::Node, &context).await
+    super::access::decide(app, &authn.principal, action, resource, &context).await
 }
 
 /// `GET /_sluice/admin/plugins`: loaded plugins with version, counters and call times.
@@ -214,20 +225,12 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
     let (parts, authn, bytes) = signed_post(app, req).await?;
     let cmd: crate::crypto::kms_admin::KmsCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad kms command: {e}")))?;
-    let conn = parts.extensions.get::<crate::server::ConnInfo>();
-    let caller = super::access::Caller {
-        principal: &authn.principal,
-        method: authn.method,
-        source_ip: conn.map(|i| i.peer.ip()),
-        secure: conn.is_some_and(|i| i.tls),
-        headers: &parts.headers,
-        query: None,
-    };
     let hands_out_keys = matches!(
         cmd,
         crate::crypto::kms_admin::KmsCommand::GenerateDataKey { .. }
             | crate::crypto::kms_admin::KmsCommand::Decrypt { .. }
     );
+    let conn = parts.extensions.get::<crate::server::ConnInfo>();
     let secure = conn.is_some_and(|i| i.tls);
     let loopback = conn.is_some_and(|i| i.peer.ip().is_loopback());
     if hands_out_keys && !secure && !loopback && !app.config.allow_insecure_secrets {
@@ -236,12 +239,11 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
             "Data keys are only handed out over a secure connection.",
         ));
     }
-    let context = caller.context(None);
     let resource = match cmd.key_id() {
         Some(k) => Resource::Key(k),
         None => Resource::Node,
     };
-    super::access::decide(app, &authn.principal, cmd.action(), resource, &context).await?;
+    authorize_admin_on(app, &parts, &authn, cmd.action(), resource).await?;
     tracing::info!(command = ?cmd, "kms command");
     let value = crate::crypto::kms_admin::run(&app.keys, &cmd)
         .await

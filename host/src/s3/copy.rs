@@ -102,14 +102,7 @@ pub async fn copy_object(
         src.tags.clone()
     };
     let condition = write_condition(ctx)?;
-    let src_cipher = encryption::read_cipher(
-        ctx.app,
-        &ctx.caller(),
-        src.encryption.as_ref(),
-        encryption::COPY_SOURCE_CUSTOMER,
-        true,
-    )
-    .await?;
+    let src_cipher = encryption::copy_source_cipher(ctx, &src).await?;
     let sse = encryption::new_object_key(
         ctx.app,
         &ctx.caller(),

@@ -314,6 +314,21 @@ pub async fn read_cipher(
     }
 }
 
+/// The data key of a copy source, with its `x-amz-copy-source-…-customer-*` headers checked.
+pub async fn copy_source_cipher(
+    ctx: &RequestCtx<'_>,
+    src: &crate::store::ObjectMeta,
+) -> S3Result<Option<ObjectCipher>> {
+    read_cipher(
+        ctx.app,
+        &ctx.caller(),
+        src.encryption.as_ref(),
+        COPY_SOURCE_CUSTOMER,
+        true,
+    )
+    .await
+}
+
 /// SSE-KMS uses a key only when Cedar allows the caller `action` (`kms:GenerateDataKey` to
 /// write, `kms:Decrypt` to read) on it, as AWS requires both the S3 and the KMS permission.
 async fn authorize_key(app: &App, caller: &Caller<'_>, action: &str, arn: &str) -> S3Result<()> {

@@ -227,14 +227,7 @@ pub async fn upload_part_copy(
         None => None,
         Some(h) => Some(copy_source_range(h, src.size)?),
     };
-    let src_cipher = encryption::read_cipher(
-        ctx.app,
-        &ctx.caller(),
-        src.encryption.as_ref(),
-        encryption::COPY_SOURCE_CUSTOMER,
-        true,
-    )
-    .await?;
+    let src_cipher = encryption::copy_source_cipher(ctx, &src).await?;
     let cipher = upload_cipher(ctx, &info).await?;
     if src_cipher.is_some() && cipher.is_none() {
         // The part would hold the decrypted source in plaintext.

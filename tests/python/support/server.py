@@ -200,52 +200,26 @@ class SluiceServer:
         return RawS3(self.port, access_key or self.access_key, secret_key or self.secret_key, self.region)
 
     # -- admin CLI ----------------------------------------------------------------------------
-    def admin(
-        self,
-        *args: str,
-        endpoint: bool = True,
-        creds: tuple[str, str] | None = None,
-        check: bool = True,
-        timeout: float = 60,
-    ) -> subprocess.CompletedProcess:
+    def admin(self, *args: str, endpoint: bool = True, creds: tuple[str, str] | None = None,
+              check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """`sluice admin ...` against the running server (endpoint=True) or the data dir."""
-        if endpoint:
-            ak, sk = creds or (self.access_key, self.secret_key)
-            env = {**base_env(), "AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}
-            cmd = [str(BIN), "admin", "--endpoint", self.endpoint, *args]
-        else:
-            env = self.env()
-            cmd = [str(BIN), "admin", *args]
-        cp = subprocess.run(
-            cmd, env=env, cwd=self.root, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check and cp.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(cmd)} exited {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-            )
-        return cp
+        return self.cli("admin", *args, endpoint=endpoint, creds=creds, check=check,
+                        timeout=timeout, with_config=False)
 
     def kms(self, *args: str, endpoint: bool = True, check: bool = True,
             timeout: float = 60) -> subprocess.CompletedProcess:
         """`sluice kms ...` against the running server or (endpoint=False) its data dir."""
         return self.cli("kms", *args, endpoint=endpoint, check=check, timeout=timeout)
 
-    def kms_json(self, *args: str, **kw):
-        cp = self.kms(*args, **kw)
-        try:
-            return json.loads(cp.stdout)
-        except json.JSONDecodeError as e:
-            raise AssertionError(f"kms {' '.join(args)} did not print JSON: {cp.stdout!r}") from e
-
-    def cli(self, command: str, *args: str, endpoint: bool = True, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        """Any `sluice COMMAND ...` with this server's config, as root against its endpoint or
-        offline on its data dir."""
-        config = [a for a in self.args if a != "serve"]
+    def cli(self, command: str, *args: str, endpoint: bool = True,
+            creds: tuple[str, str] | None = None, check: bool = True, timeout: float = 60,
+            with_config: bool = True) -> subprocess.CompletedProcess:
+        """Any `sluice COMMAND ...` (with this server's config file when `with_config`), signed
+        as `creds` (default root) against its endpoint, or offline on its data dir."""
+        config = [a for a in self.args if a != "serve"] if with_config else []
         if endpoint:
-            env = {**base_env(), "AWS_ACCESS_KEY_ID": self.access_key,
-                   "AWS_SECRET_ACCESS_KEY": self.secret_key}
+            ak, sk = creds or (self.access_key, self.secret_key)
+            env = {**base_env(), "AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}
             cmd = [str(BIN), *config, command, "--endpoint", self.endpoint, *args]
         else:
             env = self.env()
@@ -257,9 +231,15 @@ class SluiceServer:
                 f"{' '.join(cmd)} exited {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}")
         return cp
 
-    def admin_json(self, *args: str, **kw):
-        cp = self.admin(*args, **kw)
+    @staticmethod
+    def _json(cp: subprocess.CompletedProcess, what: str):
         try:
             return json.loads(cp.stdout)
         except json.JSONDecodeError as e:
-            raise AssertionError(f"admin {' '.join(args)} did not print JSON: {cp.stdout!r}") from e
+            raise AssertionError(f"{what} did not print JSON: {cp.stdout!r}") from e
+
+    def admin_json(self, *args: str, **kw):
+        return self._json(self.admin(*args, **kw), f"admin {' '.join(args)}")
+
+    def kms_json(self, *args: str, **kw):
+        return self._json(self.kms(*args, **kw), f"kms {' '.join(args)}")
