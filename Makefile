@@ -2,7 +2,7 @@
 CARGO  ?= cargo
 PYTHON ?= python3
 VENV   := .venv
-PLUGIN_CRATES := static-keys header-auth oidc time-window local-kms hostile hostile-authorizer
+PLUGIN_CRATES := static-keys header-auth oidc time-window local-kms hostile hostile-authorizer hostile-target
 CONFIG ?= sluice.toml
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -23,7 +23,7 @@ plugins:
 	$(CARGO) build --target wasm32-wasip2 --profile plugin $(PLUGIN_CRATES:%=-p %)
 	mkdir -p plugins/dist tests/plugins/dist
 	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm $(WASM_OUT)/time_window.wasm $(WASM_OUT)/local_kms.wasm plugins/dist/
-	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm tests/plugins/dist/
+	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm $(WASM_OUT)/hostile_target.wasm tests/plugins/dist/
 
 ## Install what the tests need (Python venv with boto3 + awscli) and run every test
 test: venv build plugins test-rust test-python

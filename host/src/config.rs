@@ -52,6 +52,17 @@ struct FileConfig {
     allow_insecure_secrets: Option<bool>,
     policies_dir: Option<PathBuf>,
     plugins: Option<Vec<PluginEntry>>,
+    replication_targets: Option<Vec<TargetEntry>>,
+}
+
+/// A `[[replication_targets]]` entry as the file spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetEntry {
+    name: String,
+    plugin: String,
+    endpoint: String,
+    region: Option<String>,
 }
 
 /// A `[[plugins]]` entry as the file spells it.
@@ -133,6 +144,8 @@ pub struct Config {
     pub allow_insecure_secrets: bool,
     /// Directory of `*.cedar` policy files, watched for changes; `None` = the built-in defaults.
     pub policies_dir: Option<PathBuf>,
+    /// Where replication rules may send writes (`arn:sluice:replication::NAME:BUCKET`).
+    pub replication_targets: Vec<crate::replication::TargetSpec>,
     /// WebAssembly plugins, in the order they are consulted.
     pub plugins: Vec<PluginSpec>,
 }
@@ -466,8 +479,25 @@ impl Config {
                 });
             }
         }
+        let replication_targets = file
+            .replication_targets
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| target_spec(i, entry, &plugins, &region))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, t) in replication_targets.iter().enumerate() {
+            if replication_targets[..i].iter().any(|o| o.name == t.name) {
+                return Err(ConfigError::BadValue {
+                    key: format!("replication_targets[{i}].name"),
+                    message: format!("target name `{}` is used twice", t.name),
+                });
+            }
+        }
         Ok(Config {
             plugins,
+            replication_targets,
             address,
             data_dir: file.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             region,
@@ -494,6 +524,62 @@ impl Config {
             policies_dir: file.policies_dir,
         })
     }
+}
+
+fn target_spec(
+    i: usize,
+    entry: TargetEntry,
+    plugins: &[PluginSpec],
+    region: &str,
+) -> Result<crate::replication::TargetSpec, ConfigError> {
+    let bad = |field: &str, message: String| ConfigError::BadValue {
+        key: format!("replication_targets[{i}].{field}"),
+        message,
+    };
+    let name_ok = !entry.name.is_empty()
+        && entry.name.len() <= 63
+        && entry
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(bad(
+            "name",
+            format!(
+                "`{}` must be 1..=63 lower-case letters, digits or `-`",
+                entry.name
+            ),
+        ));
+    }
+    match plugins.iter().find(|p| p.name == entry.plugin) {
+        Some(p) if p.world == World::ReplicationTarget => {}
+        Some(_) => {
+            return Err(bad(
+                "plugin",
+                format!("plugin `{}` is not a replication-target", entry.plugin),
+            ));
+        }
+        None => {
+            return Err(bad(
+                "plugin",
+                format!("no [[plugins]] entry is named `{}`", entry.plugin),
+            ));
+        }
+    }
+    let endpoint = entry.endpoint.trim_end_matches('/').to_string();
+    let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    if !scheme_ok || endpoint.parse::<http::Uri>().is_err() {
+        return Err(bad(
+            "endpoint",
+            format!("`{}` is not an http:// or https:// URL", entry.endpoint),
+        ));
+    }
+    Ok(crate::replication::TargetSpec {
+        name: entry.name,
+        plugin: entry.plugin,
+        endpoint,
+        region: entry.region.unwrap_or_else(|| region.to_string()),
+    })
 }
 
 fn plugin_spec(i: usize, entry: PluginEntry) -> Result<PluginSpec, ConfigError> {

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod node;
 pub mod plugins;
 pub mod policy;
+pub mod replication;
 pub mod s3;
 pub mod server;
 pub mod store;

@@ -71,6 +71,7 @@ pub enum ErrorCode {
     UnexpectedContent,
     // Server-side encryption
     ServerSideEncryptionConfigurationNotFoundError,
+    ReplicationConfigurationNotFoundError,
     KmsDisabled,
     KmsNotFound,
     KmsInvalidState,
@@ -97,7 +98,8 @@ impl ErrorCode {
             | NoSuchPublicAccessBlockConfiguration
             | OwnershipControlsNotFoundError
             | NoSuchBucketPolicy
-            | ServerSideEncryptionConfigurationNotFoundError => StatusCode::NOT_FOUND,
+            | ServerSideEncryptionConfigurationNotFoundError
+            | ReplicationConfigurationNotFoundError => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -135,6 +137,7 @@ impl ErrorCode {
             ServerSideEncryptionConfigurationNotFoundError => {
                 "ServerSideEncryptionConfigurationNotFoundError"
             }
+            ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             KmsDisabled => "KMS.DisabledException",
             KmsNotFound => "KMS.NotFoundException",
             KmsInvalidState => "KMS.KMSInvalidStateException",

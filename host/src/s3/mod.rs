@@ -19,6 +19,7 @@ pub mod list;
 pub mod multipart;
 pub mod post_object;
 pub mod put;
+pub mod replication;
 pub mod router;
 pub mod sigv2;
 pub mod sigv4;
@@ -667,6 +668,15 @@ async fn handle_s3(
         Endpoint::PutBucketCors { bucket } => cors::put_bucket_cors(&mut ctx, &bucket).await,
         Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(&mut ctx, &bucket).await,
         Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(&mut ctx, &bucket).await,
+        Endpoint::PutBucketReplication { bucket } => {
+            replication::put_bucket_replication(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketReplication { bucket } => {
+            replication::get_bucket_replication(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketReplication { bucket } => {
+            replication::delete_bucket_replication(&mut ctx, &bucket).await
+        }
         Endpoint::PutBucketEncryption { bucket } => {
             encryption::put_bucket_encryption(&mut ctx, &bucket).await
         }

@@ -156,6 +156,15 @@ pub enum Endpoint {
     DeleteBucketCors {
         bucket: String,
     },
+    PutBucketReplication {
+        bucket: String,
+    },
+    GetBucketReplication {
+        bucket: String,
+    },
+    DeleteBucketReplication {
+        bucket: String,
+    },
     PutBucketEncryption {
         bucket: String,
     },
@@ -290,6 +299,9 @@ impl Endpoint {
             Endpoint::PutBucketCors { .. } => "PutBucketCors",
             Endpoint::GetBucketCors { .. } => "GetBucketCors",
             Endpoint::DeleteBucketCors { .. } => "DeleteBucketCors",
+            Endpoint::PutBucketReplication { .. } => "PutBucketReplication",
+            Endpoint::GetBucketReplication { .. } => "GetBucketReplication",
+            Endpoint::DeleteBucketReplication { .. } => "DeleteBucketReplication",
             Endpoint::PutBucketEncryption { .. } => "PutBucketEncryption",
             Endpoint::GetBucketEncryption { .. } => "GetBucketEncryption",
             Endpoint::DeleteBucketEncryption { .. } => "DeleteBucketEncryption",
@@ -349,6 +361,10 @@ impl Endpoint {
                 "s3:PutBucketCORS"
             }
             Endpoint::GetBucketCors { .. } => "s3:GetBucketCORS",
+            Endpoint::PutBucketReplication { .. } | Endpoint::DeleteBucketReplication { .. } => {
+                "s3:PutReplicationConfiguration"
+            }
+            Endpoint::GetBucketReplication { .. } => "s3:GetReplicationConfiguration",
             Endpoint::PutBucketEncryption { .. } | Endpoint::DeleteBucketEncryption { .. } => {
                 "s3:PutEncryptionConfiguration"
             }
@@ -390,6 +406,9 @@ impl Endpoint {
             | Endpoint::PutBucketCors { bucket }
             | Endpoint::GetBucketCors { bucket }
             | Endpoint::DeleteBucketCors { bucket }
+            | Endpoint::PutBucketReplication { bucket }
+            | Endpoint::GetBucketReplication { bucket }
+            | Endpoint::DeleteBucketReplication { bucket }
             | Endpoint::PutBucketEncryption { bucket }
             | Endpoint::GetBucketEncryption { bucket }
             | Endpoint::DeleteBucketEncryption { bucket }
@@ -561,7 +580,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "replication",
     "website",
     "session",
 ];
@@ -610,6 +628,14 @@ pub fn route(
                     Method::PUT => Ok(Endpoint::PutBucketCors { bucket }),
                     Method::GET => Ok(Endpoint::GetBucketCors { bucket }),
                     Method::DELETE => Ok(Endpoint::DeleteBucketCors { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if query.has("replication") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketReplication { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketReplication { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketReplication { bucket }),
                     _ => Err(method_not_allowed()),
                 };
             }
@@ -839,9 +865,12 @@ mod tests {
             Endpoint::PutBucketEncryption { .. } => 48,
             Endpoint::GetBucketEncryption { .. } => 49,
             Endpoint::DeleteBucketEncryption { .. } => 50,
+            Endpoint::PutBucketReplication { .. } => 51,
+            Endpoint::GetBucketReplication { .. } => 52,
+            Endpoint::DeleteBucketReplication { .. } => 53,
         }
     }
-    const ENDPOINTS: usize = 51;
+    const ENDPOINTS: usize = 54;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -928,6 +957,9 @@ mod tests {
             Endpoint::PutBucketCors { bucket: "b".into() },
             Endpoint::GetBucketCors { bucket: "b".into() },
             Endpoint::DeleteBucketCors { bucket: "b".into() },
+            Endpoint::PutBucketReplication { bucket: "b".into() },
+            Endpoint::GetBucketReplication { bucket: "b".into() },
+            Endpoint::DeleteBucketReplication { bucket: "b".into() },
             Endpoint::PutBucketEncryption { bucket: "b".into() },
             Endpoint::GetBucketEncryption { bucket: "b".into() },
             Endpoint::DeleteBucketEncryption { bucket: "b".into() },
