@@ -114,6 +114,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         config: config.clone(),
     });
+    crate::replication::worker::spawn(app.clone());
     let n = s3::bucket_policy::load_all(app.store.as_ref(), &app.policy)
         .await
         .map_err(|e| anyhow::anyhow!("loading bucket policies: {}", e.message))?;

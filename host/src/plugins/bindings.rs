@@ -48,6 +48,8 @@ pub mod replication_target {
         path: "../wit",
         world: "replication-target",
         exports: { default: async },
+        // Reading the body awaits the store's stream.
+        imports: { "sluice:plugin/object-body.[method]body-stream.read": async },
         with: {
             "sluice:plugin/types": super::authenticator::sluice::plugin::types,
             "sluice:plugin/log": super::authenticator::sluice::plugin::log,

@@ -137,15 +137,49 @@ impl sealing::Host for PluginState {
     }
 }
 
-/// An object body offered to a replication target. Replication arrives in a later milestone;
-/// until then no body is ever handed out.
-pub struct BodyStream;
+/// An object body offered to a replication target: the store's stream, read on demand so the
+/// body is never buffered whole.
+pub struct BodyStream {
+    pub stream: Option<crate::store::BodyStream>,
+    pub pending: bytes::Bytes,
+}
+
+/// Most bytes one `read` hands out.
+const MAX_READ: u32 = 1 << 20;
 
 impl object_body::Host for PluginState {}
 
 impl object_body::HostBodyStream for PluginState {
-    fn read(&mut self, _stream: Resource<BodyStream>, _len: u32) -> Result<Vec<u8>, types::Error> {
-        Err(types::Error::Internal("no body".into()))
+    async fn read(
+        &mut self,
+        stream: Resource<BodyStream>,
+        len: u32,
+    ) -> Result<Vec<u8>, types::Error> {
+        use futures::StreamExt;
+        let body = self
+            .table
+            .get_mut(&stream)
+            .map_err(|e| types::Error::Internal(e.to_string()))?;
+        let want = len.clamp(1, MAX_READ) as usize;
+        if body.pending.is_empty() {
+            let next = match body.stream.as_mut() {
+                Some(s) => s.next().await,
+                None => None,
+            };
+            match next {
+                Some(Ok(chunk)) => body.pending = chunk,
+                Some(Err(e)) => {
+                    body.stream = None;
+                    return Err(types::Error::Unavailable(format!("reading the body: {e}")));
+                }
+                None => {
+                    body.stream = None;
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let n = want.min(body.pending.len());
+        Ok(body.pending.split_to(n).to_vec())
     }
 
     fn drop(&mut self, stream: Resource<BodyStream>) -> wasmtime::Result<()> {

@@ -16,6 +16,9 @@ use super::bindings::authorizer::exports::sluice::plugin::authorization::{
 use super::bindings::key_provider::exports::sluice::plugin::key_management::{
     DataKey, KeyMetadata,
 };
+use super::bindings::replication_target::exports::sluice::plugin::replication::{
+    DeleteInfo, ObjectInfo,
+};
 use super::bindings::types::{self, Credential, Principal, RequestView};
 use super::runtime::{Bindings, EPOCH_TICK, Prepared, Runtime};
 use super::state::{PluginShared, PluginState};
@@ -502,6 +505,52 @@ impl LoadedPlugin {
             return Err(self.bad_output("key metadata is too large"));
         }
         Ok(keys)
+    }
+
+    /// Hands a replication target one object write; the body is read from `body` on demand.
+    pub async fn replicate_put(
+        &self,
+        object: ObjectInfo,
+        body: crate::store::BodyStream,
+    ) -> Result<(), PluginError> {
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    let Bindings::ReplicationTarget(b) = b else {
+                        return Err(wasmtime::Error::msg("not a replication target"));
+                    };
+                    let stream = store
+                        .data_mut()
+                        .table
+                        .push(super::host_imports::BodyStream {
+                            stream: Some(body),
+                            pending: bytes::Bytes::new(),
+                        })
+                        .map_err(wasmtime::Error::msg)?;
+                    b.sluice_plugin_replication()
+                        .call_replicate_put(store, &object, stream)
+                        .await
+                })
+            })
+            .await?;
+        result.map_err(|error| self.plugin_error(error))
+    }
+
+    /// Hands a replication target one delete.
+    pub async fn replicate_delete(&self, object: DeleteInfo) -> Result<(), PluginError> {
+        let result = self
+            .call(move |store, b| {
+                Box::pin(async move {
+                    let Bindings::ReplicationTarget(b) = b else {
+                        return Err(wasmtime::Error::msg("not a replication target"));
+                    };
+                    b.sluice_plugin_replication()
+                        .call_replicate_delete(store, &object)
+                        .await
+                })
+            })
+            .await?;
+        result.map_err(|error| self.plugin_error(error))
     }
 }
 

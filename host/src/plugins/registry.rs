@@ -133,6 +133,14 @@ impl Registry {
             .map(Slot::current)
     }
 
+    /// The loaded plugin named `name`, if any.
+    pub fn named(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.slots
+            .iter()
+            .find(|s| s.spec.name == name)
+            .map(Slot::current)
+    }
+
     /// The loaded key providers, in config order.
     pub fn key_providers(&self) -> impl Iterator<Item = Arc<LoadedPlugin>> + '_ {
         self.slots

@@ -2,6 +2,7 @@
 //! queue and its workers build on these.
 
 pub mod rules;
+pub mod worker;
 
 pub use rules::{Destination, ReplicationConfig, Rule, RuleFilter};
 

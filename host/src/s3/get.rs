@@ -112,6 +112,9 @@ fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
     set_header(h, "etag", &format!("\"{}\"", meta.etag));
     set_header(h, "last-modified", &http_date(meta.last_modified));
     super::encryption::response_headers(h, meta.encryption.as_ref(), false);
+    if let Some(s) = &meta.replication_status {
+        set_header(h, "x-amz-replication-status", s);
+    }
 }
 
 /// `response-*` query parameters and the header each overrides.

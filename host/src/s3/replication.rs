@@ -12,7 +12,7 @@ use crate::replication::rules::RuleError;
 use crate::replication::{Destination, ReplicationConfig, Rule, RuleFilter};
 
 /// The bucket-config kind the rules are stored under.
-pub const CONFIG: &str = "replication";
+pub const CONFIG: &str = crate::store::replication_queue::RULES_CONFIG;
 const MAX_CONFIG_BODY: u64 = 2 * 1024 * 1024;
 const ROOT: &str = "ReplicationConfiguration";
 

@@ -16,8 +16,10 @@ use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
 use super::list::{Feed, PageBuilder};
+use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
-    BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, UPLOAD_KEYS, UPLOADS,
+    BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_QUEUE,
+    UPLOAD_KEYS, UPLOADS,
 };
 use super::uploads::{self, CompleteArgs};
 use super::{
@@ -112,6 +114,15 @@ enum MetaOp {
         kind: String,
         value: Option<Vec<u8>>,
     },
+    FinishReplication {
+        seq: u64,
+        task: Box<ReplicationTask>,
+        status: Option<String>,
+    },
+    RescheduleReplication {
+        seq: u64,
+        task: Box<ReplicationTask>,
+    },
 }
 
 #[derive(Default)]
@@ -164,6 +175,7 @@ impl LocalStore {
             txn.open_table(PARTS)?;
             txn.open_table(COMPLETED)?;
             txn.open_table(BUCKET_CONFIG)?;
+            txn.open_table(REPLICATION_QUEUE)?;
             txn.commit()?;
         }
         let removed = Self::collect_orphans(&db, root)?;
@@ -438,6 +450,7 @@ impl Store for LocalStore {
                 e.piece = staged.piece;
                 e
             }),
+            replication_status: None,
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
@@ -737,6 +750,50 @@ impl Store for LocalStore {
             .ok_or_else(|| StoreError::Meta("completion produced no object".into()))
     }
 
+    async fn replication_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(REPLICATION_QUEUE)?;
+        replication_queue::due(&t, now_ms, limit)
+    }
+
+    async fn finish_replication(
+        &self,
+        seq: u64,
+        task: &ReplicationTask,
+        status: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::FinishReplication {
+            seq,
+            task: Box::new(task.clone()),
+            status: status.map(str::to_string),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn reschedule_replication(
+        &self,
+        seq: u64,
+        task: &ReplicationTask,
+    ) -> Result<(), StoreError> {
+        self.submit(MetaOp::RescheduleReplication {
+            seq,
+            task: Box::new(task.clone()),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn replication_depth(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(REPLICATION_QUEUE)?;
+        Ok(redb::ReadableTableMetadata::len(&t)?)
+    }
+
     async fn abort_upload(
         &self,
         bucket: &str,
@@ -936,6 +993,7 @@ fn apply_batch(
             parts: txn.open_table(PARTS)?,
             completed: txn.open_table(COMPLETED)?,
             config: txn.open_table(BUCKET_CONFIG)?,
+            queue: txn.open_table(REPLICATION_QUEUE)?,
         };
         let now = now_millis();
         for job in batch {
@@ -963,6 +1021,7 @@ struct Tables<'t> {
     parts: Table<'t, (&'static str, u32)>,
     completed: Table<'t, &'static str>,
     config: Table<'t, (&'static str, &'static str)>,
+    queue: redb::Table<'t, u64, &'static [u8]>,
 }
 
 /// Changes one stored object's metadata in place (`NoSuchKey` when there is no object).
@@ -1081,10 +1140,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             if let (Some(bytes), BodyLocation::Inline(id)) = (body, &meta.body) {
                 t.inline.insert(id.as_str(), bytes.as_ref())?;
             }
-            t.objects.insert(
-                (bucket.as_str(), key.as_str()),
-                encode(meta.as_ref()).as_slice(),
-            )?;
+            let mut stored = (**meta).clone();
+            replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut stored, now)?;
+            t.objects
+                .insert((bucket.as_str(), key.as_str()), encode(&stored).as_slice())?;
             release(old, &mut t.inline)
         }
         MetaOp::DeleteObject {
@@ -1111,6 +1170,9 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
+            if let Some(o) = &old {
+                replication_queue::enqueue_delete(&t.config, &mut t.queue, bucket, key, o, now)?;
+            }
             release(old, &mut t.inline)
         }
         MetaOp::CreateUpload(info) => {
@@ -1158,7 +1220,13 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             let mut outcome = release(done.replaced, &mut t.inline)?;
             // The replaced object's files are already in `done.freed`.
             outcome.freed = done.freed;
-            outcome.completed = Some(done.meta);
+            let mut meta = done.meta;
+            if replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut meta, now)?
+            {
+                t.objects
+                    .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
+            }
+            outcome.completed = Some(meta);
             Ok(outcome)
         }
         MetaOp::SetObjectTags { bucket, key, tags } => {
@@ -1181,6 +1249,33 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 None => {
                     t.config.remove((bucket.as_str(), kind.as_str()))?;
                 }
+            }
+            Ok(Outcome::default())
+        }
+        MetaOp::FinishReplication { seq, task, status } => {
+            t.queue.remove(*seq)?;
+            if let Some(status) = status {
+                let current: Option<ObjectMeta> =
+                    match t.objects.get((task.bucket.as_str(), task.key.as_str()))? {
+                        Some(v) => Some(decode(v.value())?),
+                        None => None,
+                    };
+                if let Some(mut m) = current
+                    && m.etag == task.etag
+                    && m.last_modified == task.last_modified
+                {
+                    m.replication_status = Some(status.clone());
+                    t.objects.insert(
+                        (task.bucket.as_str(), task.key.as_str()),
+                        encode(&m).as_slice(),
+                    )?;
+                }
+            }
+            Ok(Outcome::default())
+        }
+        MetaOp::RescheduleReplication { seq, task } => {
+            if t.queue.get(*seq)?.is_some() {
+                t.queue.insert(*seq, encode(task.as_ref()).as_slice())?;
             }
             Ok(Outcome::default())
         }

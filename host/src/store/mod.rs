@@ -5,6 +5,7 @@ pub mod acl;
 pub mod files;
 pub mod list;
 pub mod local;
+pub mod replication_queue;
 mod tables;
 pub mod uploads;
 
@@ -173,6 +174,9 @@ pub struct ObjectMeta {
     /// Server-side encryption (`None`: stored as sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
+    /// `x-amz-replication-status`: PENDING, COMPLETED or FAILED (`None`: no rule applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<String>,
 }
 
 impl ObjectMeta {
@@ -355,4 +359,27 @@ pub trait Store: Send + Sync {
         key: &str,
         upload_id: &str,
     ) -> Result<(), StoreError>;
+
+    /// Replication tasks due at `now_ms` (Unix milliseconds), oldest first.
+    async fn replication_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, replication_queue::ReplicationTask)>, StoreError>;
+    /// Removes task `seq`; with a `status`, sets it on the object when the object is still the
+    /// version the task was for.
+    async fn finish_replication(
+        &self,
+        seq: u64,
+        task: &replication_queue::ReplicationTask,
+        status: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Stores a task's new attempt count and time.
+    async fn reschedule_replication(
+        &self,
+        seq: u64,
+        task: &replication_queue::ReplicationTask,
+    ) -> Result<(), StoreError>;
+    /// Tasks waiting (for status and metrics).
+    async fn replication_depth(&self) -> Result<u64, StoreError>;
 }

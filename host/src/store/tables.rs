@@ -20,3 +20,6 @@ pub const UPLOAD_KEYS: TableDefinition<(&str, &str, &str), &[u8]> =
 pub const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
 /// upload id -> `CompletedRecord` (so completing twice answers the same)
 pub const COMPLETED: TableDefinition<&str, &[u8]> = TableDefinition::new("completed_uploads");
+/// sequence number -> `ReplicationTask`, committed with the write it replicates.
+pub const REPLICATION_QUEUE: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("replication_queue");

@@ -330,6 +330,7 @@ pub(super) fn complete(
         tags: info.tags.clone(),
         acl: info.acl.clone(),
         encryption: info.encryption.clone(),
+        replication_status: None,
         body: BodyLocation::Multipart(
             chosen
                 .iter()

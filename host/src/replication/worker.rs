@@ -1,0 +1,212 @@
+//! Replication workers: take due tasks from the durable queue, stream each object from the store
+//! (decrypted with its data key) to the target's plugin, and finish or reschedule the task.
+//!
+//! - A task whose object changed since (another ETag or time) is dropped: the newer write has
+//!   its own task, so a later version supersedes a pending earlier one.
+//! - Transient failures (a target that is down, traps, time limits) are retried with exponential
+//!   backoff and jitter, for as long as it takes; a target that refuses the object (`invalid`,
+//!   `denied`) marks it FAILED. SSE-C objects cannot be replicated (the host never holds their
+//!   key): they are marked FAILED with that reason.
+//! - Tasks for one key are never in flight together.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+
+use crate::crypto::SseMode;
+use crate::plugins::PluginError;
+use crate::plugins::bindings::replication_target::exports::sluice::plugin::replication::{
+    DeleteInfo, ObjectInfo,
+};
+use crate::s3::App;
+use crate::store::replication_queue::{COMPLETED, FAILED, ReplicationTask, TaskOp};
+
+/// Tasks taken from the queue at a time.
+const BATCH: usize = 64;
+/// Deliveries in flight at once.
+const WORKERS: usize = 4;
+const IDLE: Duration = Duration::from_millis(200);
+const BACKOFF_BASE_MS: i64 = 500;
+const BACKOFF_MAX_MS: i64 = 60_000;
+
+enum Delivery {
+    /// Done: set this status on the object (none when the object moved on).
+    Done(Option<&'static str>),
+    Retry(String),
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Delay before attempt `attempts + 1`: exponential, capped, with ±50 % jitter.
+pub fn backoff_ms(attempts: u32) -> i64 {
+    let exp = BACKOFF_BASE_MS.saturating_mul(1i64 << attempts.min(10));
+    let capped = exp.min(BACKOFF_MAX_MS);
+    let jitter = rand::thread_rng().gen_range(0.5..1.5);
+    (capped as f64 * jitter) as i64
+}
+
+/// Starts the workers when the config names any target.
+pub fn spawn(app: Arc<App>) {
+    if app.config.replication_targets.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            let due = match app.store.replication_due(now_ms(), BATCH).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "replication queue unreadable");
+                    tokio::time::sleep(IDLE * 5).await;
+                    continue;
+                }
+            };
+            // One task per key per round keeps each key's writes in order.
+            let mut seen = HashSet::new();
+            let round: Vec<_> = due
+                .into_iter()
+                .filter(|(_, t)| seen.insert((t.bucket.clone(), t.key.clone())))
+                .collect();
+            if round.is_empty() {
+                tokio::time::sleep(IDLE).await;
+                continue;
+            }
+            futures::stream::iter(round)
+                .for_each_concurrent(WORKERS, |(seq, task)| {
+                    let app = app.clone();
+                    async move { process(&app, seq, task).await }
+                })
+                .await;
+        }
+    });
+}
+
+async fn process(app: &App, seq: u64, mut task: ReplicationTask) {
+    let result = match deliver(app, &task).await {
+        Delivery::Done(status) => app.store.finish_replication(seq, &task, status).await,
+        Delivery::Retry(reason) => {
+            task.attempts = task.attempts.saturating_add(1);
+            task.next_attempt_ms = now_ms() + backoff_ms(task.attempts);
+            tracing::warn!(
+                bucket = %task.bucket,
+                key = %task.key,
+                target = %task.target,
+                attempts = task.attempts,
+                %reason,
+                "replication will be retried"
+            );
+            task.last_error = Some(reason);
+            app.store.reschedule_replication(seq, &task).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "replication queue update failed");
+    }
+}
+
+/// A target that refused the object itself; anything else is worth another try.
+fn refused(e: &PluginError) -> bool {
+    use crate::plugins::bindings::types::Error as E;
+    matches!(
+        e,
+        PluginError::Plugin {
+            error: E::Invalid(_) | E::Denied(_),
+            ..
+        }
+    )
+}
+
+fn failed(task: &ReplicationTask, reason: &str) -> Delivery {
+    tracing::warn!(bucket = %task.bucket, key = %task.key, target = %task.target, %reason, "replication failed");
+    Delivery::Done(Some(FAILED))
+}
+
+async fn deliver(app: &App, task: &ReplicationTask) -> Delivery {
+    let Some(spec) = app
+        .config
+        .replication_targets
+        .iter()
+        .find(|t| t.name == task.target)
+    else {
+        return failed(task, "the target is no longer configured");
+    };
+    let Some(plugin) = app.plugins.named(&spec.plugin) else {
+        return Delivery::Retry(format!("plugin `{}` is not loaded", spec.plugin));
+    };
+    match task.op {
+        TaskOp::Put => {
+            let meta = match app.store.object(&task.bucket, &task.key).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Delivery::Done(None),
+                Err(e) => return Delivery::Retry(e.to_string()),
+            };
+            if meta.etag != task.etag || meta.last_modified != task.last_modified {
+                return Delivery::Done(None);
+            }
+            let cipher = match &meta.encryption {
+                None => None,
+                Some(e) if e.mode == SseMode::Customer => {
+                    return failed(
+                        task,
+                        "SSE-C objects cannot be replicated: the server never holds their key",
+                    );
+                }
+                Some(e) => match app.keys.open(e, None).await {
+                    Ok(c) => Some(c),
+                    Err(e) => return Delivery::Retry(e.to_string()),
+                },
+            };
+            let body = match app.store.open_body(&meta, None, cipher.as_ref()).await {
+                Ok(b) => b,
+                Err(crate::store::StoreError::NoSuchKey) => return Delivery::Done(None),
+                Err(e) => return Delivery::Retry(e.to_string()),
+            };
+            let info = ObjectInfo {
+                bucket: task.dest_bucket.clone(),
+                key: task.key.clone(),
+                version_id: None,
+                size: meta.size,
+                etag: meta.etag.clone(),
+                content_type: meta.header("content-type").map(str::to_string),
+                last_modified: meta.last_modified.max(0) as u64,
+                user_metadata: meta.user_meta.clone(),
+                tags: meta.tags.clone(),
+            };
+            match plugin.replicate_put(info, body).await {
+                Ok(()) => Delivery::Done(Some(COMPLETED)),
+                Err(e) if refused(&e) => failed(task, &e.to_string()),
+                Err(e) => Delivery::Retry(e.to_string()),
+            }
+        }
+        TaskOp::Delete => {
+            let info = DeleteInfo {
+                bucket: task.dest_bucket.clone(),
+                key: task.key.clone(),
+                version_id: None,
+                delete_marker: false,
+            };
+            match plugin.replicate_delete(info).await {
+                Ok(()) => Delivery::Done(None),
+                Err(e) if refused(&e) => failed(task, &e.to_string()),
+                Err(e) => Delivery::Retry(e.to_string()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let first = super::backoff_ms(1);
+        assert!((500..=1500).contains(&first), "{first}");
+        for _ in 0..50 {
+            let late = super::backoff_ms(30);
+            assert!((30_000..=90_000).contains(&late), "{late}");
+        }
+    }
+}
