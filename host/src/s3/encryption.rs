@@ -201,12 +201,7 @@ pub struct BucketDefault {
 /// A bucket's default encryption; a stored value that does not parse fails the request rather
 /// than letting writes go unencrypted.
 pub async fn bucket_default(app: &App, bucket: &str) -> S3Result<Option<BucketDefault>> {
-    match app.store.bucket_config(bucket, CONFIG).await? {
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| S3Error::internal(format!("bucket {bucket} encryption config: {e}"))),
-        None => Ok(None),
-    }
+    super::json_bucket_config(app, bucket, CONFIG).await
 }
 
 /// The data key of a new object (or upload) in `bucket`: from the request's headers, else the

@@ -77,6 +77,21 @@ impl App {
     }
 }
 
+/// A bucket configuration document Sluice stores as JSON; one that does not parse fails the
+/// request (an internal error) rather than being taken as absent.
+pub async fn json_bucket_config<T: serde::de::DeserializeOwned>(
+    app: &App,
+    bucket: &str,
+    kind: &str,
+) -> S3Result<Option<T>> {
+    match app.store.bucket_config(bucket, kind).await? {
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| S3Error::internal(format!("bucket {bucket} {kind} config: {e}"))),
+        None => Ok(None),
+    }
+}
+
 /// One request in flight, after authentication.
 pub struct RequestCtx<'a> {
     pub app: &'a App,

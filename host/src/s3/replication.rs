@@ -6,6 +6,7 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 
 use super::error::{ErrorCode, S3Error, S3Result};
+use super::tagging::TagDoc;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, empty_response, xml_response};
 use crate::replication::rules::RuleError;
@@ -60,14 +61,6 @@ struct AndDoc {
     prefix: Option<String>,
     #[serde(rename = "Tag", default)]
     tags: Vec<TagDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TagDoc {
-    #[serde(rename = "Key")]
-    key: String,
-    #[serde(rename = "Value")]
-    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,12 +178,7 @@ pub async fn put_bucket_replication(
 
 /// A bucket's replication rules, if it has any.
 pub async fn bucket_rules(app: &super::App, bucket: &str) -> S3Result<Option<ReplicationConfig>> {
-    match app.store.bucket_config(bucket, CONFIG).await? {
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| S3Error::internal(format!("bucket {bucket} replication config: {e}"))),
-        None => Ok(None),
-    }
+    super::json_bucket_config(app, bucket, CONFIG).await
 }
 
 pub async fn get_bucket_replication(

@@ -79,12 +79,13 @@ struct TagSetDoc {
     tags: Vec<TagDoc>,
 }
 
+/// A `<Tag><Key/><Value/></Tag>` element (also in replication rule filters).
 #[derive(Debug, Deserialize)]
-struct TagDoc {
+pub struct TagDoc {
     #[serde(rename = "Key")]
-    key: String,
+    pub key: String,
     #[serde(rename = "Value", default)]
-    value: String,
+    pub value: String,
 }
 
 async fn read_tagging(ctx: &mut RequestCtx<'_>, max: usize) -> S3Result<Tags> {
