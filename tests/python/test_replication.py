@@ -157,6 +157,14 @@ def test_matching_writes_are_queued_and_delivered(start_server):
     s3.complete_multipart_upload(Bucket="src-bucket", Key="rep/mp", UploadId=up["UploadId"],
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]})
     wait_status(s3, "src-bucket", "rep/mp", "COMPLETED")
+    # A repeated completion (an SDK retry) answers the first one and changes nothing: a newer
+    # object under the key stays.
+    s3.put_object(Bucket="src-bucket", Key="rep/mp", Body=b"newer")
+    again = s3.complete_multipart_upload(Bucket="src-bucket", Key="rep/mp", UploadId=up["UploadId"],
+                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]})
+    assert again["ETag"]
+    assert s3.get_object(Bucket="src-bucket", Key="rep/mp")["Body"].read() == b"newer"
+    wait_status(s3, "src-bucket", "rep/mp", "COMPLETED")
 
 
 def test_queue_survives_kill_and_a_target_that_was_down(start_server):

@@ -142,6 +142,8 @@ impl sealing::Host for PluginState {
 pub struct BodyStream {
     pub stream: Option<crate::store::BodyStream>,
     pub pending: bytes::Bytes,
+    /// Once reading failed, every later read fails the same way (never a clean end).
+    pub failed: Option<String>,
 }
 
 /// Most bytes one `read` hands out.
@@ -160,8 +162,15 @@ impl object_body::HostBodyStream for PluginState {
             .table
             .get_mut(&stream)
             .map_err(|e| types::Error::Internal(e.to_string()))?;
-        let want = len.clamp(1, MAX_READ) as usize;
-        if body.pending.is_empty() {
+        if len == 0 {
+            return Err(types::Error::Invalid("read of 0 bytes".into()));
+        }
+        if let Some(e) = &body.failed {
+            return Err(types::Error::Unavailable(e.clone()));
+        }
+        let want = len.min(MAX_READ) as usize;
+        // Empty chunks are skipped: only the real end of the body reads as empty.
+        while body.pending.is_empty() {
             let next = match body.stream.as_mut() {
                 Some(s) => s.next().await,
                 None => None,
@@ -170,7 +179,9 @@ impl object_body::HostBodyStream for PluginState {
                 Some(Ok(chunk)) => body.pending = chunk,
                 Some(Err(e)) => {
                     body.stream = None;
-                    return Err(types::Error::Unavailable(format!("reading the body: {e}")));
+                    let message = format!("reading the body: {e}");
+                    body.failed = Some(message.clone());
+                    return Err(types::Error::Unavailable(message));
                 }
                 None => {
                     body.stream = None;

@@ -525,6 +525,7 @@ impl LoadedPlugin {
                         .push(super::host_imports::BodyStream {
                             stream: Some(body),
                             pending: bytes::Bytes::new(),
+                            failed: None,
                         })
                         .map_err(wasmtime::Error::msg)?;
                     b.sluice_plugin_replication()

@@ -105,6 +105,8 @@ async fn process(app: &App, seq: u64, mut task: ReplicationTask) {
     };
     if let Err(e) = result {
         tracing::error!(error = %e, "replication queue update failed");
+        // The task is still due: do not spin on it.
+        tokio::time::sleep(IDLE * 5).await;
     }
 }
 
@@ -183,6 +185,14 @@ async fn deliver(app: &App, task: &ReplicationTask) -> Delivery {
             }
         }
         TaskOp::Delete => {
+            // The key was written again since: the newer object's own task carries it.
+            match app.store.object(&task.bucket, &task.key).await {
+                Ok(Some(m)) if m.last_modified >= task.last_modified => {
+                    return Delivery::Done(None);
+                }
+                Ok(_) => {}
+                Err(e) => return Delivery::Retry(e.to_string()),
+            }
             let info = DeleteInfo {
                 bucket: task.dest_bucket.clone(),
                 key: task.key.clone(),

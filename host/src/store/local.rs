@@ -791,7 +791,8 @@ impl Store for LocalStore {
     async fn replication_depth(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(REPLICATION_QUEUE)?;
-        Ok(redb::ReadableTableMetadata::len(&t)?)
+        // Row 0 is the sequence counter, not a task.
+        Ok(t.range(1..)?.count() as u64)
     }
 
     async fn abort_upload(
@@ -1221,7 +1222,17 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             // The replaced object's files are already in `done.freed`.
             outcome.freed = done.freed;
             let mut meta = done.meta;
-            if replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut meta, now)?
+            // A repeated completion answers the first one and writes nothing (the object may
+            // have been replaced or deleted since).
+            if !done.replay
+                && replication_queue::enqueue_put(
+                    &t.config,
+                    &mut t.queue,
+                    bucket,
+                    key,
+                    &mut meta,
+                    now,
+                )?
             {
                 t.objects
                     .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;

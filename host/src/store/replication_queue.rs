@@ -43,24 +43,42 @@ pub const PENDING: &str = "PENDING";
 pub const COMPLETED: &str = "COMPLETED";
 pub const FAILED: &str = "FAILED";
 
+/// The bucket's rules. They were validated when stored; rules that no longer decode (a damaged
+/// record) are logged and ignored rather than failing the write after it began.
 fn rules(
     config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
     bucket: &str,
 ) -> Result<Option<ReplicationConfig>, StoreError> {
     match config.get((bucket, RULES_CONFIG))? {
-        Some(v) => Ok(Some(decode(v.value())?)),
+        Some(v) => match decode(v.value()) {
+            Ok(rules) => Ok(Some(rules)),
+            Err(e) => {
+                tracing::error!(bucket, error = %e, "replication rules unreadable; not replicating");
+                Ok(None)
+            }
+        },
         None => Ok(None),
     }
 }
+
+/// Row 0 of the queue holds the next sequence number, so numbers are never reused.
+const COUNTER: u64 = 0;
 
 fn push(
     queue: &mut Table<'_, u64, &'static [u8]>,
     task: &ReplicationTask,
 ) -> Result<(), StoreError> {
-    let next = match queue.last()? {
-        Some((k, _)) => k.value() + 1,
+    let next = match queue.get(COUNTER)? {
+        Some(v) => <[u8; 8]>::try_from(v.value())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1),
         None => 1,
-    };
+    }
+    .max(1);
+    queue.insert(
+        COUNTER,
+        next.wrapping_add(1).max(1).to_be_bytes().as_slice(),
+    )?;
     queue.insert(next, encode(task).as_slice())?;
     Ok(())
 }
@@ -135,16 +153,28 @@ pub fn enqueue_delete(
     )
 }
 
-/// Tasks whose time has come, oldest first.
+/// Tasks whose time has come, oldest first, at most one per key: a key whose oldest task is
+/// still waiting out its backoff yields nothing, so a key's writes and deletes are carried in
+/// the order they were made. Rows that do not decode are logged and skipped.
 pub fn due(
     queue: &impl ReadableTable<u64, &'static [u8]>,
     now: i64,
     limit: usize,
 ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
     let mut out = Vec::new();
-    for row in queue.iter()? {
+    let mut keys = std::collections::HashSet::new();
+    for row in queue.range(1..)? {
         let (k, v) = row?;
-        let task: ReplicationTask = decode(v.value())?;
+        let task: ReplicationTask = match decode(v.value()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(seq = k.value(), error = %e, "replication task unreadable; skipped");
+                continue;
+            }
+        };
+        if !keys.insert((task.bucket.clone(), task.key.clone())) {
+            continue;
+        }
         if task.next_attempt_ms <= now {
             out.push((k.value(), task));
             if out.len() >= limit {

@@ -232,6 +232,8 @@ fn object_checksum(info: &UploadInfo, parts: &[&PartInfo]) -> Option<Checksum> {
 
 pub(super) struct Completion {
     pub meta: ObjectMeta,
+    /// The upload had completed before: nothing was written this time.
+    pub replay: bool,
     /// Body files to remove once the commit is durable (unused parts, the replaced object).
     pub freed: Vec<String>,
     /// Inline body of the replaced object, removed in the same transaction by the caller.
@@ -265,6 +267,7 @@ pub(super) fn complete(
                 if rec.bucket == args.bucket && rec.key == args.key {
                     return Ok(Completion {
                         meta: rec.meta,
+                        replay: true,
                         freed: Vec::new(),
                         replaced: None,
                     });
@@ -365,6 +368,7 @@ pub(super) fn complete(
         meta,
         freed,
         replaced: old,
+        replay: false,
     })
 }
 
