@@ -303,42 +303,55 @@ impl<S> OpenStream<S> {
     }
 
     /// Opens the next segment if its bytes are all buffered.
+    /// Opens every segment whose bytes are all buffered, in place, and hands their plaintext
+    /// out as one chunk (moved down over the tags between them), so a chunk read from disk
+    /// becomes one chunk for the socket.
     fn open_ready(&mut self) -> Option<Result<Bytes, std::io::Error>> {
-        let need = self.current_sealed_len();
-        if self.buf.len() < need {
+        let mut pos = 0usize;
+        let mut out = 0usize;
+        while self.remaining > 0 {
+            let need = self.current_sealed_len();
+            if self.buf.len() - pos < need {
+                break;
+            }
+            let last = self.index + 1 == self.segments;
+            let Ok(index) = u32::try_from(self.index) else {
+                self.done = true;
+                return Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "encrypted piece has more segments than the format allows",
+                )));
+            };
+            let opened =
+                self.cipher
+                    .open_segment(&self.piece, index, last, &mut self.buf[pos..pos + need]);
+            let n = match opened {
+                Ok(n) => n,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)));
+                }
+            };
+            self.index += 1;
+            let skip = (self.skip as usize).min(n);
+            self.skip = 0;
+            let take = ((n - skip) as u64).min(self.remaining) as usize;
+            if pos + skip != out {
+                self.buf.copy_within(pos + skip..pos + skip + take, out);
+            }
+            out += take;
+            self.remaining -= take as u64;
+            pos += need;
+        }
+        if pos == 0 {
             return None;
         }
-        let mut sealed = self.buf.split_to(need);
-        let last = self.index + 1 == self.segments;
-        let Ok(index) = u32::try_from(self.index) else {
-            self.done = true;
-            return Some(Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "encrypted piece has more segments than the format allows",
-            )));
-        };
-        let opened = self
-            .cipher
-            .open_segment(&self.piece, index, last, &mut sealed);
-        let n = match opened {
-            Ok(n) => n,
-            Err(e) => {
-                self.done = true;
-                return Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)));
-            }
-        };
-        sealed.truncate(n);
-        self.index += 1;
-        let skip = (self.skip as usize).min(n);
-        self.skip = 0;
-        let mut plain = sealed.split_off(skip);
-        let take = (plain.len() as u64).min(self.remaining) as usize;
-        plain.truncate(take);
-        self.remaining -= take as u64;
+        let mut chunk = self.buf.split_to(pos);
+        chunk.truncate(out);
         if self.remaining == 0 {
             self.done = true;
         }
-        Some(Ok(plain.freeze()))
+        Some(Ok(chunk.freeze()))
     }
 }
 
