@@ -94,6 +94,14 @@ fn random_key() -> Zeroizing<[u8; 32]> {
     k
 }
 
+/// A data key a provider handed over: copied into a zeroizing array, and the provider's buffer
+/// wiped whether or not it was the right length.
+fn take_key(mut plain: Vec<u8>) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let key = key_from(&plain);
+    zeroize::Zeroize::zeroize(&mut plain);
+    key
+}
+
 fn key_from(raw: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let mut k = Zeroizing::new([0u8; 32]);
     if raw.len() != 32 {
@@ -192,9 +200,7 @@ impl KeyService {
                     .generate_data_key(&arn, &pairs)
                     .await
                     .map_err(kms_error)?;
-                let key = key_from(&dk.plaintext)?;
-                let mut plaintext = dk.plaintext;
-                zeroize::Zeroize::zeroize(&mut plaintext);
+                let key = take_key(dk.plaintext)?;
                 enc.provider = provider.spec.name.clone();
                 enc.kms_key_id = Some(arn);
                 enc.context = serde_json::to_string(&context).ok();
@@ -300,13 +306,12 @@ impl KeyService {
                 message: format!("the key provider `{}` is not loaded", enc.provider),
             })?;
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut plain = provider
-            .decrypt_data_key(key_id, wrapped, &context)
-            .await
-            .map_err(kms_error)?;
-        let key = key_from(&plain);
-        zeroize::Zeroize::zeroize(&mut plain);
-        let key = key?;
+        let key = take_key(
+            provider
+                .decrypt_data_key(key_id, wrapped, &context)
+                .await
+                .map_err(kms_error)?,
+        )?;
         if let Ok(mut c) = self.cache.lock()
             && self.generation.load(Ordering::SeqCst) == generation
         {
@@ -337,13 +342,11 @@ impl KeyService {
         let arn = self
             .describe(&provider, key_id.unwrap_or(DEFAULT_KMS_KEY))
             .await?;
-        let mut dk = provider
+        let dk = provider
             .generate_data_key(&arn, context)
             .await
             .map_err(kms_error)?;
-        let key = key_from(&dk.plaintext);
-        zeroize::Zeroize::zeroize(&mut dk.plaintext);
-        Ok((arn, key?, dk.wrapped))
+        Ok((arn, take_key(dk.plaintext)?, dk.wrapped))
     }
 
     /// Unwraps a data key made by [`KeyService::client_data_key`].
@@ -354,13 +357,12 @@ impl KeyService {
         context: &[(String, String)],
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let provider = self.provider()?;
-        let mut plain = provider
-            .decrypt_data_key(key_id, wrapped, context)
-            .await
-            .map_err(kms_error)?;
-        let key = key_from(&plain);
-        zeroize::Zeroize::zeroize(&mut plain);
-        key
+        take_key(
+            provider
+                .decrypt_data_key(key_id, wrapped, context)
+                .await
+                .map_err(kms_error)?,
+        )
     }
 
     /// Drops every cached data key (and description) of a KMS key, after it was disabled or

@@ -231,9 +231,13 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
             | crate::crypto::kms_admin::KmsCommand::Decrypt { .. }
     );
     let conn = parts.extensions.get::<crate::server::ConnInfo>();
-    let secure = conn.is_some_and(|i| i.tls);
-    let loopback = conn.is_some_and(|i| i.peer.ip().is_loopback());
-    if hands_out_keys && !secure && !loopback && !app.config.allow_insecure_secrets {
+    if hands_out_keys
+        && !super::secret_transport_ok(
+            conn.is_some_and(|i| i.tls),
+            conn.map(|i| i.peer.ip()),
+            app.config.allow_insecure_secrets,
+        )
+    {
         return Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "Data keys are only handed out over a secure connection.",

@@ -463,7 +463,17 @@ pub fn carries_secret_insecurely(
     let has_key = headers
         .keys()
         .any(|k| k.as_str().contains("server-side-encryption-customer-key"));
-    has_key && !secure && !allow_insecure && !peer.is_some_and(|p| p.is_loopback())
+    has_key && !secret_transport_ok(secure, peer, allow_insecure)
+}
+
+/// Whether a secret (an SSE-C key, a plaintext data key) may travel on this connection: TLS,
+/// a loopback peer, or `allow_insecure_secrets`.
+pub fn secret_transport_ok(
+    secure: bool,
+    peer: Option<std::net::IpAddr>,
+    allow_insecure: bool,
+) -> bool {
+    secure || allow_insecure || peer.is_some_and(|p| p.is_loopback())
 }
 
 async fn handle_s3(

@@ -210,6 +210,14 @@ fn metadata(rec: &KeyRecord) -> KeyMetadata {
     }
 }
 
+/// `KMSInvalidStateException`: the key's state does not allow the call (`what` says why).
+fn invalid_state(rec: &KeyRecord, what: &str) -> Error {
+    Error::Denied(format!(
+        "KMSInvalidStateException: {} {what}.",
+        arn(&rec.id)
+    ))
+}
+
 fn usable(rec: &KeyRecord) -> Result<(), Error> {
     match rec.state.as_str() {
         "enabled" => Ok(()),
@@ -217,10 +225,7 @@ fn usable(rec: &KeyRecord) -> Result<(), Error> {
             "DisabledException: {} is disabled.",
             arn(&rec.id)
         ))),
-        _ => Err(Error::Denied(format!(
-            "KMSInvalidStateException: {} is pending deletion.",
-            arn(&rec.id)
-        ))),
+        _ => Err(invalid_state(rec, "is pending deletion")),
     }
 }
 
@@ -340,10 +345,7 @@ impl KeyManagement for LocalKms {
     fn enable_key(key_id: String) -> Result<KeyMetadata, Error> {
         update(&key_id, |rec| {
             if rec.state == "pending-deletion" {
-                return Err(Error::Denied(format!(
-                    "KMSInvalidStateException: {} is pending deletion.",
-                    arn(&rec.id)
-                )));
+                return Err(invalid_state(rec, "is pending deletion"));
             }
             rec.state = "enabled".into();
             Ok(())
@@ -353,10 +355,7 @@ impl KeyManagement for LocalKms {
     fn disable_key(key_id: String) -> Result<KeyMetadata, Error> {
         update(&key_id, |rec| {
             if rec.state == "pending-deletion" {
-                return Err(Error::Denied(format!(
-                    "KMSInvalidStateException: {} is pending deletion.",
-                    arn(&rec.id)
-                )));
+                return Err(invalid_state(rec, "is pending deletion"));
             }
             rec.state = "disabled".into();
             Ok(())
@@ -381,10 +380,7 @@ impl KeyManagement for LocalKms {
         }
         update(&key_id, |rec| {
             if rec.state == "pending-deletion" {
-                return Err(Error::Denied(format!(
-                    "KMSInvalidStateException: {} is already pending deletion.",
-                    arn(&rec.id)
-                )));
+                return Err(invalid_state(rec, "is already pending deletion"));
             }
             rec.state = "pending-deletion".into();
             rec.deletion_at_ms = Some(now_ms() + pending_days as u64 * DAY_MS);
@@ -395,10 +391,7 @@ impl KeyManagement for LocalKms {
     fn cancel_key_deletion(key_id: String) -> Result<KeyMetadata, Error> {
         update(&key_id, |rec| {
             if rec.state != "pending-deletion" {
-                return Err(Error::Denied(format!(
-                    "KMSInvalidStateException: {} is not pending deletion.",
-                    arn(&rec.id)
-                )));
+                return Err(invalid_state(rec, "is not pending deletion"));
             }
             // As in AWS KMS, a key whose deletion was cancelled comes back disabled.
             rec.state = "disabled".into();
