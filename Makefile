@@ -2,7 +2,7 @@
 CARGO  ?= cargo
 PYTHON ?= python3
 VENV   := .venv
-PLUGIN_CRATES := static-keys header-auth oidc time-window local-kms hostile hostile-authorizer hostile-target
+PLUGIN_CRATES := static-keys header-auth oidc time-window local-kms s3-target hostile hostile-authorizer hostile-target
 CONFIG ?= sluice.toml
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
@@ -22,7 +22,7 @@ plugins:
 	@command -v rustup >/dev/null && rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 	$(CARGO) build --target wasm32-wasip2 --profile plugin $(PLUGIN_CRATES:%=-p %)
 	mkdir -p plugins/dist tests/plugins/dist
-	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm $(WASM_OUT)/time_window.wasm $(WASM_OUT)/local_kms.wasm plugins/dist/
+	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm $(WASM_OUT)/time_window.wasm $(WASM_OUT)/local_kms.wasm $(WASM_OUT)/s3_target.wasm plugins/dist/
 	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm $(WASM_OUT)/hostile_target.wasm tests/plugins/dist/
 
 ## Install what the tests need (Python venv with boto3 + awscli) and run every test

@@ -69,6 +69,31 @@ pub async fn kms(
     }
 }
 
+/// Runs a replication command on a stopped server's data dir or against `endpoint`.
+pub async fn replication(
+    config: &Config,
+    endpoint: Option<&str>,
+    cmd: crate::replication::admin::ReplicationCommand,
+) -> anyhow::Result<serde_json::Value> {
+    match endpoint {
+        None => {
+            let node = Node::open(config)?;
+            let store = node.local_store(config)?;
+            Ok(crate::replication::admin::run(config, &store, &node.iam, &cmd).await?)
+        }
+        Some(url) => {
+            remote(
+                config,
+                url,
+                "POST",
+                crate::s3::admin::REPLICATION_PATH,
+                serde_json::to_vec(&cmd)?,
+            )
+            .await
+        }
+    }
+}
+
 /// `sluice encrypt` / `sluice decrypt`: client-side envelope encryption of a file under a KMS
 /// key, whose data key comes from the key provider (offline) or a running server's KMS API.
 pub async fn envelope(

@@ -63,6 +63,8 @@ struct TargetEntry {
     plugin: String,
     endpoint: String,
     region: Option<String>,
+    /// Deliveries to this target in flight at once (default 4).
+    workers: Option<usize>,
 }
 
 /// A `[[plugins]]` entry as the file spells it.
@@ -574,11 +576,16 @@ fn target_spec(
             format!("`{}` is not an http:// or https:// URL", entry.endpoint),
         ));
     }
+    let workers = entry.workers.unwrap_or(crate::replication::DEFAULT_WORKERS);
+    if !(1..=64).contains(&workers) {
+        return Err(bad("workers", format!("{workers} must be 1..=64")));
+    }
     Ok(crate::replication::TargetSpec {
         name: entry.name,
         plugin: entry.plugin,
         endpoint,
         region: entry.region.unwrap_or_else(|| region.to_string()),
+        workers,
     })
 }
 

@@ -172,6 +172,48 @@ enum AdminWhat {
     /// Cedar policies attached to a user, a group or a role
     #[command(subcommand)]
     Policy(AttachCmd),
+    /// Bucket replication: queue status, pause/resume, target credentials
+    #[command(subcommand)]
+    Replication(ReplicationCmd),
+}
+
+#[derive(Subcommand)]
+enum ReplicationCmd {
+    /// Rules, pause state, queue depth and lag of a bucket (JSON)
+    Status { bucket: String },
+    /// Hold a bucket's replication queue: writes are still queued, nothing is sent
+    Pause { bucket: String },
+    /// Release a paused bucket's queue
+    Resume { bucket: String },
+    /// Set the credentials Sluice signs with for a `[[replication_targets]]` entry (sealed at rest)
+    Credentials {
+        target: String,
+        #[arg(long)]
+        access_key: String,
+        /// Prefer the environment variable: a command line is visible to other users
+        #[arg(long, env = "SLUICE_TARGET_SECRET_KEY", hide_env_values = true)]
+        secret_key: String,
+    },
+}
+
+impl ReplicationCmd {
+    fn command(self) -> sluice::replication::admin::ReplicationCommand {
+        use sluice::replication::admin::ReplicationCommand as C;
+        match self {
+            ReplicationCmd::Status { bucket } => C::Status { bucket },
+            ReplicationCmd::Pause { bucket } => C::Pause { bucket },
+            ReplicationCmd::Resume { bucket } => C::Resume { bucket },
+            ReplicationCmd::Credentials {
+                target,
+                access_key,
+                secret_key,
+            } => C::Credentials {
+                target,
+                access_key,
+                secret_key,
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -328,6 +370,9 @@ impl AdminWhat {
             AdminWhat::Policy(AttachCmd::List { target }) => AdminCommand::PolicyList {
                 target: target.target(),
             },
+            AdminWhat::Replication(_) => {
+                anyhow::bail!("replication commands are handled by `admin_cli::replication`")
+            }
             AdminWhat::User(UserCmd::Create { name }) => AdminCommand::UserCreate { name },
             AdminWhat::User(UserCmd::Delete { name }) => AdminCommand::UserDelete { name },
             AdminWhat::User(UserCmd::List) => AdminCommand::UserList,
@@ -382,6 +427,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => sluice::server::serve(config).await,
+            Command::Admin {
+                endpoint,
+                what: AdminWhat::Replication(cmd),
+            } => {
+                let value =
+                    sluice::admin_cli::replication(&config, endpoint.as_deref(), cmd.command())
+                        .await?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
             Command::Admin { endpoint, what } => {
                 let value =
                     sluice::admin_cli::run(&config, endpoint.as_deref(), what.command()?).await?;

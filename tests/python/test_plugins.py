@@ -124,10 +124,12 @@ def test_shipped_config_loads_all_shipped_plugins(start_server):
     srv.args = ["--config", str(REPO / "sluice.toml")]
     srv.start()
     listed = admin_plugins(srv)
-    assert set(listed) == {"static-keys", "header-auth", "oidc", "time-window", "local-kms"}
+    assert set(listed) == {"static-keys", "header-auth", "oidc", "time-window", "local-kms",
+                           "s3-target"}
     assert all(p["version"] for p in listed.values())
     worlds = {n: p["world"] for n, p in listed.items()}
     assert worlds["time-window"] == "authorizer" and worlds["local-kms"] == "key-provider"
+    assert worlds["s3-target"] == "replication-target"
     # The shipped config also loads the shipped policy files.
     assert "policies loaded" in srv.stderr_text()
     # Inert: a proxy identity header from loopback proves nothing, no sample key works.

@@ -87,6 +87,9 @@ def test_put_get_delete_bucket_replication(start_server):
     ([rule("a", 1), rule("b", 1)], 400, "InvalidRequest"),
     ([rule("a", 1), rule("a", 2)], 400, "InvalidRequest"),
     ([rule("a", 1, Status="Sometimes")], 400, "MalformedXML"),
+    # A V2 rule (with a Filter) must say whether deletes are replicated, as in S3.
+    ([{k: v for k, v in rule("a", 1).items() if k != "DeleteMarkerReplication"}], 400,
+     "InvalidRequest"),
     ([], 400, "MalformedXML"),
 ])
 def test_bad_replication_configurations_are_refused(start_server, rules, status, code):

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod groups;
 pub mod iam;
 pub mod sts;
+pub mod target_credentials;
 
 use serde::Serialize;
 

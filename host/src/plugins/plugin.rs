@@ -17,7 +17,7 @@ use super::bindings::key_provider::exports::sluice::plugin::key_management::{
     DataKey, KeyMetadata,
 };
 use super::bindings::replication_target::exports::sluice::plugin::replication::{
-    DeleteInfo, ObjectInfo,
+    DeleteInfo, ObjectInfo, TargetInfo,
 };
 use super::bindings::types::{self, Credential, Principal, RequestView};
 use super::runtime::{Bindings, EPOCH_TICK, Prepared, Runtime};
@@ -60,6 +60,11 @@ pub struct LoadedPlugin {
 /// Largest string or list a plugin may hand back in one field.
 const MAX_FIELD: usize = 4096;
 const MAX_ITEMS: usize = 256;
+
+/// A replication put may take one second more (wall clock and guest CPU) per this many bytes
+/// of body on top of the plugin's limits, so large objects are not cut off by limits meant for
+/// small calls.
+pub const REPLICATION_BYTES_PER_SECOND: u64 = 4 << 20;
 
 fn ticks(d: Duration) -> u64 {
     (d.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64
@@ -223,8 +228,25 @@ impl LoadedPlugin {
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     {
+        self.call_with_allowance(Duration::ZERO, f).await
+    }
+
+    /// A call whose wall-clock and CPU limits are the plugin's plus `allowance` (a streamed
+    /// object body needs time in proportion to its size).
+    async fn call_with_allowance<R, F>(&self, allowance: Duration, f: F) -> Result<R, PluginError>
+    where
+        F: for<'a> FnOnce(
+            &'a mut Store<PluginState>,
+            &'a Bindings,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        >,
+    {
         let started = Instant::now();
-        let limits = &self.spec.limits;
+        let mut limits = self.spec.limits.clone();
+        limits.timeout += allowance;
+        limits.cpu_time += allowance;
+        let limits = &limits;
         let result = tokio::time::timeout(limits.timeout, async {
             let _permit = self
                 .slots
@@ -508,13 +530,17 @@ impl LoadedPlugin {
     }
 
     /// Hands a replication target one object write; the body is read from `body` on demand.
+    /// Hands a replication target one object and its body. The call may take the plugin's
+    /// limits plus one second per `REPLICATION_BYTES_PER_SECOND` of body.
     pub async fn replicate_put(
         &self,
+        target: TargetInfo,
         object: ObjectInfo,
         body: crate::store::BodyStream,
     ) -> Result<(), PluginError> {
+        let allowance = Duration::from_secs(object.size / REPLICATION_BYTES_PER_SECOND);
         let result = self
-            .call(move |store, b| {
+            .call_with_allowance(allowance, move |store, b| {
                 Box::pin(async move {
                     let Bindings::ReplicationTarget(b) = b else {
                         return Err(wasmtime::Error::msg("not a replication target"));
@@ -529,7 +555,7 @@ impl LoadedPlugin {
                         })
                         .map_err(wasmtime::Error::msg)?;
                     b.sluice_plugin_replication()
-                        .call_replicate_put(store, &object, stream)
+                        .call_replicate_put(store, &target, &object, stream)
                         .await
                 })
             })
@@ -538,7 +564,11 @@ impl LoadedPlugin {
     }
 
     /// Hands a replication target one delete.
-    pub async fn replicate_delete(&self, object: DeleteInfo) -> Result<(), PluginError> {
+    pub async fn replicate_delete(
+        &self,
+        target: TargetInfo,
+        object: DeleteInfo,
+    ) -> Result<(), PluginError> {
         let result = self
             .call(move |store, b| {
                 Box::pin(async move {
@@ -546,7 +576,7 @@ impl LoadedPlugin {
                         return Err(wasmtime::Error::msg("not a replication target"));
                     };
                     b.sluice_plugin_replication()
-                        .call_replicate_delete(store, &object)
+                        .call_replicate_delete(store, &target, &object)
                         .await
                 })
             })

@@ -1,6 +1,7 @@
 //! Replication: bucket rules (which writes go where) and the targets they name. The durable
 //! queue and its workers build on these.
 
+pub mod admin;
 pub mod rules;
 pub mod worker;
 
@@ -17,4 +18,10 @@ pub struct TargetSpec {
     pub endpoint: String,
     /// Region the destination expects in signatures.
     pub region: String,
+    /// Deliveries to this target in flight at once. Each target has its own workers, so a
+    /// slow or broken target delays only its own queue.
+    pub workers: usize,
 }
+
+/// Deliveries per target in flight at once unless `workers` says otherwise.
+pub const DEFAULT_WORKERS: usize = 4;

@@ -140,17 +140,26 @@ impl ReplicationConfig {
     /// The rule that applies to a write of `key` with `tags`: the enabled matching rule with the
     /// highest priority (the first one for V1 rules).
     pub fn rule_for(&self, key: &str, tags: &[(String, String)]) -> Option<&Rule> {
-        let mut best: Option<&Rule> = None;
+        self.rules_for(key, tags).into_iter().next()
+    }
+
+    /// The rules that apply to a write of `key` with `tags`, one per destination, as S3 does
+    /// with several destinations: for each, the enabled matching rule with the highest priority
+    /// (the first one among equals). Ordered by priority, highest first.
+    pub fn rules_for(&self, key: &str, tags: &[(String, String)]) -> Vec<&Rule> {
+        let mut best: Vec<&Rule> = Vec::new();
         for r in self
             .rules
             .iter()
             .filter(|r| r.enabled && r.filter.matches(key, tags))
         {
-            best = match best {
-                Some(b) if b.priority.unwrap_or(0) >= r.priority.unwrap_or(0) => Some(b),
-                _ => Some(r),
-            };
+            match best.iter_mut().find(|b| b.destination == r.destination) {
+                Some(b) if b.priority.unwrap_or(0) < r.priority.unwrap_or(0) => *b = r,
+                Some(_) => {}
+                None => best.push(r),
+            }
         }
+        best.sort_by_key(|r| std::cmp::Reverse(r.priority.unwrap_or(0)));
         best
     }
 }
@@ -240,5 +249,26 @@ mod tests {
         assert!(tagged.matches("x", &[("k".into(), "v".into()), ("o".into(), "p".into())]));
         assert!(!tagged.matches("x", &[("k".into(), "w".into())]));
         assert!(ReplicationConfig::default().validate(&targets).is_err());
+    }
+
+    #[test]
+    fn one_rule_per_destination() {
+        let cfg = ReplicationConfig {
+            role: None,
+            rules: vec![
+                rule("a", Some(1), "", "dr"),
+                rule("b", Some(3), "logs/", "dr"),
+                rule("c", Some(2), "", "far"),
+            ],
+        };
+        let ids = |key: &str| -> Vec<String> {
+            cfg.rules_for(key, &[])
+                .iter()
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        // The best rule for `dr` and the one for `far`, highest priority first.
+        assert_eq!(ids("logs/x"), ["b", "c"]);
+        assert_eq!(ids("img/x"), ["c", "a"]);
     }
 }

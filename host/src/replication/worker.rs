@@ -8,9 +8,11 @@
 //!   `denied`) marks it FAILED. SSE-C objects cannot be replicated (the host never holds their
 //!   key): they are marked FAILED with that reason.
 //! - Tasks for one key are never in flight together.
+//! - Each target has its own loop and `workers`, so a slow or broken target delays only its own
+//!   queue.
 
-use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -19,15 +21,14 @@ use rand::Rng;
 use crate::crypto::SseMode;
 use crate::plugins::PluginError;
 use crate::plugins::bindings::replication_target::exports::sluice::plugin::replication::{
-    DeleteInfo, ObjectInfo,
+    DeleteInfo, ObjectInfo, TargetInfo,
 };
+use crate::replication::TargetSpec;
 use crate::s3::App;
 use crate::store::replication_queue::{COMPLETED, FAILED, ReplicationTask, TaskOp};
 
 /// Tasks taken from the queue at a time.
 const BATCH: usize = 64;
-/// Deliveries in flight at once.
-const WORKERS: usize = 4;
 const IDLE: Duration = Duration::from_millis(200);
 const BACKOFF_BASE_MS: i64 = 500;
 const BACKOFF_MAX_MS: i64 = 60_000;
@@ -36,6 +37,19 @@ enum Delivery {
     /// Done: set this status on the object (none when the object moved on).
     Done(Option<&'static str>),
     Retry(String),
+}
+
+/// Counters for `/_sluice/metrics` (queue depth and lag are read from the queue itself).
+#[derive(Default)]
+pub struct ReplicationMetrics {
+    /// Writes and deletes a target took.
+    pub completed: AtomicU64,
+    /// Tasks given up as FAILED.
+    pub failed: AtomicU64,
+    /// Deliveries that failed and were rescheduled.
+    pub retries: AtomicU64,
+    /// Object bytes targets took.
+    pub bytes: AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -50,45 +64,50 @@ pub fn backoff_ms(attempts: u32) -> i64 {
     (capped as f64 * jitter) as i64
 }
 
-/// Starts the workers when the config names any target.
+/// Starts one delivery loop per configured target.
 pub fn spawn(app: Arc<App>) {
-    if app.config.replication_targets.is_empty() {
-        return;
+    for spec in app.config.replication_targets.clone() {
+        let app = app.clone();
+        tokio::spawn(async move { run_target(app, spec).await });
     }
-    tokio::spawn(async move {
-        loop {
-            let due = match app.store.replication_due(now_ms(), BATCH).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "replication queue unreadable");
-                    tokio::time::sleep(IDLE * 5).await;
-                    continue;
-                }
-            };
-            // One task per key per round keeps each key's writes in order.
-            let mut seen = HashSet::new();
-            let round: Vec<_> = due
-                .into_iter()
-                .filter(|(_, t)| seen.insert((t.bucket.clone(), t.key.clone())))
-                .collect();
-            if round.is_empty() {
-                tokio::time::sleep(IDLE).await;
-                continue;
-            }
-            futures::stream::iter(round)
-                .for_each_concurrent(WORKERS, |(seq, task)| {
-                    let app = app.clone();
-                    async move { process(&app, seq, task).await }
-                })
-                .await;
-        }
-    });
 }
 
-async fn process(app: &App, seq: u64, mut task: ReplicationTask) {
-    let result = match deliver(app, &task).await {
-        Delivery::Done(status) => app.store.finish_replication(seq, &task, status).await,
+async fn run_target(app: Arc<App>, spec: TargetSpec) {
+    loop {
+        let due = match app.store.replication_due(&spec.name, now_ms(), BATCH).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(target = %spec.name, error = %e, "replication queue unreadable");
+                tokio::time::sleep(IDLE * 5).await;
+                continue;
+            }
+        };
+        if due.is_empty() {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        }
+        // `due` holds at most one task per key, so a key's writes stay in order.
+        futures::stream::iter(due)
+            .for_each_concurrent(spec.workers, |(seq, task)| {
+                let app = app.clone();
+                let spec = &spec;
+                async move { process(&app, spec, seq, task).await }
+            })
+            .await;
+    }
+}
+
+async fn process(app: &App, spec: &TargetSpec, seq: u64, mut task: ReplicationTask) {
+    let metrics = &app.metrics.replication;
+    let result = match deliver(app, spec, &task).await {
+        Delivery::Done(status) => {
+            if status == Some(FAILED) {
+                metrics.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            app.store.finish_replication(seq, &task, status).await
+        }
         Delivery::Retry(reason) => {
+            metrics.retries.fetch_add(1, Ordering::Relaxed);
             task.attempts = task.attempts.saturating_add(1);
             task.next_attempt_ms = now_ms() + backoff_ms(task.attempts);
             tracing::warn!(
@@ -127,17 +146,32 @@ fn failed(task: &ReplicationTask, reason: &str) -> Delivery {
     Delivery::Done(Some(FAILED))
 }
 
-async fn deliver(app: &App, task: &ReplicationTask) -> Delivery {
-    let Some(spec) = app
-        .config
-        .replication_targets
-        .iter()
-        .find(|t| t.name == task.target)
-    else {
-        return failed(task, "the target is no longer configured");
+/// What the plugin is told about the target, with its sealed credentials opened.
+fn target_info(app: &App, spec: &TargetSpec) -> Result<TargetInfo, String> {
+    let creds = app
+        .iam
+        .target_credentials(&spec.name)
+        .map_err(|e| format!("target credentials: {e}"))?;
+    let (access_key, secret_key) = match creds {
+        Some(c) => (c.access_key, c.secret_key.to_string()),
+        None => (String::new(), String::new()),
     };
+    Ok(TargetInfo {
+        name: spec.name.clone(),
+        endpoint: spec.endpoint.clone(),
+        region: spec.region.clone(),
+        access_key,
+        secret_key,
+    })
+}
+
+async fn deliver(app: &App, spec: &TargetSpec, task: &ReplicationTask) -> Delivery {
     let Some(plugin) = app.plugins.named(&spec.plugin) else {
         return Delivery::Retry(format!("plugin `{}` is not loaded", spec.plugin));
+    };
+    let target = match target_info(app, spec) {
+        Ok(t) => t,
+        Err(e) => return Delivery::Retry(e),
     };
     match task.op {
         TaskOp::Put => {
@@ -173,13 +207,24 @@ async fn deliver(app: &App, task: &ReplicationTask) -> Delivery {
                 version_id: None,
                 size: meta.size,
                 etag: meta.etag.clone(),
-                content_type: meta.header("content-type").map(str::to_string),
-                last_modified: meta.last_modified.max(0) as u64,
+                headers: meta.headers.clone(),
+                last_modified: meta.write_time_ms().max(0) as u64,
                 user_metadata: meta.user_meta.clone(),
                 tags: meta.tags.clone(),
+                checksum: meta
+                    .checksum
+                    .as_ref()
+                    .filter(|c| c.kind == crate::checksum::ChecksumType::FullObject)
+                    .map(|c| (c.algorithm.name().to_ascii_lowercase(), c.value.clone())),
+                encrypted: meta.encryption.is_some(),
             };
-            match plugin.replicate_put(info, body).await {
-                Ok(()) => Delivery::Done(Some(COMPLETED)),
+            match plugin.replicate_put(target, info, body).await {
+                Ok(()) => {
+                    let m = &app.metrics.replication;
+                    m.completed.fetch_add(1, Ordering::Relaxed);
+                    m.bytes.fetch_add(meta.size, Ordering::Relaxed);
+                    Delivery::Done(Some(COMPLETED))
+                }
                 Err(e) if refused(&e) => failed(task, &e.to_string()),
                 Err(e) => Delivery::Retry(e.to_string()),
             }
@@ -198,9 +243,16 @@ async fn deliver(app: &App, task: &ReplicationTask) -> Delivery {
                 key: task.key.clone(),
                 version_id: None,
                 delete_marker: false,
+                deleted_at: task.enqueued_ms.max(0) as u64,
             };
-            match plugin.replicate_delete(info).await {
-                Ok(()) => Delivery::Done(None),
+            match plugin.replicate_delete(target, info).await {
+                Ok(()) => {
+                    app.metrics
+                        .replication
+                        .completed
+                        .fetch_add(1, Ordering::Relaxed);
+                    Delivery::Done(None)
+                }
                 Err(e) if refused(&e) => failed(task, &e.to_string()),
                 Err(e) => Delivery::Retry(e.to_string()),
             }

@@ -23,6 +23,8 @@ const MAX_ADMIN_BODY: u64 = 64 * 1024;
 pub const EXPLAIN_PATH: &str = "/_sluice/admin/v1/policy/explain";
 /// Path of the KMS command endpoint (`sluice kms --endpoint`).
 pub const KMS_PATH: &str = "/_sluice/admin/v1/kms";
+/// Path of the replication command endpoint (`sluice admin replication --endpoint`).
+pub const REPLICATION_PATH: &str = "/_sluice/admin/v1/replication";
 /// Path of the loaded-plugins listing.
 pub const PLUGINS_PATH: &str = "/_sluice/admin/plugins";
 
@@ -48,7 +50,7 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
             StatusCode::OK,
             &json!({ "status": "ready", "version": VERSION }),
         ),
-        (Method::GET, "/_sluice/metrics") => metrics(app),
+        (Method::GET, "/_sluice/metrics") => metrics(app).await,
         (_, PLUGINS_PATH) => match plugins(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, &path, request_id, head),
@@ -58,6 +60,10 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
             Err(e) => error_response(&e, &path, request_id, head),
         },
         (_, KMS_PATH) => match kms_command(app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &path, request_id, head),
+        },
+        (_, REPLICATION_PATH) => match replication_command(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e, &path, request_id, head),
         },
@@ -74,9 +80,9 @@ pub async fn handle(app: &App, req: Request<Body>, request_id: &str) -> Response
     }
 }
 
-fn metrics(app: &App) -> Response<Body> {
+async fn metrics(app: &App) -> Response<Body> {
     let m = &app.metrics;
-    let text = format!(
+    let mut text = format!(
         "# TYPE sluice_requests_total counter\nsluice_requests_total {}\n\
          # TYPE sluice_request_errors_total counter\nsluice_request_errors_total {}\n\
          # TYPE sluice_bytes_received_total counter\nsluice_bytes_received_total {}\n\
@@ -86,6 +92,33 @@ fn metrics(app: &App) -> Response<Body> {
         m.bytes_in.load(Ordering::Relaxed),
         m.bytes_out.load(Ordering::Relaxed),
     );
+    if !app.config.replication_targets.is_empty() {
+        let r = &m.replication;
+        let backlog = app
+            .store
+            .replication_backlog(None)
+            .await
+            .unwrap_or_default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let lag = backlog
+            .oldest_enqueued_ms
+            .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+        text.push_str(&format!(
+            "# TYPE sluice_replication_queue_depth gauge\nsluice_replication_queue_depth {}\n\
+             # TYPE sluice_replication_retrying gauge\nsluice_replication_retrying {}\n\
+             # TYPE sluice_replication_lag_seconds gauge\nsluice_replication_lag_seconds {lag:.3}\n\
+             # TYPE sluice_replication_completed_total counter\nsluice_replication_completed_total {}\n\
+             # TYPE sluice_replication_failed_total counter\nsluice_replication_failed_total {}\n\
+             # TYPE sluice_replication_retries_total counter\nsluice_replication_retries_total {}\n\
+             # TYPE sluice_replication_bytes_total counter\nsluice_replication_bytes_total {}\n",
+            backlog.tasks,
+            backlog.retrying,
+            r.completed.load(Ordering::Relaxed),
+            r.failed.load(Ordering::Relaxed),
+            r.retries.load(Ordering::Relaxed),
+            r.bytes.load(Ordering::Relaxed),
+        ));
+    }
     let mut r = Response::new(Body::from(text));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -256,6 +289,38 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
                 S3Error::invalid_argument(message)
             }
             other => other.into(),
+        })?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+async fn replication_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
+    use crate::replication::admin::{ReplicationAdminError as E, ReplicationCommand};
+    let (parts, authn, bytes) = signed_post(app, req).await?;
+    let cmd: ReplicationCommand = serde_json::from_slice(&bytes)
+        .map_err(|e| S3Error::invalid_argument(format!("bad replication command: {e}")))?;
+    let conn = parts.extensions.get::<crate::server::ConnInfo>();
+    if matches!(cmd, ReplicationCommand::Credentials { .. })
+        && !super::secret_transport_ok(
+            conn.is_some_and(|i| i.tls),
+            conn.map(|i| i.peer.ip()),
+            app.config.allow_insecure_secrets,
+        )
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Credentials are only accepted over a secure connection.",
+        ));
+    }
+    authorize_admin(app, &parts, &authn, cmd.action()).await?;
+    // The command itself may carry a secret: log only what it is.
+    tracing::info!(action = cmd.action(), "replication command");
+    let value = crate::replication::admin::run(&app.config, app.store.as_ref(), &app.iam, &cmd)
+        .await
+        .map_err(|e| match e {
+            E::NoSuchBucket(b) => S3Error::no_such_bucket(&b),
+            E::NoSuchTarget(_) => S3Error::invalid_argument(e.to_string()),
+            E::Store(e) => e.into(),
+            E::Iam(e) => iam_error(e),
         })?;
     Ok(json_response(StatusCode::OK, &value))
 }

@@ -23,9 +23,11 @@ pub async fn delete_object(
 ) -> S3Result<Response<Body>> {
     check_null_version(&ctx.query)?;
     let if_match = ctx.header("if-match").map(|s| s.trim().to_string());
+    let replica_time =
+        super::replication::replica_time(ctx, bucket, key, "s3:ReplicateDelete").await?;
     ctx.app
         .store
-        .delete_object(bucket, key, if_match.as_deref())
+        .delete_object(bucket, key, if_match.as_deref(), replica_time)
         .await
         .map_err(|e| S3Error::for_key(e, key))?;
     Ok(empty_response(StatusCode::NO_CONTENT))
@@ -136,7 +138,10 @@ pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<
                         "The specified version does not exist.".to_string(),
                     ))
                 } else {
-                    match store.delete_object(&bucket, &key, etag.as_deref()).await {
+                    match store
+                        .delete_object(&bucket, &key, etag.as_deref(), None)
+                        .await
+                    {
                         Ok(_) => None,
                         Err(e) => {
                             let e = S3Error::from(e);

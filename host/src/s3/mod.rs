@@ -53,6 +53,7 @@ pub struct Metrics {
     pub errors: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    pub replication: crate::replication::worker::ReplicationMetrics,
 }
 
 /// Everything a request needs: configuration, identity and storage.

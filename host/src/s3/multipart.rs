@@ -363,7 +363,9 @@ pub async fn complete_multipart_upload(
 ) -> S3Result<Response<Body>> {
     let id = upload_id(ctx)?;
     ctx.existing_bucket(bucket).await?;
-    let condition = write_condition(ctx)?;
+    let mut condition = write_condition(ctx)?;
+    condition.replica_time =
+        super::replication::replica_time(ctx, bucket, key, "s3:ReplicateObject").await?;
     let body = ctx.read_small_body(MAX_COMPLETE_BODY).await?;
     let doc: CompleteDoc = xml::parse(&body, "CompleteMultipartUpload")?;
     if doc.parts.is_empty() {

@@ -236,6 +236,7 @@ pub fn write_condition(ctx: &RequestCtx<'_>) -> S3Result<WriteCondition> {
     Ok(WriteCondition {
         if_none_match_any,
         if_match: ctx.header("if-match").map(|s| s.trim().to_string()),
+        replica_time: None,
     })
 }
 
@@ -268,7 +269,9 @@ pub async fn put_object(
     }
     let md5 = content_md5(ctx)?;
     let (algorithm, expected) = requested_checksum(ctx)?;
-    let condition = write_condition(ctx)?;
+    let mut condition = write_condition(ctx)?;
+    condition.replica_time =
+        super::replication::replica_time(ctx, bucket, key, "s3:ReplicateObject").await?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
 

@@ -116,7 +116,15 @@ fn rule_from(doc: RuleDoc) -> S3Result<Rule> {
         }
     };
     let replicate_deletes = match (&doc.delete_marker, &doc.delete_replication) {
-        (None, None) => false,
+        // As in S3: a V2 rule (with a Filter) must say; a V1 rule replicates deletes.
+        (None, None) if filter_form => {
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
+                "DeleteMarkerReplication must be specified for this version of Cross Region \
+                 Replication configuration schema.",
+            ));
+        }
+        (None, None) => true,
         (a, b) => {
             let a = a.as_ref().map(|s| enabled(&s.status)).transpose()?;
             let b = b.as_ref().map(|s| enabled(&s.status)).transpose()?;
@@ -245,4 +253,41 @@ pub async fn delete_bucket_replication(
 ) -> S3Result<Response<Body>> {
     ctx.set_bucket_config(bucket, CONFIG, None).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// The replica marker a replication target sends with its writes and deletes: the source's time
+/// of the write or delete, in Unix milliseconds (see `wit/replication-target.wit`).
+pub const REPLICA_HEADER: &str = "x-sluice-replica-source-time";
+
+/// The source time of a replica write or delete: set when the request carries the replica
+/// marker and its principal is allowed `action` (`s3:ReplicateObject` or `s3:ReplicateDelete`)
+/// on the object. From anyone else the marker is ignored and the request is an ordinary one.
+pub async fn replica_time(
+    ctx: &RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+    action: &str,
+) -> S3Result<Option<i64>> {
+    let Some(raw) = ctx.header(REPLICA_HEADER) else {
+        return Ok(None);
+    };
+    let info = ctx.existing_bucket(bucket).await?;
+    match super::access::authorize_object(ctx.app, &ctx.caller(), None, action, &info, key).await {
+        Ok(()) => {}
+        Err(e) if e.code == ErrorCode::AccessDenied => {
+            tracing::debug!(bucket, key, action, "replica marker ignored: not allowed");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    match raw.trim().parse::<i64>() {
+        Ok(t) if t >= 0 => {
+            tracing::debug!(bucket, key, source_time = t, "replica write");
+            Ok(Some(t))
+        }
+        _ => Err(
+            S3Error::invalid_argument(format!("{REPLICA_HEADER} must be Unix milliseconds"))
+                .with("ArgumentName", REPLICA_HEADER),
+        ),
+    }
 }

@@ -77,6 +77,7 @@ enum MetaOp {
         bucket: String,
         key: String,
         if_match: Option<String>,
+        replica_time: Option<i64>,
     },
     CreateBucket(BucketInfo),
     DeleteBucket(String),
@@ -451,9 +452,12 @@ impl Store for LocalStore {
                 e
             }),
             replication_status: None,
+            written_ms: Some(super::precise_now_ms()),
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
+        let mut meta = meta;
+        condition.stamp(&mut meta);
         self.submit(MetaOp::PutObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -573,11 +577,13 @@ impl Store for LocalStore {
         bucket: &str,
         key: &str,
         if_match: Option<&str>,
+        replica_time: Option<i64>,
     ) -> Result<bool, StoreError> {
         self.submit(MetaOp::DeleteObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
             if_match: if_match.map(str::to_string),
+            replica_time,
         })
         .await
         .map(|o| o.existed)
@@ -752,12 +758,14 @@ impl Store for LocalStore {
 
     async fn replication_due(
         &self,
+        target: &str,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(REPLICATION_QUEUE)?;
-        replication_queue::due(&t, now_ms, limit)
+        let config = txn.open_table(BUCKET_CONFIG)?;
+        replication_queue::due(&t, &config, target, now_ms, limit)
     }
 
     async fn finish_replication(
@@ -788,11 +796,13 @@ impl Store for LocalStore {
         .map(|_| ())
     }
 
-    async fn replication_depth(&self) -> Result<u64, StoreError> {
+    async fn replication_backlog(
+        &self,
+        bucket: Option<&str>,
+    ) -> Result<replication_queue::Backlog, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(REPLICATION_QUEUE)?;
-        // Row 0 is the sequence counter, not a task.
-        Ok(t.range(1..)?.count() as u64)
+        replication_queue::backlog(&t, bucket)
     }
 
     async fn abort_upload(
@@ -1138,6 +1148,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     Some(_) => {}
                 }
             }
+            condition.check_replica(&meta.etag, old.as_ref())?;
             if let (Some(bytes), BodyLocation::Inline(id)) = (body, &meta.body) {
                 t.inline.insert(id.as_str(), bytes.as_ref())?;
             }
@@ -1151,27 +1162,38 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             bucket,
             key,
             if_match,
+            replica_time,
         } => {
             require_bucket(t, bucket)?;
-            if let Some(expected) = if_match {
+            if if_match.is_some() || replica_time.is_some() {
                 let current: Option<ObjectMeta> =
                     match t.objects.get((bucket.as_str(), key.as_str()))? {
                         Some(v) => Some(decode(v.value())?),
                         None => None,
                     };
-                match current {
-                    None => return Err(StoreError::NoSuchKey),
-                    Some(c) if !etag_matches(expected, &c.etag) => {
-                        return Err(StoreError::PreconditionFailed);
+                if let Some(expected) = if_match {
+                    match &current {
+                        None => return Err(StoreError::NoSuchKey),
+                        Some(c) if !etag_matches(expected, &c.etag) => {
+                            return Err(StoreError::PreconditionFailed);
+                        }
+                        Some(_) => {}
                     }
-                    Some(_) => {}
+                }
+                // A replicated delete never removes a newer write (last writer wins).
+                if let (Some(at), Some(c)) = (replica_time, &current)
+                    && c.write_time_ms() > *at
+                {
+                    return Err(StoreError::PreconditionFailed);
                 }
             }
             let old: Option<ObjectMeta> = match t.objects.remove((bucket.as_str(), key.as_str()))? {
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
-            if let Some(o) = &old {
+            if let Some(o) = &old
+                && replica_time.is_none()
+            {
                 replication_queue::enqueue_delete(&t.config, &mut t.queue, bucket, key, o, now)?;
             }
             release(old, &mut t.inline)
@@ -1265,6 +1287,12 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
         }
         MetaOp::FinishReplication { seq, task, status } => {
             t.queue.remove(*seq)?;
+            // With several destinations the object stays PENDING until the last one is done,
+            // and a FAILED one is not overwritten by a later success.
+            let waiting = replication_queue::has_siblings(&t.queue, *seq, task)?;
+            let status = status
+                .as_ref()
+                .filter(|s| s.as_str() == replication_queue::FAILED || !waiting);
             if let Some(status) = status {
                 let current: Option<ObjectMeta> =
                     match t.objects.get((task.bucket.as_str(), task.key.as_str()))? {
@@ -1274,6 +1302,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 if let Some(mut m) = current
                     && m.etag == task.etag
                     && m.last_modified == task.last_modified
+                    && m.replication_status.as_deref() != Some(replication_queue::FAILED)
                 {
                     m.replication_status = Some(status.clone());
                     t.objects.insert(

@@ -177,9 +177,23 @@ pub struct ObjectMeta {
     /// `x-amz-replication-status`: PENDING, COMPLETED or FAILED (`None`: no rule applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_status: Option<String>,
+    /// When the write happened, Unix milliseconds (`last_modified` keeps whole seconds, as
+    /// HTTP dates show it). Last-writer-wins between sites compares this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_ms: Option<i64>,
+}
+
+/// The current time in Unix milliseconds, at full precision.
+pub fn precise_now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl ObjectMeta {
+    /// When the object was written, to the millisecond where known.
+    pub fn write_time_ms(&self) -> i64 {
+        self.written_ms.unwrap_or(self.last_modified)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -220,6 +234,34 @@ pub struct StagedBody {
 pub struct WriteCondition {
     pub if_none_match_any: bool,
     pub if_match: Option<String>,
+    /// A replica from another site, stamped with the source's time (Unix ms): it is stored with
+    /// that time and status REPLICA, is never replicated onwards, and applies only over an older
+    /// object (last writer wins; equal times are ordered by ETag so both sites agree).
+    pub replica_time: Option<i64>,
+}
+
+/// Status of an object written by replication from another site.
+pub const REPLICA: &str = "REPLICA";
+
+impl WriteCondition {
+    /// Fails a replica write that is not newer than `old`.
+    pub fn check_replica(&self, etag: &str, old: Option<&ObjectMeta>) -> Result<(), StoreError> {
+        match (self.replica_time, old) {
+            (Some(t), Some(o)) if (t, etag) <= (o.write_time_ms(), o.etag.as_str()) => {
+                Err(StoreError::PreconditionFailed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Stamps a replica's time and status on the object about to be stored.
+    pub fn stamp(&self, meta: &mut ObjectMeta) {
+        if let Some(t) = self.replica_time {
+            meta.last_modified = t - t.rem_euclid(1000);
+            meta.written_ms = Some(t);
+            meta.replication_status = Some(REPLICA.to_string());
+        }
+    }
 }
 
 /// A byte range already resolved against the object size: `start..=end`.
@@ -276,11 +318,14 @@ pub trait Store: Send + Sync {
     ) -> Result<BodyStream, StoreError>;
     /// Deletes the object; `Ok(false)` when there was none. `if_match` makes it conditional on
     /// the current ETag (`NoSuchKey` when there is no object, `PreconditionFailed` on mismatch).
+    /// `replica_time`: a delete replicated from another site at that time (Unix ms); it removes
+    /// only an object not newer than that and is never replicated onwards.
     async fn delete_object(
         &self,
         bucket: &str,
         key: &str,
         if_match: Option<&str>,
+        replica_time: Option<i64>,
     ) -> Result<bool, StoreError>;
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError>;
 
@@ -363,6 +408,7 @@ pub trait Store: Send + Sync {
     /// Replication tasks due at `now_ms` (Unix milliseconds), oldest first.
     async fn replication_due(
         &self,
+        target: &str,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<(u64, replication_queue::ReplicationTask)>, StoreError>;
@@ -381,5 +427,8 @@ pub trait Store: Send + Sync {
         task: &replication_queue::ReplicationTask,
     ) -> Result<(), StoreError>;
     /// Tasks waiting (for status and metrics).
-    async fn replication_depth(&self) -> Result<u64, StoreError>;
+    async fn replication_backlog(
+        &self,
+        bucket: Option<&str>,
+    ) -> Result<replication_queue::Backlog, StoreError>;
 }

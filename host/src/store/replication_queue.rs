@@ -12,6 +12,8 @@ use crate::replication::ReplicationConfig;
 
 /// The bucket-config kind replication rules are stored under (see `s3::replication`).
 pub const RULES_CONFIG: &str = "replication";
+/// Bucket config kind present while `sluice admin replication pause` holds a bucket's queue.
+pub const PAUSED_CONFIG: &str = "replication-paused";
 
 /// What a worker must carry to a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,13 @@ pub struct ReplicationTask {
     pub next_attempt_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Tasks the same write made (one per destination); the object's status waits for all.
+    #[serde(default = "one")]
+    pub fanout: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 pub const PENDING: &str = "PENDING";
@@ -92,29 +101,37 @@ pub fn enqueue_put(
     meta: &mut ObjectMeta,
     now: i64,
 ) -> Result<bool, StoreError> {
+    // A replica from another site is never sent onwards (loop prevention).
+    if meta.replication_status.as_deref() == Some(super::REPLICA) {
+        return Ok(false);
+    }
     let Some(cfg) = rules(config, bucket)? else {
         return Ok(false);
     };
-    let Some(rule) = cfg.rule_for(key, &meta.tags) else {
+    let rules = cfg.rules_for(key, &meta.tags);
+    if rules.is_empty() {
         return Ok(false);
-    };
-    push(
-        queue,
-        &ReplicationTask {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            op: TaskOp::Put,
-            rule_id: rule.id.clone(),
-            target: rule.destination.target.clone(),
-            dest_bucket: rule.destination.bucket.clone(),
-            etag: meta.etag.clone(),
-            last_modified: meta.last_modified,
-            enqueued_ms: now,
-            attempts: 0,
-            next_attempt_ms: 0,
-            last_error: None,
-        },
-    )?;
+    }
+    for rule in &rules {
+        push(
+            queue,
+            &ReplicationTask {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                op: TaskOp::Put,
+                rule_id: rule.id.clone(),
+                target: rule.destination.target.clone(),
+                dest_bucket: rule.destination.bucket.clone(),
+                etag: meta.etag.clone(),
+                last_modified: meta.last_modified,
+                enqueued_ms: now,
+                attempts: 0,
+                next_attempt_ms: 0,
+                last_error: None,
+                fanout: rules.len() as u32,
+            },
+        )?;
+    }
     meta.replication_status = Some(PENDING.to_string());
     Ok(true)
 }
@@ -131,38 +148,76 @@ pub fn enqueue_delete(
     let Some(cfg) = rules(config, bucket)? else {
         return Ok(());
     };
-    let Some(rule) = cfg.rule_for(key, &old.tags).filter(|r| r.replicate_deletes) else {
-        return Ok(());
-    };
-    push(
-        queue,
-        &ReplicationTask {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            op: TaskOp::Delete,
-            rule_id: rule.id.clone(),
-            target: rule.destination.target.clone(),
-            dest_bucket: rule.destination.bucket.clone(),
-            etag: old.etag.clone(),
-            last_modified: old.last_modified,
-            enqueued_ms: now,
-            attempts: 0,
-            next_attempt_ms: 0,
-            last_error: None,
-        },
-    )
+    let rules: Vec<_> = cfg
+        .rules_for(key, &old.tags)
+        .into_iter()
+        .filter(|r| r.replicate_deletes)
+        .collect();
+    for rule in &rules {
+        push(
+            queue,
+            &ReplicationTask {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                op: TaskOp::Delete,
+                rule_id: rule.id.clone(),
+                target: rule.destination.target.clone(),
+                dest_bucket: rule.destination.bucket.clone(),
+                etag: old.etag.clone(),
+                last_modified: old.last_modified,
+                // The time of the delete (last-writer-wins at the destination compares it).
+                enqueued_ms: now.max(super::precise_now_ms()),
+                attempts: 0,
+                next_attempt_ms: 0,
+                last_error: None,
+                fanout: rules.len() as u32,
+            },
+        )?;
+    }
+    Ok(())
 }
 
-/// Tasks whose time has come, oldest first, at most one per key: a key whose oldest task is
+/// Whether another task for the same write as `task` (another destination) is still queued.
+pub fn has_siblings(
+    queue: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+    task: &ReplicationTask,
+) -> Result<bool, StoreError> {
+    if task.fanout <= 1 {
+        return Ok(false);
+    }
+    for row in queue.range(1..)? {
+        let (k, v) = row?;
+        if k.value() == seq {
+            continue;
+        }
+        if let Ok(other) = decode::<ReplicationTask>(v.value())
+            && other.bucket == task.bucket
+            && other.key == task.key
+            && other.etag == task.etag
+            && other.last_modified == task.last_modified
+            && other.op == task.op
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Tasks for `target` whose time has come, oldest first, at most one per key: a key whose oldest task is
 /// still waiting out its backoff yields nothing, so a key's writes and deletes are carried in
-/// the order they were made. Rows that do not decode are logged and skipped.
+/// the order they were made. Buckets whose replication is paused yield nothing. Rows that do
+/// not decode are logged and skipped.
 pub fn due(
     queue: &impl ReadableTable<u64, &'static [u8]>,
+    config: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    target: &str,
     now: i64,
     limit: usize,
 ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
     let mut out = Vec::new();
     let mut keys = std::collections::HashSet::new();
+    let mut paused: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
     for row in queue.range(1..)? {
         let (k, v) = row?;
         let task: ReplicationTask = match decode(v.value()) {
@@ -172,15 +227,62 @@ pub fn due(
                 continue;
             }
         };
-        if !keys.insert((task.bucket.clone(), task.key.clone())) {
+        if task.target != target || !keys.insert((task.bucket.clone(), task.key.clone())) {
             continue;
         }
-        if task.next_attempt_ms <= now {
+        let held = match paused.get(&task.bucket) {
+            Some(p) => *p,
+            None => {
+                let p = config.get((task.bucket.as_str(), PAUSED_CONFIG))?.is_some();
+                paused.insert(task.bucket.clone(), p);
+                p
+            }
+        };
+        if !held && task.next_attempt_ms <= now {
             out.push((k.value(), task));
             if out.len() >= limit {
                 break;
             }
         }
+    }
+    Ok(out)
+}
+
+/// What waits in the queue, for one bucket or all.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Tasks not yet carried.
+    pub tasks: u64,
+    /// Of those, tasks that failed at least once and wait out a backoff.
+    pub retrying: u64,
+    /// When the oldest waiting task was enqueued (Unix milliseconds).
+    pub oldest_enqueued_ms: Option<i64>,
+    /// The most recent failure reason among waiting tasks.
+    pub last_error: Option<String>,
+}
+
+pub fn backlog(
+    queue: &impl ReadableTable<u64, &'static [u8]>,
+    bucket: Option<&str>,
+) -> Result<Backlog, StoreError> {
+    let mut out = Backlog::default();
+    for row in queue.range(1..)? {
+        let (_, v) = row?;
+        let Ok(task) = decode::<ReplicationTask>(v.value()) else {
+            continue;
+        };
+        if bucket.is_some_and(|b| b != task.bucket) {
+            continue;
+        }
+        out.tasks += 1;
+        if task.attempts > 0 {
+            out.retrying += 1;
+            if task.last_error.is_some() {
+                out.last_error = task.last_error.clone();
+            }
+        }
+        let oldest = out.oldest_enqueued_ms.get_or_insert(task.enqueued_ms);
+        *oldest = (*oldest).min(task.enqueued_ms);
     }
     Ok(out)
 }

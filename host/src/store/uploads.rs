@@ -334,6 +334,7 @@ pub(super) fn complete(
         acl: info.acl.clone(),
         encryption: info.encryption.clone(),
         replication_status: None,
+        written_ms: Some(super::precise_now_ms()),
         body: BodyLocation::Multipart(
             chosen
                 .iter()
@@ -345,6 +346,9 @@ pub(super) fn complete(
                 .collect(),
         ),
     };
+    let mut meta = meta;
+    args.condition.check_replica(&meta.etag, old.as_ref())?;
+    args.condition.stamp(&mut meta);
     remove_upload(uploads, keys, parts_table, &info)?;
     let mut freed: Vec<String> = stored
         .iter()

@@ -12,7 +12,9 @@ wit_bindgen::generate!({
 mod modes;
 
 use exports::sluice::plugin::plugin_info::Guest as PluginInfo;
-use exports::sluice::plugin::replication::{DeleteInfo, Guest as Replication, ObjectInfo};
+use exports::sluice::plugin::replication::{
+    DeleteInfo, Guest as Replication, ObjectInfo, TargetInfo,
+};
 use sluice::plugin::kv;
 use sluice::plugin::object_body::BodyStream;
 use sluice::plugin::types::Error;
@@ -49,7 +51,11 @@ impl PluginInfo for Target {
 }
 
 impl Replication for Target {
-    fn replicate_put(object: ObjectInfo, body: BodyStream) -> Result<(), Error> {
+    fn replicate_put(
+        _target: TargetInfo,
+        object: ObjectInfo,
+        body: BodyStream,
+    ) -> Result<(), Error> {
         behave()?;
         let mut total = 0u64;
         loop {
@@ -69,7 +75,7 @@ impl Replication for Target {
         bump("bytes", total)
     }
 
-    fn replicate_delete(_object: DeleteInfo) -> Result<(), Error> {
+    fn replicate_delete(_target: TargetInfo, _object: DeleteInfo) -> Result<(), Error> {
         behave()?;
         bump("deletes", 1)
     }
