@@ -255,6 +255,7 @@ def test_kill_9_of_the_source_mid_stream_loses_nothing_acknowledged(start_server
     assert d3.list_objects_v2(Bucket="backup")["KeyCount"] == 301
 
 
+@pytest.mark.slow
 def test_two_way_replication_converges_and_never_loops(start_server):
     a = start_server(start=False)
     b = start_server(start=False)
@@ -271,14 +272,25 @@ def test_two_way_replication_converges_and_never_loops(start_server):
     for s3 in (a3, b3):
         replicate(s3, "shared", "shared", target="peer")
 
-    put_many(a3, "shared", [f"a/{i}" for i in range(40)], tag=b"a")
-    put_many(b3, "shared", [f"b/{i}" for i in range(40)], tag=b"b")
-    wait_drained(a, "shared")
-    wait_drained(b, "shared")
+    # 1000 small objects (500 written on each side) and 3 large ones.
+    put_many(a3, "shared", [f"a/{i}" for i in range(500)], tag=b"a")
+    put_many(b3, "shared", [f"b/{i}" for i in range(500)], tag=b"b")
+    large = {"a/large-1": (a3, os.urandom(6 * MIB)), "a/large-2": (a3, os.urandom(11 * MIB)),
+             "b/large-3": (b3, os.urandom(7 * MIB + 5))}
+    for key, (s3, data) in large.items():
+        s3.put_object(Bucket="shared", Key=key, Body=data)
+    wait_drained(a, "shared", timeout=180)
+    wait_drained(b, "shared", timeout=180)
     for s3, mine, theirs in ((a3, "a", "b"), (b3, "b", "a")):
         assert s3.head_object(Bucket="shared", Key=f"{mine}/0")["ReplicationStatus"] == "COMPLETED"
         assert s3.head_object(Bucket="shared", Key=f"{theirs}/0")["ReplicationStatus"] == "REPLICA"
-        assert s3.list_objects_v2(Bucket="shared")["KeyCount"] == 80
+        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="shared")
+                for o in p.get("Contents", [])]
+        assert len(keys) == 1003
+        for key, (_, data) in large.items():
+            assert body_of(s3, "shared", key) == data
+    a_small = body_of(a3, "shared", "b/499")
+    assert a_small == body_of(b3, "shared", "b/499")
     # Replicas were not sent back: nothing is queued and no write bounced.
     time.sleep(1)
     assert status(a, "shared")["pending"] == 0 and status(b, "shared")["pending"] == 0
@@ -344,6 +356,14 @@ def test_replica_markers_only_from_principals_allowed_replicate_object(start_ser
     r = w.request("DELETE", "/backup/by-writer", headers=marker)
     assert r.status == 204, r
     assert not exists(d3, "backup", "by-writer")
+    # Members of the IAM group "replication" may replicate into any bucket (default.cedar).
+    dest.admin_json("group", "create", "replication")
+    repl = dest.admin_json("user", "create", "replicator")
+    dest.admin("group", "add-user", "replication", "replicator")
+    r = raw.with_keys(repl["access_key"], repl["secret_key"]).request(
+        "PUT", "/backup/by-replicator", headers={"x-sluice-replica-source-time": "2000"}, body=b"g")
+    assert r.status == 200, r
+    assert d3.head_object(Bucket="backup", Key="by-replicator")["ReplicationStatus"] == "REPLICA"
     # Garbage in the marker from a replicating principal is a clear 400.
     r = raw.request("PUT", "/backup/x", headers={"x-sluice-replica-source-time": "soon"}, body=b"")
     assert r.status == 400 and b"InvalidArgument" in r.body, r

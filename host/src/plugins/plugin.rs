@@ -554,9 +554,24 @@ impl LoadedPlugin {
                             failed: None,
                         })
                         .map_err(wasmtime::Error::msg)?;
-                    b.sluice_plugin_replication()
-                        .call_replicate_put(store, &target, &object, stream)
-                        .await
+                    let rep = stream.rep();
+                    let out = b
+                        .sluice_plugin_replication()
+                        .call_replicate_put(&mut *store, &target, &object, stream)
+                        .await;
+                    // A guest that kept the body handle past the call gets nothing more from
+                    // it, and the object's file is closed now rather than when the instance
+                    // is recycled.
+                    let kept =
+                        wasmtime::component::Resource::<super::host_imports::BodyStream>::new_own(
+                            rep,
+                        );
+                    if let Ok(s) = store.data_mut().table.get_mut(&kept) {
+                        s.stream = None;
+                        s.pending = bytes::Bytes::new();
+                        s.failed = Some("the body stream ended with its call".into());
+                    }
+                    out
                 })
             })
             .await?;
