@@ -8,7 +8,7 @@ CONFIG ?= sluice.toml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_OUT   := $(TARGET_DIR)/wasm32-wasip2/plugin
 
-.PHONY: run build plugins test test-rust test-python venv bench bench-plugins bench-policy fmt lint clean
+.PHONY: run build plugins test test-rust test-python venv bench bench-plugins bench-policy bench-replication fmt lint clean
 
 ## Build and serve S3 on 127.0.0.1:9000 with data in ./data (root credentials printed on first start)
 run: build plugins
@@ -45,6 +45,11 @@ $(VENV)/.installed: tests/python/requirements.txt
 bench:
 	$(CARGO) build --release --bins
 	bash bench/run.sh
+
+## Replication throughput and lag between two release-built servers; table into bench/replication.md
+bench-replication: venv plugins
+	$(CARGO) build --release --bins
+	TEST_SLUICE_BIN=$(TARGET_DIR)/release/sluice $(VENV)/bin/python bench/replication.py
 
 ## Plugin call overhead (criterion, host/benches/plugins.rs); p50/p99 table into bench/plugins.md
 bench-plugins: plugins

@@ -111,5 +111,6 @@ HEAD
   # Plugin call overhead, measured separately by `make bench-plugins`.
   if [ -f bench/plugins.md ]; then echo; cat bench/plugins.md; fi
   if [ -f bench/policy.md ]; then echo; cat bench/policy.md; fi
+  if [ -f bench/replication.md ]; then echo; cat bench/replication.md; fi
 } > bench/README.md
 cat bench/README.md

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from support.plugins import DIST, FIXTURES, plugin_entry, plugin_server
+from support.plugins import DIST, FIXTURES, BlackHole, plugin_entry, plugin_server
 
 S3_TARGET = DIST / "s3_target.wasm"
 HOSTILE_TARGET = FIXTURES / "hostile_target.wasm"
@@ -364,17 +364,36 @@ def test_replica_markers_only_from_principals_allowed_replicate_object(start_ser
         "PUT", "/backup/by-replicator", headers={"x-sluice-replica-source-time": "2000"}, body=b"g")
     assert r.status == 200, r
     assert d3.head_object(Bucket="backup", Key="by-replicator")["ReplicationStatus"] == "REPLICA"
-    # Garbage in the marker from a replicating principal is a clear 400.
-    r = raw.request("PUT", "/backup/x", headers={"x-sluice-replica-source-time": "soon"}, body=b"")
-    assert r.status == 400 and b"InvalidArgument" in r.body, r
+    # Garbage in the marker from a replicating principal is a clear 400, and so is a time more
+    # than a day ahead (it would win every later write).
+    for bad in ("soon", "-5", str(int(time.time() * 1000) + 2 * 86_400_000), "9" * 30):
+        r = raw.request("PUT", "/backup/x", headers={"x-sluice-replica-source-time": bad},
+                        body=b"")
+        assert r.status == 400 and b"InvalidArgument" in r.body, (bad, r)
+    # A local write over a replica stamped ahead of this clock is still newer than the replica,
+    # so an older replica arriving later loses to it.
+    now = int(time.time() * 1000)
+    r = raw.request("PUT", "/backup/skew", headers={"x-sluice-replica-source-time":
+                                                    str(now + 3_600_000)}, body=b"replica")
+    assert r.status == 200, r
+    d3.put_object(Bucket="backup", Key="skew", Body=b"local, after the replica")
+    assert "ReplicationStatus" not in d3.head_object(Bucket="backup", Key="skew")
+    r = raw.request("PUT", "/backup/skew", headers={"x-sluice-replica-source-time":
+                                                    str(now + 1_800_000)}, body=b"late replica")
+    assert r.status == 412, r
+    assert body_of(d3, "backup", "skew") == b"local, after the replica"
 
 
-def test_a_hostile_target_only_delays_its_own_queue(start_server):
+@pytest.mark.parametrize("mode", ["loop", "trap", "hang"])
+def test_a_hostile_target_only_delays_its_own_queue(start_server, mode):
     dest = start_server()
     d3 = dest.client()
     d3.create_bucket(Bucket="backup")
-    hostile = (plugin_entry("bad", HOSTILE_TARGET, world="replication-target",
-                            config={"mode": "loop"}, limits={"timeout_ms": 1000})
+    hole = BlackHole()  # accepts connections and never answers: a target that hangs
+    config = {"mode": "slow-http", "url": f"http://{hole.authority}/"} if mode == "hang" \
+        else {"mode": mode}
+    hostile = (plugin_entry("bad", HOSTILE_TARGET, world="replication-target", config=config,
+                            limits={"timeout_ms": 1000}, allowed_hosts=[hole.authority])
                + '[[replication_targets]]\nname = "broken"\nplugin = "bad"\n'
                  'endpoint = "http://127.0.0.1:1"\nworkers = 1\n')
     src = plugin_server(start_server, target_config(dest) + hostile)
@@ -388,11 +407,12 @@ def test_a_hostile_target_only_delays_its_own_queue(start_server):
     put_many(s3, "fast", [f"f/{i}" for i in range(100)])
     wait_drained(src, "fast", timeout=60)
     assert all(exists(d3, "backup", f"f/{i}") for i in range(100))
-    st = status(src, "slow")
-    assert st["pending"] == 20 and st["retrying"] >= 1
+    wait_for(lambda: status(src, "slow")["retrying"] >= 1, "the hostile target to fail")
+    assert status(src, "slow")["pending"] == 20
     assert src.client().head_object(Bucket="slow", Key="s/0")["ReplicationStatus"] == "PENDING"
     # The server is still healthy.
     assert requests.get(f"{src.endpoint}/_sluice/health/ready", timeout=5).status_code == 200
+    hole.close()
 
 
 def test_s3_target_reaches_only_its_allowed_hosts_and_credentials_are_sealed(start_server):
@@ -480,3 +500,21 @@ def test_rules_with_two_destinations_replicate_to_both(start_server):
     wait_drained(src, "fan")
     for d in (one, two):
         assert not exists(d.client(), "copy", "k")
+
+
+def test_tasks_for_a_target_no_longer_configured_end_failed(start_server):
+    dest = start_server()
+    dest.client().create_bucket(Bucket="backup")
+    src = site(start_server, dest, allowed=[])  # deliveries are refused: tasks wait
+    s3 = src.client()
+    s3.create_bucket(Bucket="orph")
+    replicate(s3, "orph", "backup")
+    s3.put_object(Bucket="orph", Key="k", Body=b"x")
+    assert s3.head_object(Bucket="orph", Key="k")["ReplicationStatus"] == "PENDING"
+    src.stop()
+    (src.root / "plugins.toml").write_text(
+        plugin_entry("s3t", S3_TARGET, world="replication-target", allowed_hosts=[]))
+    src.start()
+    wait_for(lambda: s3.head_object(Bucket="orph", Key="k")["ReplicationStatus"] == "FAILED",
+             "the orphaned task to fail")
+    assert status(src, "orph")["pending"] == 0

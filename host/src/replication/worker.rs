@@ -64,11 +64,46 @@ pub fn backoff_ms(attempts: u32) -> i64 {
     (capped as f64 * jitter) as i64
 }
 
-/// Starts one delivery loop per configured target.
+/// Starts one delivery loop per configured target, and ends the tasks of targets no longer
+/// configured as FAILED.
 pub fn spawn(app: Arc<App>) {
     for spec in app.config.replication_targets.clone() {
         let app = app.clone();
         tokio::spawn(async move { run_target(app, spec).await });
+    }
+    tokio::spawn(async move { fail_orphans(&app).await });
+}
+
+async fn fail_orphans(app: &App) {
+    let queued = match app.store.replication_backlog(None).await {
+        Ok(b) => b.targets,
+        Err(e) => {
+            tracing::error!(error = %e, "replication queue unreadable");
+            return;
+        }
+    };
+    let configured = &app.config.replication_targets;
+    for name in queued
+        .iter()
+        .filter(|n| !configured.iter().any(|t| &t.name == *n))
+    {
+        loop {
+            let due = match app.store.replication_due(name, i64::MAX, BATCH).await {
+                Ok(d) if !d.is_empty() => d,
+                _ => break,
+            };
+            for (seq, task) in due {
+                let _ = failed(&task, "the target is no longer configured");
+                app.metrics
+                    .replication
+                    .failed
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = app.store.finish_replication(seq, &task, Some(FAILED)).await {
+                    tracing::error!(error = %e, "replication queue update failed");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -230,9 +265,10 @@ async fn deliver(app: &App, spec: &TargetSpec, task: &ReplicationTask) -> Delive
             }
         }
         TaskOp::Delete => {
-            // The key was written again since: the newer object's own task carries it.
+            // The key was written again after the delete: the newer object's own task carries
+            // it. (An older replica that arrived since does not cancel the delete.)
             match app.store.object(&task.bucket, &task.key).await {
-                Ok(Some(m)) if m.last_modified >= task.last_modified => {
+                Ok(Some(m)) if m.write_time_ms() > task.enqueued_ms => {
                     return Delivery::Done(None);
                 }
                 Ok(_) => {}

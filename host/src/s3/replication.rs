@@ -280,8 +280,11 @@ pub async fn replica_time(
         }
         Err(e) => return Err(e),
     }
+    // A day of clock skew at most: a time far ahead would win every later write (and cannot
+    // be shown as an HTTP date past year 9999).
+    let latest = crate::store::precise_now_ms() + 86_400_000;
     match raw.trim().parse::<i64>() {
-        Ok(t) if t >= 0 => {
+        Ok(t) if (0..=latest).contains(&t) => {
             tracing::debug!(bucket, key, source_time = t, "replica write");
             Ok(Some(t))
         }

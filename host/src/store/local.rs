@@ -456,8 +456,7 @@ impl Store for LocalStore {
             checksum: Some(staged.checksum.clone()),
             body: staged.location.clone(),
         };
-        let mut meta = meta;
-        condition.stamp(&mut meta);
+
         self.submit(MetaOp::PutObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -1153,6 +1152,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 t.inline.insert(id.as_str(), bytes.as_ref())?;
             }
             let mut stored = (**meta).clone();
+            condition.stamp(&mut stored, old.as_ref());
             replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut stored, now)?;
             t.objects
                 .insert((bucket.as_str(), key.as_str()), encode(&stored).as_slice())?;

@@ -254,12 +254,18 @@ impl WriteCondition {
         }
     }
 
-    /// Stamps a replica's time and status on the object about to be stored.
-    pub fn stamp(&self, meta: &mut ObjectMeta) {
+    /// Stamps the write time on the object about to replace `old`: a replica's source time and
+    /// status; for a local write, a time after `old`'s, so a write made over a replica is newer
+    /// than it on every site even when the clocks disagree.
+    pub fn stamp(&self, meta: &mut ObjectMeta, old: Option<&ObjectMeta>) {
         if let Some(t) = self.replica_time {
             meta.last_modified = t - t.rem_euclid(1000);
             meta.written_ms = Some(t);
             meta.replication_status = Some(REPLICA.to_string());
+        } else if let Some(o) = old {
+            let t = meta.write_time_ms().max(o.write_time_ms() + 1);
+            meta.written_ms = Some(t);
+            meta.last_modified = meta.last_modified.max(t - t.rem_euclid(1000));
         }
     }
 }

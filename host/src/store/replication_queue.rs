@@ -166,7 +166,9 @@ pub fn enqueue_delete(
                 etag: old.etag.clone(),
                 last_modified: old.last_modified,
                 // The time of the delete (last-writer-wins at the destination compares it).
-                enqueued_ms: now.max(super::precise_now_ms()),
+                enqueued_ms: now
+                    .max(super::precise_now_ms())
+                    .max(old.write_time_ms() + 1),
                 attempts: 0,
                 next_attempt_ms: 0,
                 last_error: None,
@@ -259,6 +261,9 @@ pub struct Backlog {
     pub oldest_enqueued_ms: Option<i64>,
     /// The most recent failure reason among waiting tasks.
     pub last_error: Option<String>,
+    /// Targets the waiting tasks go to.
+    #[serde(skip)]
+    pub targets: std::collections::BTreeSet<String>,
 }
 
 pub fn backlog(
@@ -275,6 +280,9 @@ pub fn backlog(
             continue;
         }
         out.tasks += 1;
+        if !out.targets.contains(&task.target) {
+            out.targets.insert(task.target.clone());
+        }
         if task.attempts > 0 {
             out.retrying += 1;
             if task.last_error.is_some() {

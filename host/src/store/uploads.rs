@@ -348,7 +348,7 @@ pub(super) fn complete(
     };
     let mut meta = meta;
     args.condition.check_replica(&meta.etag, old.as_ref())?;
-    args.condition.stamp(&mut meta);
+    args.condition.stamp(&mut meta, old.as_ref());
     remove_upload(uploads, keys, parts_table, &info)?;
     let mut freed: Vec<String> = stored
         .iter()

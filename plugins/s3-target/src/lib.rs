@@ -8,7 +8,9 @@
 //! Sluice stores it as a replica and answers 412 when it already holds something newer, which
 //! counts as done. Other S3 stores ignore the header.
 //!
-//! Config (`[plugins.config]`): `part_size` (bytes, default 8 MiB, 5 MiB..=64 MiB);
+//! Config (`[plugins.config]`): `part_size` (bytes, default 8 MiB, 5 MiB..=64 MiB; the plugin's
+//! `memory_mb` limit must leave room for one part plus a few MiB, and parts grow for objects over
+//! 10,000 parts);
 //! `encrypted_objects` (`"AES256"`, the default, asks the destination to encrypt objects the
 //! source stores encrypted with its own keys; `"none"` sends no encryption header).
 
@@ -30,6 +32,8 @@ use sluice::plugin::types::Error;
 
 const MIB: u64 = 1024 * 1024;
 const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+const MAX_PART_SIZE: u64 = 64 * MIB;
+const MAX_PARTS: u64 = 10_000;
 
 struct Settings {
     part_size: u64,
@@ -42,7 +46,7 @@ fn settings() -> Result<Settings, Error> {
         Some(v) => v
             .parse::<u64>()
             .ok()
-            .filter(|n| (5 * MIB..=64 * MIB).contains(n))
+            .filter(|n| (5 * MIB..=MAX_PART_SIZE).contains(n))
             .ok_or_else(|| {
                 Error::Internal(format!("part_size `{v}` must be 5242880..=67108864 bytes"))
             })?,
@@ -77,6 +81,7 @@ impl PluginInfo for Target {
 /// Reads from `body` until `buf` holds `want` bytes or the body ends.
 fn fill(body: &BodyStream, buf: &mut Vec<u8>, want: u64) -> Result<(), Error> {
     buf.clear();
+    buf.reserve_exact(want.min(MAX_PART_SIZE + 1) as usize);
     while (buf.len() as u64) < want {
         let ask = (want - buf.len() as u64).min(MIB) as u32;
         let chunk = body.read(ask)?;
@@ -119,12 +124,21 @@ impl Replication for Target {
                 object.last_modified,
             );
         }
+        // S3 takes at most 10,000 parts: larger objects get larger parts, up to the most this
+        // plugin holds in memory.
+        let part_size = settings.part_size.max(object.size.div_ceil(MAX_PARTS));
+        if part_size > MAX_PART_SIZE {
+            return Err(Error::Invalid(format!(
+                "{} bytes need parts over {MAX_PART_SIZE} bytes (10,000 parts at most)",
+                object.size
+            )));
+        }
         let upload = dest.create_upload(&object.bucket, &object.key, headers)?;
         let result = (|| {
             let mut parts = Vec::new();
             let mut sent = 0u64;
             loop {
-                fill(&body, &mut buf, settings.part_size)?;
+                fill(&body, &mut buf, part_size)?;
                 if buf.is_empty() {
                     break;
                 }

@@ -74,12 +74,31 @@ fn element(xml: &str, name: &str) -> Option<String> {
     Some(xml_unescape(&xml[start..end]))
 }
 
-/// What a failed answer means for the queue: 403 is a refusal (FAILED), other 4xx a request the
-/// destination will never take (FAILED), timeouts, throttling and 5xx are worth retrying.
-fn failure(what: &str, r: &Response) -> Error {
+/// S3 error codes that say "try again later" whatever their status.
+const TRANSIENT_CODES: [&str; 7] = [
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "NoSuchUpload",
+];
+
+/// What a failed answer means for the queue: timeouts, throttling, 5xx and transient S3 codes
+/// are worth retrying; 403 is a refusal (FAILED) unless the request went unsigned because the
+/// target has no credentials yet (then it waits for them); other 4xx are requests the
+/// destination will never take (FAILED).
+fn failure(what: &str, r: &Response, signed: bool) -> Error {
     let code = element(&r.text(), "Code").unwrap_or_default();
     let msg = format!("{what}: HTTP {} {code}", r.status);
+    if TRANSIENT_CODES.contains(&code.as_str()) {
+        return Error::Unavailable(msg);
+    }
     match r.status {
+        403 if !signed => Error::Unavailable(format!(
+            "{msg} (no credentials are set for this target: sluice admin replication credentials)"
+        )),
         403 => Error::Denied(msg),
         408 | 429 | 500..=599 => Error::Unavailable(msg),
         _ => Error::Invalid(msg),
@@ -141,6 +160,10 @@ impl<'a> Destination<'a> {
             authority: authority.to_string(),
             base: base.to_string(),
         })
+    }
+
+    fn signed(&self) -> bool {
+        !self.target.access_key.is_empty()
     }
 
     fn object_path(&self, bucket: &str, key: &str) -> String {
@@ -240,7 +263,7 @@ impl<'a> Destination<'a> {
         let r = self.request("PUT", &self.object_path(bucket, key), headers, body)?;
         match r.status {
             200..=299 | 412 => Ok(()),
-            _ => Err(failure("PutObject", &r)),
+            _ => Err(failure("PutObject", &r, self.signed())),
         }
     }
 
@@ -253,7 +276,7 @@ impl<'a> Destination<'a> {
         let path = self.object_path(bucket, key);
         let r = self.request("POST", &format!("{path}?uploads="), headers, b"")?;
         if r.status != 200 {
-            return Err(failure("CreateMultipartUpload", &r));
+            return Err(failure("CreateMultipartUpload", &r, self.signed()));
         }
         let id = element(&r.text(), "UploadId").ok_or_else(|| {
             Error::Unavailable("CreateMultipartUpload answered without an UploadId".into())
@@ -270,7 +293,7 @@ impl<'a> Destination<'a> {
         );
         let r = self.request("PUT", &query, Vec::new(), body)?;
         if r.status != 200 {
-            return Err(failure("UploadPart", &r));
+            return Err(failure("UploadPart", &r, self.signed()));
         }
         r.header("etag")
             .ok_or_else(|| Error::Unavailable("UploadPart answered without an ETag".into()))
@@ -298,10 +321,15 @@ impl<'a> Destination<'a> {
         ];
         let r = self.request("POST", &query, headers, xml.as_bytes())?;
         // S3 may answer 200 and put the error in the body.
-        if r.status == 412 || (r.status == 200 && !r.text().contains("<Error>")) {
+        if r.status == 200 && !r.text().contains("<Error>") {
             return Ok(());
         }
-        Err(failure("CompleteMultipartUpload", &r))
+        if r.status == 412 {
+            // The destination holds something newer: done, and its parts are not needed.
+            self.abort_upload(upload);
+            return Ok(());
+        }
+        Err(failure("CompleteMultipartUpload", &r, self.signed()))
     }
 
     /// Best effort: a failed upload's parts would otherwise wait for the destination's cleanup.
@@ -315,7 +343,7 @@ impl<'a> Destination<'a> {
         let r = self.request("DELETE", &self.object_path(bucket, key), headers, b"")?;
         match r.status {
             200..=299 | 404 | 412 => Ok(()),
-            _ => Err(failure("DeleteObject", &r)),
+            _ => Err(failure("DeleteObject", &r, self.signed())),
         }
     }
 }
