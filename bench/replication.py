@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TEST_SLUICE_BIN", str(REPO / "target" / "release" / "sluice"))
+os.environ["TEST_SLUICE_BIN"] = str(
+    Path(os.environ.get("TEST_SLUICE_BIN", REPO / "target" / "release" / "sluice")).resolve())
 sys.path.insert(0, str(REPO / "tests" / "python"))
 
 import requests  # noqa: E402

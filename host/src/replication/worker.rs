@@ -109,6 +109,10 @@ async fn fail_orphans(app: &App) {
 
 async fn run_target(app: Arc<App>, spec: TargetSpec) {
     loop {
+        // Listen before looking, so a commit between the look and the wait is not missed.
+        let woken = crate::store::replication_queue::WAKE.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let due = match app.store.replication_due(&spec.name, now_ms(), BATCH).await {
             Ok(d) => d,
             Err(e) => {
@@ -118,7 +122,12 @@ async fn run_target(app: Arc<App>, spec: TargetSpec) {
             }
         };
         if due.is_empty() {
-            tokio::time::sleep(IDLE).await;
+            // New tasks wake the loop; the poll still comes round for retries whose backoff
+            // ran out.
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(IDLE) => {}
+            }
             continue;
         }
         // `due` holds at most one task per key, so a key's writes stay in order.

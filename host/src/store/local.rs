@@ -1016,6 +1016,7 @@ fn apply_batch(
         }
     }
     txn.commit()?;
+    replication_queue::wake_after_commit();
     Ok(results)
 }
 

@@ -73,10 +73,24 @@ fn rules(
 /// Row 0 of the queue holds the next sequence number, so numbers are never reused.
 const COUNTER: u64 = 0;
 
+/// Woken after a commit that enqueued tasks, so idle workers start at once rather than at
+/// their next poll.
+pub static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Set by `push` in the committer's transaction; taken after its commit.
+static PUSHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Wakes the workers when the transaction just committed enqueued anything.
+pub fn wake_after_commit() {
+    if PUSHED.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        WAKE.notify_waiters();
+    }
+}
+
 fn push(
     queue: &mut Table<'_, u64, &'static [u8]>,
     task: &ReplicationTask,
 ) -> Result<(), StoreError> {
+    PUSHED.store(true, std::sync::atomic::Ordering::Release);
     let next = match queue.get(COUNTER)? {
         Some(v) => <[u8; 8]>::try_from(v.value())
             .map(u64::from_be_bytes)
