@@ -173,6 +173,16 @@ def test_one_way_1000_small_and_3_large_with_metadata(start_server):
     h_dst = d3.head_object(Bucket="backup", Key="meta/small.txt", ChecksumMode="ENABLED")
     assert h_dst["ChecksumSHA256"] == h_src["ChecksumSHA256"]
     assert h_dst["ContentEncoding"] == "identity" and h_dst["Metadata"] == {"k": "v"}
+    # A large object's full-object CRC survives the multipart upload to the destination, which
+    # checked it on completion.
+    for key in ("large/plain.bin", "large/encrypted.bin"):
+        got = [srv.raw().request("HEAD", f"/{b}/{key}", headers={"x-amz-checksum-mode": "ENABLED"})
+               for srv, b in ((src, "photos"), (dest, "backup"))]
+        sums = [{k.lower(): v for k, v in r.headers.items()
+                 if k.lower().startswith("x-amz-checksum-") and k.lower() != "x-amz-checksum-type"}
+                for r in got]
+        assert len(sums[0]) == 1 and sums[1] == sums[0], (key, sums)
+        assert got[1].header("x-amz-checksum-type") == "FULL_OBJECT"
 
     # Metrics on the source count what was carried.
     text = requests.get(f"{src.endpoint}/_sluice/metrics", timeout=10).text

@@ -133,6 +133,17 @@ impl Replication for Target {
                 object.size
             )));
         }
+        // A CRC full-object checksum survives a multipart upload: the destination combines the
+        // parts' CRCs and checks the result against the source's value on completion.
+        let crc = object
+            .checksum
+            .clone()
+            .filter(|(alg, _)| matches!(alg.as_str(), "crc32" | "crc32c" | "crc64nvme"));
+        let mut headers = headers;
+        if let Some((alg, _)) = &crc {
+            headers.push(("x-amz-checksum-algorithm".into(), alg.to_ascii_uppercase()));
+            headers.push(("x-amz-checksum-type".into(), "FULL_OBJECT".into()));
+        }
         let upload = dest.create_upload(&object.bucket, &object.key, headers)?;
         let result = (|| {
             let mut parts = Vec::new();
@@ -152,7 +163,7 @@ impl Replication for Target {
                     object.size
                 )));
             }
-            dest.complete_upload(&upload, &parts, object.last_modified)
+            dest.complete_upload(&upload, &parts, object.last_modified, crc.as_ref())
         })();
         if result.is_err() {
             dest.abort_upload(&upload);

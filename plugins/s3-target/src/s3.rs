@@ -304,6 +304,7 @@ impl<'a> Destination<'a> {
         upload: &Upload,
         etags: &[String],
         source_time: u64,
+        checksum: Option<&(String, String)>,
     ) -> Result<(), Error> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, etag) in etags.iter().enumerate() {
@@ -315,10 +316,14 @@ impl<'a> Destination<'a> {
         }
         xml.push_str("</CompleteMultipartUpload>");
         let query = format!("{}?uploadId={}", upload.path, query_encode(&upload.id));
-        let headers = vec![
+        let mut headers = vec![
             ("content-type".to_string(), "application/xml".to_string()),
             (REPLICA_HEADER.to_string(), source_time.to_string()),
         ];
+        if let Some((alg, value)) = checksum {
+            headers.push((format!("x-amz-checksum-{alg}"), value.clone()));
+            headers.push(("x-amz-checksum-type".into(), "FULL_OBJECT".into()));
+        }
         let r = self.request("POST", &query, headers, xml.as_bytes())?;
         // S3 may answer 200 and put the error in the body.
         if r.status == 200 && !r.text().contains("<Error>") {
