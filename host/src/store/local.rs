@@ -19,7 +19,7 @@ use super::list::{Feed, PageBuilder};
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
     BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_QUEUE,
-    UPLOAD_KEYS, UPLOADS,
+    TOMBSTONES, UPLOAD_KEYS, UPLOADS,
 };
 use super::uploads::{self, CompleteArgs};
 use super::{
@@ -177,6 +177,7 @@ impl LocalStore {
             txn.open_table(COMPLETED)?;
             txn.open_table(BUCKET_CONFIG)?;
             txn.open_table(REPLICATION_QUEUE)?;
+            txn.open_table(TOMBSTONES)?;
             txn.commit()?;
         }
         let removed = Self::collect_orphans(&db, root)?;
@@ -1004,6 +1005,7 @@ fn apply_batch(
             completed: txn.open_table(COMPLETED)?,
             config: txn.open_table(BUCKET_CONFIG)?,
             queue: txn.open_table(REPLICATION_QUEUE)?,
+            tombstones: txn.open_table(TOMBSTONES)?,
         };
         let now = now_millis();
         for job in batch {
@@ -1033,6 +1035,15 @@ struct Tables<'t> {
     completed: Table<'t, &'static str>,
     config: Table<'t, (&'static str, &'static str)>,
     queue: redb::Table<'t, u64, &'static [u8]>,
+    tombstones: Table<'t, (&'static str, &'static str)>,
+}
+
+/// When `key` was deleted, if a tombstone says so.
+fn deleted_at(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(t.tombstones
+        .get((bucket, key))?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(i64::from_be_bytes))
 }
 
 /// Changes one stored object's metadata in place (`NoSuchKey` when there is no object).
@@ -1117,6 +1128,21 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             for kind in kinds {
                 t.config.remove((name.as_str(), kind.as_str()))?;
             }
+            let dead: Vec<String> = {
+                let mut out = Vec::new();
+                for row in t.tombstones.range::<(&str, &str)>((name.as_str(), "")..)? {
+                    let (k, _) = row?;
+                    let (b, key) = k.value();
+                    if b != name.as_str() {
+                        break;
+                    }
+                    out.push(key.to_string());
+                }
+                out
+            };
+            for key in dead {
+                t.tombstones.remove((name.as_str(), key.as_str()))?;
+            }
             t.buckets.remove(name.as_str())?;
             Ok(Outcome {
                 existed: true,
@@ -1148,12 +1174,16 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     Some(_) => {}
                 }
             }
-            condition.check_replica(&meta.etag, old.as_ref())?;
+            let deleted = deleted_at(t, bucket, key)?;
+            condition.check_replica(&meta.etag, old.as_ref(), deleted)?;
             if let (Some(bytes), BodyLocation::Inline(id)) = (body, &meta.body) {
                 t.inline.insert(id.as_str(), bytes.as_ref())?;
             }
             let mut stored = (**meta).clone();
-            condition.stamp(&mut stored, old.as_ref());
+            condition.stamp(&mut stored, old.as_ref(), deleted);
+            if deleted.is_some() {
+                t.tombstones.remove((bucket.as_str(), key.as_str()))?;
+            }
             replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut stored, now)?;
             t.objects
                 .insert((bucket.as_str(), key.as_str()), encode(&stored).as_slice())?;
@@ -1192,10 +1222,17 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 Some(v) => Some(decode(v.value())?),
                 None => None,
             };
-            if let Some(o) = &old
-                && replica_time.is_none()
-            {
-                replication_queue::enqueue_delete(&t.config, &mut t.queue, bucket, key, o, now)?;
+            if let Some(o) = &old {
+                // The delete's time: a replica's source time, or a time after the object's.
+                let at = replica_time
+                    .unwrap_or_else(|| now.max(super::precise_now_ms()).max(o.write_time_ms() + 1));
+                if replication_queue::has_rules(&t.config, bucket)? {
+                    t.tombstones
+                        .insert((bucket.as_str(), key.as_str()), at.to_be_bytes().as_slice())?;
+                }
+                if replica_time.is_none() {
+                    replication_queue::enqueue_delete(&t.config, &mut t.queue, bucket, key, o, at)?;
+                }
             }
             release(old, &mut t.inline)
         }
@@ -1226,6 +1263,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             condition,
         } => {
             require_bucket(t, bucket)?;
+            let deleted = deleted_at(t, bucket, key)?;
             let done = uploads::complete(
                 &CompleteArgs {
                     bucket,
@@ -1234,6 +1272,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     parts,
                     condition,
                     now,
+                    deleted_at: deleted,
                 },
                 &mut t.objects,
                 &mut t.uploads,
@@ -1241,6 +1280,9 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 &mut t.parts,
                 &mut t.completed,
             )?;
+            if deleted.is_some() && !done.replay {
+                t.tombstones.remove((bucket.as_str(), key.as_str()))?;
+            }
             let mut outcome = release(done.replaced, &mut t.inline)?;
             // The replaced object's files are already in `done.freed`.
             outcome.freed = done.freed;

@@ -244,12 +244,19 @@ pub struct WriteCondition {
 pub const REPLICA: &str = "REPLICA";
 
 impl WriteCondition {
-    /// Fails a replica write that is not newer than `old`.
-    pub fn check_replica(&self, etag: &str, old: Option<&ObjectMeta>) -> Result<(), StoreError> {
-        match (self.replica_time, old) {
-            (Some(t), Some(o)) if (t, etag) <= (o.write_time_ms(), o.etag.as_str()) => {
+    /// Fails a replica write that is not newer than `old`, or (no object) than the key's
+    /// delete at `deleted_at`.
+    pub fn check_replica(
+        &self,
+        etag: &str,
+        old: Option<&ObjectMeta>,
+        deleted_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        match (self.replica_time, old, deleted_at) {
+            (Some(t), Some(o), _) if (t, etag) <= (o.write_time_ms(), o.etag.as_str()) => {
                 Err(StoreError::PreconditionFailed)
             }
+            (Some(t), None, Some(d)) if t <= d => Err(StoreError::PreconditionFailed),
             _ => Ok(()),
         }
     }
@@ -257,13 +264,16 @@ impl WriteCondition {
     /// Stamps the write time on the object about to replace `old`: a replica's source time and
     /// status; for a local write, a time after `old`'s, so a write made over a replica is newer
     /// than it on every site even when the clocks disagree.
-    pub fn stamp(&self, meta: &mut ObjectMeta, old: Option<&ObjectMeta>) {
+    pub fn stamp(&self, meta: &mut ObjectMeta, old: Option<&ObjectMeta>, deleted_at: Option<i64>) {
         if let Some(t) = self.replica_time {
             meta.last_modified = t - t.rem_euclid(1000);
             meta.written_ms = Some(t);
             meta.replication_status = Some(REPLICA.to_string());
-        } else if let Some(o) = old {
-            let t = meta.write_time_ms().max(o.write_time_ms() + 1);
+            return;
+        }
+        let floor = old.map(ObjectMeta::write_time_ms).max(deleted_at);
+        if let Some(f) = floor {
+            let t = meta.write_time_ms().max(f + 1);
             meta.written_ms = Some(t);
             meta.last_modified = meta.last_modified.max(t - t.rem_euclid(1000));
         }

@@ -150,14 +150,23 @@ pub fn enqueue_put(
     Ok(true)
 }
 
-/// Enqueues the delete of `old` when a rule that replicates deletes matches it.
+/// Whether `bucket` has replication rules (its deletes then leave tombstones).
+pub fn has_rules(
+    config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
+    bucket: &str,
+) -> Result<bool, StoreError> {
+    Ok(config.get((bucket, RULES_CONFIG))?.is_some())
+}
+
+/// Enqueues the delete of `old` (made at `deleted_at`, Unix ms) when a rule that replicates
+/// deletes matches it.
 pub fn enqueue_delete(
     config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
     queue: &mut Table<'_, u64, &'static [u8]>,
     bucket: &str,
     key: &str,
     old: &ObjectMeta,
-    now: i64,
+    deleted_at: i64,
 ) -> Result<(), StoreError> {
     let Some(cfg) = rules(config, bucket)? else {
         return Ok(());
@@ -180,9 +189,7 @@ pub fn enqueue_delete(
                 etag: old.etag.clone(),
                 last_modified: old.last_modified,
                 // The time of the delete (last-writer-wins at the destination compares it).
-                enqueued_ms: now
-                    .max(super::precise_now_ms())
-                    .max(old.write_time_ms() + 1),
+                enqueued_ms: deleted_at,
                 attempts: 0,
                 next_attempt_ms: 0,
                 last_error: None,

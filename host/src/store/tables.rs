@@ -23,3 +23,7 @@ pub const COMPLETED: TableDefinition<&str, &[u8]> = TableDefinition::new("comple
 /// sequence number -> `ReplicationTask`, committed with the write it replicates.
 pub const REPLICATION_QUEUE: TableDefinition<u64, &[u8]> =
     TableDefinition::new("replication_queue");
+/// (bucket, key) -> when it was deleted (Unix ms, big-endian i64), kept for keys of buckets with
+/// replication rules so a replica older than the delete is refused (last writer wins).
+pub const TOMBSTONES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("replication_tombstones");

@@ -247,6 +247,8 @@ pub(super) struct CompleteArgs<'a> {
     pub parts: &'a [CompletedPart],
     pub condition: &'a WriteCondition,
     pub now: i64,
+    /// When the key was last deleted (a replication tombstone), if it was.
+    pub deleted_at: Option<i64>,
 }
 
 /// Completes an upload inside a write transaction.
@@ -347,8 +349,10 @@ pub(super) fn complete(
         ),
     };
     let mut meta = meta;
-    args.condition.check_replica(&meta.etag, old.as_ref())?;
-    args.condition.stamp(&mut meta, old.as_ref());
+    args.condition
+        .check_replica(&meta.etag, old.as_ref(), args.deleted_at)?;
+    args.condition
+        .stamp(&mut meta, old.as_ref(), args.deleted_at);
     remove_upload(uploads, keys, parts_table, &info)?;
     let mut freed: Vec<String> = stored
         .iter()
