@@ -53,6 +53,18 @@ def replicate(s3, bucket, dest_bucket, target="site-b", deletes=True, prefix="")
         "Destination": {"Bucket": f"arn:sluice:replication::{target}:{dest_bucket}"}}]})
 
 
+def one_way(start_server, bucket, **kw):
+    """A destination with bucket `backup` and a source whose `bucket` replicates to it."""
+    dest = start_server()
+    d3 = dest.client()
+    d3.create_bucket(Bucket="backup")
+    src = site(start_server, dest, **kw)
+    s3 = src.client()
+    s3.create_bucket(Bucket=bucket)
+    replicate(s3, bucket, "backup")
+    return dest, d3, src, s3
+
+
 def status(srv, bucket):
     return srv.admin_json("replication", "status", bucket)
 
@@ -111,13 +123,7 @@ def multipart(s3, bucket, key, parts, **kw):
 
 @pytest.mark.slow
 def test_one_way_1000_small_and_3_large_with_metadata(start_server):
-    dest = start_server()
-    d3 = dest.client()
-    d3.create_bucket(Bucket="backup")
-    src = site(start_server, dest)
-    s3 = src.client()
-    s3.create_bucket(Bucket="photos")
-    replicate(s3, "photos", "backup")
+    dest, d3, src, s3 = one_way(start_server, "photos")
 
     small = [f"small/{i:04d}" for i in range(1000)]
     put_many(s3, "photos", small)
@@ -202,13 +208,7 @@ def test_one_way_1000_small_and_3_large_with_metadata(start_server):
 
 
 def test_pause_resume_and_a_destination_that_was_down(start_server):
-    dest = start_server()
-    d3 = dest.client()
-    d3.create_bucket(Bucket="backup")
-    src = site(start_server, dest)
-    s3 = src.client()
-    s3.create_bucket(Bucket="docs")
-    replicate(s3, "docs", "backup")
+    dest, d3, src, s3 = one_way(start_server, "docs")
 
     src.admin_json("replication", "pause", "docs")
     put_many(s3, "docs", [f"p/{i}" for i in range(20)])
@@ -244,13 +244,7 @@ def test_pause_resume_and_a_destination_that_was_down(start_server):
 
 
 def test_kill_9_of_the_source_mid_stream_loses_nothing_acknowledged(start_server):
-    dest = start_server()
-    d3 = dest.client()
-    d3.create_bucket(Bucket="backup")
-    src = site(start_server, dest)
-    s3 = src.client()
-    s3.create_bucket(Bucket="logs")
-    replicate(s3, "logs", "backup")
+    dest, d3, src, s3 = one_way(start_server, "logs")
     big = os.urandom(11 * MIB)
     s3.put_object(Bucket="logs", Key="big.bin", Body=big)
     keys = [f"k/{i:03d}" for i in range(300)]

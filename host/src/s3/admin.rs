@@ -263,18 +263,12 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
         crate::crypto::kms_admin::KmsCommand::GenerateDataKey { .. }
             | crate::crypto::kms_admin::KmsCommand::Decrypt { .. }
     );
-    let conn = parts.extensions.get::<crate::server::ConnInfo>();
-    if hands_out_keys
-        && !super::secret_transport_ok(
-            conn.is_some_and(|i| i.tls),
-            conn.map(|i| i.peer.ip()),
-            app.config.allow_insecure_secrets,
-        )
-    {
-        return Err(S3Error::new(
-            ErrorCode::InvalidRequest,
+    if hands_out_keys {
+        require_secure(
+            app,
+            &parts,
             "Data keys are only handed out over a secure connection.",
-        ));
+        )?;
     }
     let resource = match cmd.key_id() {
         Some(k) => Resource::Key(k),
@@ -293,23 +287,31 @@ async fn kms_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> 
     Ok(json_response(StatusCode::OK, &value))
 }
 
+/// Refuses a request that carries a secret over plain HTTP from off the machine.
+fn require_secure(app: &App, parts: &http::request::Parts, message: &str) -> S3Result<()> {
+    let conn = parts.extensions.get::<crate::server::ConnInfo>();
+    if super::secret_transport_ok(
+        conn.is_some_and(|i| i.tls),
+        conn.map(|i| i.peer.ip()),
+        app.config.allow_insecure_secrets,
+    ) {
+        Ok(())
+    } else {
+        Err(S3Error::new(ErrorCode::InvalidRequest, message.to_string()))
+    }
+}
+
 async fn replication_command(app: &App, req: Request<Body>) -> S3Result<Response<Body>> {
     use crate::replication::admin::{ReplicationAdminError as E, ReplicationCommand};
     let (parts, authn, bytes) = signed_post(app, req).await?;
     let cmd: ReplicationCommand = serde_json::from_slice(&bytes)
         .map_err(|e| S3Error::invalid_argument(format!("bad replication command: {e}")))?;
-    let conn = parts.extensions.get::<crate::server::ConnInfo>();
-    if matches!(cmd, ReplicationCommand::Credentials { .. })
-        && !super::secret_transport_ok(
-            conn.is_some_and(|i| i.tls),
-            conn.map(|i| i.peer.ip()),
-            app.config.allow_insecure_secrets,
-        )
-    {
-        return Err(S3Error::new(
-            ErrorCode::InvalidRequest,
+    if matches!(cmd, ReplicationCommand::Credentials { .. }) {
+        require_secure(
+            app,
+            &parts,
             "Credentials are only accepted over a secure connection.",
-        ));
+        )?;
     }
     authorize_admin(app, &parts, &authn, cmd.action()).await?;
     // The command itself may carry a secret: log only what it is.

@@ -1038,6 +1038,23 @@ struct Tables<'t> {
     tombstones: Table<'t, (&'static str, &'static str)>,
 }
 
+/// The second halves of the (bucket, _) keys of a table, for `bucket`.
+fn second_keys(
+    table: &Table<'_, (&'static str, &'static str)>,
+    bucket: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range::<(&str, &str)>((bucket, "")..)? {
+        let (k, _) = row?;
+        let (b, second) = k.value();
+        if b != bucket {
+            break;
+        }
+        out.push(second.to_string());
+    }
+    Ok(out)
+}
+
 /// When `key` was deleted, if a tombstone says so.
 fn deleted_at(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<i64>, StoreError> {
     Ok(t.tombstones
@@ -1113,34 +1130,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     uploads::remove_upload(&mut t.uploads, &mut t.upload_keys, &mut t.parts, info)?;
                 freed.extend(removed.into_iter().map(|p| p.body_id));
             }
-            let kinds: Vec<String> = {
-                let mut out = Vec::new();
-                for row in t.config.range::<(&str, &str)>((name.as_str(), "")..)? {
-                    let (k, _) = row?;
-                    let (b, kind) = k.value();
-                    if b != name.as_str() {
-                        break;
-                    }
-                    out.push(kind.to_string());
-                }
-                out
-            };
-            for kind in kinds {
+            for kind in second_keys(&t.config, name)? {
                 t.config.remove((name.as_str(), kind.as_str()))?;
             }
-            let dead: Vec<String> = {
-                let mut out = Vec::new();
-                for row in t.tombstones.range::<(&str, &str)>((name.as_str(), "")..)? {
-                    let (k, _) = row?;
-                    let (b, key) = k.value();
-                    if b != name.as_str() {
-                        break;
-                    }
-                    out.push(key.to_string());
-                }
-                out
-            };
-            for key in dead {
+            for key in second_keys(&t.tombstones, name)? {
                 t.tombstones.remove((name.as_str(), key.as_str()))?;
             }
             t.buckets.remove(name.as_str())?;

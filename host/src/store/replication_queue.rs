@@ -106,6 +106,46 @@ fn push(
     Ok(())
 }
 
+/// A write or delete to be carried to the destinations of `rules`.
+struct Write<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    op: TaskOp,
+    /// The object written, or the one deleted.
+    object: &'a ObjectMeta,
+    /// When (Unix ms).
+    at: i64,
+}
+
+/// One task per rule (each a distinct destination).
+fn push_all(
+    queue: &mut Table<'_, u64, &'static [u8]>,
+    write: &Write<'_>,
+    rules: &[&crate::replication::Rule],
+) -> Result<(), StoreError> {
+    for rule in rules {
+        push(
+            queue,
+            &ReplicationTask {
+                bucket: write.bucket.to_string(),
+                key: write.key.to_string(),
+                op: write.op.clone(),
+                rule_id: rule.id.clone(),
+                target: rule.destination.target.clone(),
+                dest_bucket: rule.destination.bucket.clone(),
+                etag: write.object.etag.clone(),
+                last_modified: write.object.last_modified,
+                enqueued_ms: write.at,
+                attempts: 0,
+                next_attempt_ms: 0,
+                last_error: None,
+                fanout: rules.len() as u32,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// Enqueues a put of `meta` when a rule of `bucket` matches; marks `meta` PENDING then.
 pub fn enqueue_put(
     config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
@@ -126,26 +166,14 @@ pub fn enqueue_put(
     if rules.is_empty() {
         return Ok(false);
     }
-    for rule in &rules {
-        push(
-            queue,
-            &ReplicationTask {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                op: TaskOp::Put,
-                rule_id: rule.id.clone(),
-                target: rule.destination.target.clone(),
-                dest_bucket: rule.destination.bucket.clone(),
-                etag: meta.etag.clone(),
-                last_modified: meta.last_modified,
-                enqueued_ms: now,
-                attempts: 0,
-                next_attempt_ms: 0,
-                last_error: None,
-                fanout: rules.len() as u32,
-            },
-        )?;
-    }
+    let write = Write {
+        bucket,
+        key,
+        op: TaskOp::Put,
+        object: meta,
+        at: now,
+    };
+    push_all(queue, &write, &rules)?;
     meta.replication_status = Some(PENDING.to_string());
     Ok(true)
 }
@@ -176,27 +204,15 @@ pub fn enqueue_delete(
         .into_iter()
         .filter(|r| r.replicate_deletes)
         .collect();
-    for rule in &rules {
-        push(
-            queue,
-            &ReplicationTask {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                op: TaskOp::Delete,
-                rule_id: rule.id.clone(),
-                target: rule.destination.target.clone(),
-                dest_bucket: rule.destination.bucket.clone(),
-                etag: old.etag.clone(),
-                last_modified: old.last_modified,
-                // The time of the delete (last-writer-wins at the destination compares it).
-                enqueued_ms: deleted_at,
-                attempts: 0,
-                next_attempt_ms: 0,
-                last_error: None,
-                fanout: rules.len() as u32,
-            },
-        )?;
-    }
+    let write = Write {
+        bucket,
+        key,
+        op: TaskOp::Delete,
+        object: old,
+        // The time of the delete (last-writer-wins at the destination compares it).
+        at: deleted_at,
+    };
+    push_all(queue, &write, &rules)?;
     Ok(())
 }
 
