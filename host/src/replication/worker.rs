@@ -30,6 +30,8 @@ use crate::store::replication_queue::{COMPLETED, FAILED, ReplicationTask, TaskOp
 /// Tasks taken from the queue at a time.
 const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_millis(200);
+/// How often tasks for targets no longer configured are looked for.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(60);
 const BACKOFF_BASE_MS: i64 = 500;
 const BACKOFF_MAX_MS: i64 = 60_000;
 
@@ -65,13 +67,20 @@ pub fn backoff_ms(attempts: u32) -> i64 {
 }
 
 /// Starts one delivery loop per configured target, and ends the tasks of targets no longer
-/// configured as FAILED.
+/// configured as FAILED (at start, then every minute).
 pub fn spawn(app: Arc<App>) {
     for spec in app.config.replication_targets.clone() {
         let app = app.clone();
         tokio::spawn(async move { run_target(app, spec).await });
     }
-    tokio::spawn(async move { fail_orphans(&app).await });
+    // Rules stored before a target left the config still enqueue for it: look again now and
+    // then.
+    tokio::spawn(async move {
+        loop {
+            fail_orphans(&app).await;
+            tokio::time::sleep(ORPHAN_SWEEP).await;
+        }
+    });
 }
 
 async fn fail_orphans(app: &App) {
