@@ -24,6 +24,10 @@ enum Op {
     CreateBucket,
     Put,
     Get,
+    /// DELETE `obj-N` (one key per operation; use `--count` = `--keys` to delete each once)
+    Delete,
+    /// One ListObjectsV2 of the whole bucket (all pages of 1000) per operation
+    List,
 }
 
 #[derive(Parser, Debug)]
@@ -117,16 +121,79 @@ fn build_request(
 }
 
 async fn send(client: &HttpClient, req: http::Request<Full<Bytes>>) -> anyhow::Result<(u16, u64)> {
+    let (status, n, _) = exchange(client, req, false).await?;
+    Ok((status, n))
+}
+
+/// The status and byte count of an answer, and its body only when asked (listings).
+async fn exchange(
+    client: &HttpClient,
+    req: http::Request<Full<Bytes>>,
+    keep: bool,
+) -> anyhow::Result<(u16, u64, Vec<u8>)> {
     let resp = client.request(req).await?;
     let status = resp.status().as_u16();
     let mut body = resp.into_body();
+    let mut kept = Vec::new();
     let mut n = 0u64;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             n += data.len() as u64;
+            if keep {
+                kept.extend_from_slice(&data);
+            }
         }
     }
-    Ok((status, n))
+    Ok((status, n, kept))
+}
+
+/// The text of the first `<name>` element of an S3 answer.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+/// Lists the whole bucket with ListObjectsV2, page by page; the status of the last page and
+/// the number of keys seen.
+async fn list_all(
+    args: &Args,
+    identity: &Identity,
+    client: &HttpClient,
+) -> anyhow::Result<(u16, u64)> {
+    let mut token: Option<String> = None;
+    let mut keys = 0u64;
+    loop {
+        let mut path = format!("/{}?list-type=2&max-keys=1000", args.bucket);
+        if let Some(t) = &token {
+            let enc: String = t
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            path.push_str(&format!("&continuation-token={enc}"));
+        }
+        let req = build_request(args, identity, "GET", &path, Bytes::new())?;
+        let (status, _, body) = exchange(client, req, true).await?;
+        if status != 200 {
+            return Ok((status, keys));
+        }
+        let text = String::from_utf8_lossy(&body);
+        keys += text.matches("<Key>").count() as u64;
+        match (
+            element(&text, "IsTruncated"),
+            element(&text, "NextContinuationToken"),
+        ) {
+            (Some("true"), Some(t)) => token = Some(t.replace("&amp;", "&")),
+            _ => return Ok((200, keys)),
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -175,12 +242,14 @@ async fn main() -> anyhow::Result<()> {
     let issued = Arc::new(AtomicU64::new(0));
     let bytes_moved = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let items = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let (args, client, payload) = (args.clone(), client.clone(), payload.clone());
         let (issued, bytes_moved, errors) = (issued.clone(), bytes_moved.clone(), errors.clone());
+        let items = items.clone();
         let identity = identity.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -192,20 +261,30 @@ async fn main() -> anyhow::Result<()> {
                 let path = format!("/{}/obj-{}", args.bucket, n % args.keys);
                 let (method, body) = match args.op {
                     Op::Put => ("PUT", payload.clone()),
+                    Op::Delete => ("DELETE", Bytes::new()),
                     _ => ("GET", Bytes::new()),
                 };
                 let t0 = Instant::now();
-                let result = match build_request(&args, &identity, method, &path, body) {
-                    Ok(req) => send(&client, req).await,
-                    Err(e) => Err(e),
+                let result = if args.op == Op::List {
+                    list_all(&args, &identity, &client).await
+                } else {
+                    match build_request(&args, &identity, method, &path, body) {
+                        Ok(req) => send(&client, req).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 match result {
-                    Ok((200, got)) => {
+                    Ok((200 | 204, got)) => {
                         latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-                        let moved = if args.op == Op::Put {
-                            args.size as u64
-                        } else {
-                            got
+                        // Object bytes for PUT and GET; a listing counts the keys it saw.
+                        let moved = match args.op {
+                            Op::Put => args.size as u64,
+                            Op::Delete => 0,
+                            Op::List => {
+                                items.fetch_add(got, Ordering::Relaxed);
+                                0
+                            }
+                            _ => got,
                         };
                         bytes_moved.fetch_add(moved, Ordering::Relaxed);
                     }
@@ -226,7 +305,7 @@ async fn main() -> anyhow::Result<()> {
     let ops = latencies.len() as f64;
     let moved = bytes_moved.load(Ordering::Relaxed) as f64;
     println!(
-        "{{\"op\":\"{:?}\",\"size\":{},\"concurrency\":{},\"ops\":{},\"errors\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        "{{\"op\":\"{:?}\",\"size\":{},\"concurrency\":{},\"ops\":{},\"errors\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"items\":{}}}",
         args.op,
         args.size,
         args.concurrency,
@@ -237,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
         moved / elapsed / 1_048_576.0,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
+        items.load(Ordering::Relaxed),
     );
     if errors.load(Ordering::Relaxed) > 0 {
         bail!("{} requests failed", errors.load(Ordering::Relaxed));
