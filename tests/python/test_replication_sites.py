@@ -7,6 +7,7 @@ and a hostile target that delays only its own queue."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,6 +79,19 @@ def wait_drained(srv, bucket, timeout=90):
             return st
         time.sleep(0.2)
     raise AssertionError(f"{bucket}: queue not drained: {st}")
+
+
+@contextlib.contextmanager
+def held(a, b, bucket):
+    """Pauses `bucket`'s queue on both sites for the block, then resumes both and waits until
+    both have drained: the writes in the block race each other as truly concurrent ones."""
+    for srv in (a, b):
+        srv.admin_json("replication", "pause", bucket)
+    yield
+    for srv in (a, b):
+        srv.admin_json("replication", "resume", bucket)
+    wait_drained(a, bucket)
+    wait_drained(b, bucket)
 
 
 def wait_for(pred, what, timeout=60):
@@ -300,42 +314,27 @@ def test_two_way_replication_converges_and_never_loops(start_server):
     assert status(a, "shared")["pending"] == 0 and status(b, "shared")["pending"] == 0
 
     # Concurrent writes of one key on both sides converge to the later one (last writer wins).
-    for srv in (a, b):
-        srv.admin_json("replication", "pause", "shared")
-    b3.put_object(Bucket="shared", Key="conflict", Body=b"older, from b")
-    time.sleep(0.05)
-    a3.put_object(Bucket="shared", Key="conflict", Body=b"newer, from a")
-    b3.delete_object(Bucket="shared", Key="a/1")  # an older delete racing nothing newer
-    for srv in (a, b):
-        srv.admin_json("replication", "resume", "shared")
-    wait_drained(a, "shared")
-    wait_drained(b, "shared")
+    with held(a, b, "shared"):
+        b3.put_object(Bucket="shared", Key="conflict", Body=b"older, from b")
+        time.sleep(0.05)
+        a3.put_object(Bucket="shared", Key="conflict", Body=b"newer, from a")
+        b3.delete_object(Bucket="shared", Key="a/1")  # an older delete racing nothing newer
     assert body_of(a3, "shared", "conflict") == b"newer, from a"
     assert body_of(b3, "shared", "conflict") == b"newer, from a"
     assert not exists(a3, "shared", "a/1") and not exists(b3, "shared", "a/1")
     # A delete made before a newer write on the other side does not remove that write.
-    for srv in (a, b):
-        srv.admin_json("replication", "pause", "shared")
-    a3.delete_object(Bucket="shared", Key="b/2")
-    time.sleep(0.05)
-    b3.put_object(Bucket="shared", Key="b/2", Body=b"rewritten after the delete")
-    for srv in (a, b):
-        srv.admin_json("replication", "resume", "shared")
-    wait_drained(a, "shared")
-    wait_drained(b, "shared")
+    with held(a, b, "shared"):
+        a3.delete_object(Bucket="shared", Key="b/2")
+        time.sleep(0.05)
+        b3.put_object(Bucket="shared", Key="b/2", Body=b"rewritten after the delete")
     assert body_of(a3, "shared", "b/2") == b"rewritten after the delete"
     assert body_of(b3, "shared", "b/2") == b"rewritten after the delete"
     # A write made before a delete on the other side, arriving after it, does not bring the key
     # back there (the delete leaves a tombstone): both sites end without it.
-    for srv in (a, b):
-        srv.admin_json("replication", "pause", "shared")
-    b3.put_object(Bucket="shared", Key="b/3", Body=b"older than the delete")
-    time.sleep(0.05)
-    a3.delete_object(Bucket="shared", Key="b/3")
-    for srv in (a, b):
-        srv.admin_json("replication", "resume", "shared")
-    wait_drained(a, "shared")
-    wait_drained(b, "shared")
+    with held(a, b, "shared"):
+        b3.put_object(Bucket="shared", Key="b/3", Body=b"older than the delete")
+        time.sleep(0.05)
+        a3.delete_object(Bucket="shared", Key="b/3")
     assert not exists(a3, "shared", "b/3") and not exists(b3, "shared", "b/3")
 
 
@@ -432,15 +431,11 @@ def test_a_hostile_target_only_delays_its_own_queue(start_server, mode):
 
 
 def test_s3_target_reaches_only_its_allowed_hosts_and_credentials_are_sealed(start_server):
-    dest = start_server()
-    dest.client().create_bucket(Bucket="backup")
-    src = site(start_server, dest, allowed=["127.0.0.1:9"])
-    s3 = src.client()
-    s3.create_bucket(Bucket="bkt")
-    replicate(s3, "bkt", "backup")
+    # Deliveries are refused (not an allowed host): tasks wait.
+    dest, d3, src, s3 = one_way(start_server, "bkt", allowed=["127.0.0.1:9"])
     s3.put_object(Bucket="bkt", Key="k", Body=b"x")
     wait_for(lambda: status(src, "bkt")["retrying"] > 0, "a refused delivery")
-    assert not exists(dest.client(), "backup", "k")
+    assert not exists(d3, "backup", "k")
     # Credentials for an unknown target are refused; the secret is not in the data dir in clear.
     cp = src.admin("replication", "credentials", "nope", "--access-key", "AK",
                    "--secret-key", "SK", check=False)
@@ -519,12 +514,8 @@ def test_rules_with_two_destinations_replicate_to_both(start_server):
 
 
 def test_tasks_for_a_target_no_longer_configured_end_failed(start_server):
-    dest = start_server()
-    dest.client().create_bucket(Bucket="backup")
-    src = site(start_server, dest, allowed=[])  # deliveries are refused: tasks wait
-    s3 = src.client()
-    s3.create_bucket(Bucket="orph")
-    replicate(s3, "orph", "backup")
+    # Deliveries are refused (not an allowed host): tasks wait.
+    dest, d3, src, s3 = one_way(start_server, "orph", allowed=[])
     s3.put_object(Bucket="orph", Key="k", Body=b"x")
     assert s3.head_object(Bucket="orph", Key="k")["ReplicationStatus"] == "PENDING"
     src.stop()

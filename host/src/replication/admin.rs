@@ -76,10 +76,7 @@ pub async fn run(
             let rules = store.bucket_config(&bucket, RULES_CONFIG).await?;
             let paused = store.bucket_config(&bucket, PAUSED_CONFIG).await?.is_some();
             let backlog = store.replication_backlog(Some(&bucket)).await?;
-            let now = chrono::Utc::now().timestamp_millis();
-            let lag = backlog
-                .oldest_enqueued_ms
-                .map(|t| (now - t).max(0) as f64 / 1000.0);
+            let lag = backlog.lag_seconds(crate::store::precise_now_ms());
             Ok(json!({
                 "bucket": bucket,
                 "configured": rules.is_some(),

@@ -137,12 +137,6 @@ impl ReplicationConfig {
         Ok(())
     }
 
-    /// The rule that applies to a write of `key` with `tags`: the enabled matching rule with the
-    /// highest priority (the first one for V1 rules).
-    pub fn rule_for(&self, key: &str, tags: &[(String, String)]) -> Option<&Rule> {
-        self.rules_for(key, tags).into_iter().next()
-    }
-
     /// The rules that apply to a write of `key` with `tags`, one per destination, as S3 does
     /// with several destinations: for each, the enabled matching rule with the highest priority
     /// (the first one among equals). Ordered by priority, highest first.
@@ -216,8 +210,11 @@ mod tests {
             ],
         };
         assert!(ok.validate(&targets).is_ok());
-        assert_eq!(ok.rule_for("logs/x", &[]).map(|r| r.id.as_str()), Some("b"));
-        assert_eq!(ok.rule_for("img/x", &[]).map(|r| r.id.as_str()), Some("a"));
+        let first = |cfg: &ReplicationConfig, key: &str| {
+            cfg.rules_for(key, &[]).first().map(|r| r.id.clone())
+        };
+        assert_eq!(first(&ok, "logs/x").as_deref(), Some("b"));
+        assert_eq!(first(&ok, "img/x").as_deref(), Some("a"));
         let mut dup = ok.clone();
         dup.rules[1].priority = Some(1);
         assert!(matches!(
@@ -238,10 +235,7 @@ mod tests {
         ));
         let mut disabled = ok.clone();
         disabled.rules[1].enabled = false;
-        assert_eq!(
-            disabled.rule_for("logs/x", &[]).map(|r| r.id.as_str()),
-            Some("a")
-        );
+        assert_eq!(first(&disabled, "logs/x").as_deref(), Some("a"));
         let tagged = RuleFilter {
             prefix: "".into(),
             tags: vec![("k".into(), "v".into())],

@@ -25,6 +25,7 @@ use crate::plugins::bindings::replication_target::exports::sluice::plugin::repli
 };
 use crate::replication::TargetSpec;
 use crate::s3::App;
+use crate::store::precise_now_ms as now_ms;
 use crate::store::replication_queue::{COMPLETED, FAILED, ReplicationTask, TaskOp};
 
 /// Tasks taken from the queue at a time.
@@ -52,10 +53,6 @@ pub struct ReplicationMetrics {
     pub retries: AtomicU64,
     /// Object bytes targets took.
     pub bytes: AtomicU64,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Delay before attempt `attempts + 1`: exponential, capped, with ±50 % jitter.
@@ -102,12 +99,8 @@ async fn fail_orphans(app: &App) {
                 _ => break,
             };
             for (seq, task) in due {
-                let _ = failed(&task, "the target is no longer configured");
-                app.metrics
-                    .replication
-                    .failed
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = app.store.finish_replication(seq, &task, Some(FAILED)).await {
+                log_failure(&task, "the target is no longer configured");
+                if let Err(e) = finish(app, seq, &task, Some(FAILED)).await {
                     tracing::error!(error = %e, "replication queue update failed");
                     return;
                 }
@@ -139,28 +132,50 @@ async fn run_target(app: Arc<App>, spec: TargetSpec) {
             }
             continue;
         }
+        // The sealed credentials are opened once per round, not per object (a change made with
+        // `sluice admin replication credentials` applies from the next round).
+        let target = target_info(&app, &spec);
         // `due` holds at most one task per key, so a key's writes stay in order.
         futures::stream::iter(due)
             .for_each_concurrent(spec.workers, |(seq, task)| {
                 let app = app.clone();
-                let spec = &spec;
-                async move { process(&app, spec, seq, task).await }
+                let (spec, target) = (&spec, &target);
+                async move { process(&app, spec, target, seq, task).await }
             })
             .await;
     }
 }
 
-async fn process(app: &App, spec: &TargetSpec, seq: u64, mut task: ReplicationTask) {
-    let metrics = &app.metrics.replication;
-    let result = match deliver(app, spec, &task).await {
-        Delivery::Done(status) => {
-            if status == Some(FAILED) {
-                metrics.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            app.store.finish_replication(seq, &task, status).await
-        }
+/// Removes a task that is done, setting `status` on its object and counting failures.
+async fn finish(
+    app: &App,
+    seq: u64,
+    task: &ReplicationTask,
+    status: Option<&'static str>,
+) -> Result<(), crate::store::StoreError> {
+    if status == Some(FAILED) {
+        app.metrics
+            .replication
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    app.store.finish_replication(seq, task, status).await
+}
+
+async fn process(
+    app: &App,
+    spec: &TargetSpec,
+    target: &Result<TargetInfo, String>,
+    seq: u64,
+    mut task: ReplicationTask,
+) {
+    let result = match deliver(app, spec, target, &task).await {
+        Delivery::Done(status) => finish(app, seq, &task, status).await,
         Delivery::Retry(reason) => {
-            metrics.retries.fetch_add(1, Ordering::Relaxed);
+            app.metrics
+                .replication
+                .retries
+                .fetch_add(1, Ordering::Relaxed);
             task.attempts = task.attempts.saturating_add(1);
             task.next_attempt_ms = now_ms() + backoff_ms(task.attempts);
             tracing::warn!(
@@ -194,8 +209,12 @@ fn refused(e: &PluginError) -> bool {
     )
 }
 
-fn failed(task: &ReplicationTask, reason: &str) -> Delivery {
+fn log_failure(task: &ReplicationTask, reason: &str) {
     tracing::warn!(bucket = %task.bucket, key = %task.key, target = %task.target, %reason, "replication failed");
+}
+
+fn failed(task: &ReplicationTask, reason: &str) -> Delivery {
+    log_failure(task, reason);
     Delivery::Done(Some(FAILED))
 }
 
@@ -218,13 +237,18 @@ fn target_info(app: &App, spec: &TargetSpec) -> Result<TargetInfo, String> {
     })
 }
 
-async fn deliver(app: &App, spec: &TargetSpec, task: &ReplicationTask) -> Delivery {
+async fn deliver(
+    app: &App,
+    spec: &TargetSpec,
+    target: &Result<TargetInfo, String>,
+    task: &ReplicationTask,
+) -> Delivery {
     let Some(plugin) = app.plugins.named(&spec.plugin) else {
         return Delivery::Retry(format!("plugin `{}` is not loaded", spec.plugin));
     };
-    let target = match target_info(app, spec) {
-        Ok(t) => t,
-        Err(e) => return Delivery::Retry(e),
+    let target = match target {
+        Ok(t) => t.clone(),
+        Err(e) => return Delivery::Retry(e.clone()),
     };
     match task.op {
         TaskOp::Put => {

@@ -99,10 +99,9 @@ async fn metrics(app: &App) -> Response<Body> {
             .replication_backlog(None)
             .await
             .unwrap_or_default();
-        let now = chrono::Utc::now().timestamp_millis();
         let lag = backlog
-            .oldest_enqueued_ms
-            .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+            .lag_seconds(crate::store::precise_now_ms())
+            .unwrap_or(0.0);
         text.push_str(&format!(
             "# TYPE sluice_replication_queue_depth gauge\nsluice_replication_queue_depth {}\n\
              # TYPE sluice_replication_retrying gauge\nsluice_replication_retrying {}\n\

@@ -1218,7 +1218,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             if let Some(o) = &old {
                 // The delete's time: a replica's source time, or a time after the object's.
                 let at = replica_time
-                    .unwrap_or_else(|| now.max(super::precise_now_ms()).max(o.write_time_ms() + 1));
+                    .unwrap_or_else(|| super::precise_now_ms().max(o.write_time_ms() + 1));
                 if replication_queue::has_rules(&t.config, bucket)? {
                     t.tombstones
                         .insert((bucket.as_str(), key.as_str()), at.to_be_bytes().as_slice())?;

@@ -303,6 +303,14 @@ pub struct Backlog {
     pub targets: std::collections::BTreeSet<String>,
 }
 
+impl Backlog {
+    /// How long the oldest waiting task has waited at `now_ms`, in seconds.
+    pub fn lag_seconds(&self, now_ms: i64) -> Option<f64> {
+        self.oldest_enqueued_ms
+            .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
+    }
+}
+
 pub fn backlog(
     queue: &impl ReadableTable<u64, &'static [u8]>,
     bucket: Option<&str>,

@@ -162,8 +162,13 @@ impl<'a> Destination<'a> {
         })
     }
 
+    /// Requests are signed once the target has credentials, and go unsigned until then.
     fn signed(&self) -> bool {
         !self.target.access_key.is_empty()
+    }
+
+    fn failure(&self, what: &str, r: &Response) -> Error {
+        failure(what, r, self.signed())
     }
 
     fn object_path(&self, bucket: &str, key: &str) -> String {
@@ -184,7 +189,7 @@ impl<'a> Destination<'a> {
         body: &[u8],
     ) -> Result<Response, Error> {
         headers.push(("content-length".into(), body.len().to_string()));
-        if !self.target.access_key.is_empty() {
+        if self.signed() {
             self.sign(method, path_and_query, &mut headers, body)?;
         }
         http::send(
@@ -263,7 +268,7 @@ impl<'a> Destination<'a> {
         let r = self.request("PUT", &self.object_path(bucket, key), headers, body)?;
         match r.status {
             200..=299 | 412 => Ok(()),
-            _ => Err(failure("PutObject", &r, self.signed())),
+            _ => Err(self.failure("PutObject", &r)),
         }
     }
 
@@ -276,7 +281,7 @@ impl<'a> Destination<'a> {
         let path = self.object_path(bucket, key);
         let r = self.request("POST", &format!("{path}?uploads="), headers, b"")?;
         if r.status != 200 {
-            return Err(failure("CreateMultipartUpload", &r, self.signed()));
+            return Err(self.failure("CreateMultipartUpload", &r));
         }
         let id = element(&r.text(), "UploadId").ok_or_else(|| {
             Error::Unavailable("CreateMultipartUpload answered without an UploadId".into())
@@ -293,7 +298,7 @@ impl<'a> Destination<'a> {
         );
         let r = self.request("PUT", &query, Vec::new(), body)?;
         if r.status != 200 {
-            return Err(failure("UploadPart", &r, self.signed()));
+            return Err(self.failure("UploadPart", &r));
         }
         r.header("etag")
             .ok_or_else(|| Error::Unavailable("UploadPart answered without an ETag".into()))
@@ -334,7 +339,7 @@ impl<'a> Destination<'a> {
             self.abort_upload(upload);
             return Ok(());
         }
-        Err(failure("CompleteMultipartUpload", &r, self.signed()))
+        Err(self.failure("CompleteMultipartUpload", &r))
     }
 
     /// Best effort: a failed upload's parts would otherwise wait for the destination's cleanup.
@@ -348,7 +353,7 @@ impl<'a> Destination<'a> {
         let r = self.request("DELETE", &self.object_path(bucket, key), headers, b"")?;
         match r.status {
             200..=299 | 404 | 412 => Ok(()),
-            _ => Err(failure("DeleteObject", &r, self.signed())),
+            _ => Err(self.failure("DeleteObject", &r)),
         }
     }
 }
