@@ -8,7 +8,7 @@ CONFIG ?= sluice.toml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_OUT   := $(TARGET_DIR)/wasm32-wasip2/plugin
 
-.PHONY: run build plugins test test-rust test-python venv bench bench-plugins bench-policy bench-replication fmt lint clean
+.PHONY: run build plugins test test-rust test-python venv bench bench-plugins bench-policy bench-replication bench-peers fmt lint clean
 
 ## Build and serve S3 on 127.0.0.1:9000 with data in ./data (root credentials printed on first start)
 run: build plugins
@@ -50,6 +50,11 @@ bench:
 bench-replication: venv plugins
 	$(CARGO) build --release --bins
 	TEST_SLUICE_BIN=$(TARGET_DIR)/release/sluice $(VENV)/bin/python bench/replication.py
+
+## Sluice against Garage (fsync on and off) and s3s-fs, with the disk and loopback ceilings; into bench/peers.md and bench/README.md
+bench-peers:
+	$(CARGO) build --release --bins
+	$(PYTHON) bench/peers.py
 
 ## Plugin call overhead (criterion, host/benches/plugins.rs); p50/p99 table into bench/plugins.md
 bench-plugins: plugins

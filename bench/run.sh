@@ -112,5 +112,7 @@ HEAD
   if [ -f bench/plugins.md ]; then echo; cat bench/plugins.md; fi
   if [ -f bench/policy.md ]; then echo; cat bench/policy.md; fi
   if [ -f bench/replication.md ]; then echo; cat bench/replication.md; fi
+  # Sluice against Garage and s3s-fs, measured by `make bench-peers`.
+  if [ -f bench/peers.md ]; then echo; echo "<!-- bench-peers: begin -->"; cat bench/peers.md; echo "<!-- bench-peers: end -->"; fi
 } > bench/README.md
 cat bench/README.md

@@ -62,6 +62,9 @@ struct Args {
     /// `x-amz-server-side-encryption` on PUTs (`AES256` or `aws:kms`)
     #[arg(long)]
     sse: Option<String>,
+    /// For `list`: stop a listing once this many keys were seen (whole pages of 1000)
+    #[arg(long, default_value_t = u64::MAX)]
+    list_limit: u64,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -186,6 +189,9 @@ async fn list_all(
         }
         let text = String::from_utf8_lossy(&body);
         keys += text.matches("<Key>").count() as u64;
+        if keys >= args.list_limit {
+            return Ok((200, keys));
+        }
         match (
             element(&text, "IsTruncated"),
             element(&text, "NextContinuationToken"),
@@ -215,9 +221,12 @@ async fn main() -> anyhow::Result<()> {
         "bench",
     )
     .into();
+    // As the SDKs do: small requests and answers go out at once, not after a delayed ACK.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.concurrency * 2)
-        .build_http();
+        .build(connector);
 
     if args.op == Op::CreateBucket {
         let req = build_request(

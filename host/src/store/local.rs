@@ -254,6 +254,8 @@ impl LocalStore {
 /// flight while the next chunk is received and hashed.
 struct BodyFile {
     file: Option<std::fs::File>,
+    /// Bytes handed to the file so far (where the next write lands).
+    written: u64,
     in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
     path: PathBuf,
     guard: UncommittedFile,
@@ -277,6 +279,7 @@ impl BodyFile {
         .map_err(join_error)??;
         Ok(BodyFile {
             file: Some(file),
+            written: 0,
             in_flight: None,
             guard: UncommittedFile {
                 path: Some(path.clone()),
@@ -297,8 +300,12 @@ impl BodyFile {
 
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
         let mut file = self.settle().await?;
+        let offset = self.written;
+        self.written += buf.len() as u64;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            file.write_all(&buf).map(|_| file)
+            file.write_all(&buf)?;
+            files::start_writeback(&file, offset, buf.len() as u64);
+            Ok(file)
         }));
         Ok(())
     }

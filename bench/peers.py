@@ -1,0 +1,804 @@
+#!/usr/bin/env python3
+"""`make bench-peers`: Sluice side by side with Garage and s3s-fs on this machine.
+
+Starts each server on loopback with a fresh data dir on the same disk, drives it with the same
+load generator (`sluice-bench`, SigV4, hyper) and the same settings, and writes one table into
+`bench/peers.md` (included in `bench/README.md`). Also measures the ceilings the figures are
+judged against: the data disk (dd: sequential write ending in fsync, direct read; fsynced 4 KiB
+files per second) and loopback HTTP (`sluice-sink`, a hyper server that discards bodies).
+
+Each run's figures are kept in `bench/peers/<timestamp>.json`; the spread between the two newest
+runs on this machine is stated in the report.
+
+Servers: Sluice (release build of this tree, durable: every acknowledged write is fsynced),
+Garage (`cargo install garage`, single node, data_fsync and metadata_fsync on, then both off) and
+s3s-fs (`cargo install s3s-fs --version 0.14.1 --features binary`, which does not fsync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+RELEASE = TARGET_DIR / "release"
+CARGO_BIN = Path.home() / ".cargo" / "bin"
+RUNS_DIR = ROOT / "bench" / "peers"
+
+KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
+# Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
+ACCESS_KEY = "GK0123456789abcdef01234567"
+SECRET_KEY = "5eed" * 16
+REGION = "us-east-1"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout} s")
+
+
+def tool(name: str) -> Path | None:
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    p = CARGO_BIN / name
+    return p if p.exists() else None
+
+
+def ensure_installed(name: str, install: list[str]) -> Path:
+    found = tool(name)
+    if found:
+        return found
+    log(f"installing {name}: {' '.join(install)} (takes a while on 2 cores)")
+    env = dict(os.environ)
+    build_dir = tempfile.mkdtemp(prefix=f"{name}-build-")
+    env["CARGO_TARGET_DIR"] = build_dir
+    env["CARGO_INCREMENTAL"] = "0"
+    try:
+        subprocess.run(install, check=True, env=env)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    found = tool(name)
+    if not found:
+        raise RuntimeError(f"{name} not found after install")
+    return found
+
+
+def version_of(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        text = (out.stdout + out.stderr).strip().splitlines()
+        return text[0].strip() if text else "?"
+    except Exception as e:  # noqa: BLE001 - a version string is informational
+        return f"? ({e})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+class Server:
+    name = ""
+    description = ""
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = free_port()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_reset(self):
+        # Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS (Linux >= 4.0).
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def rss_peak_mib(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Sluice(Server):
+    name = "sluice"
+    description = "Sluice (release, durable)"
+
+    def start(self):
+        env = dict(os.environ)
+        env.update(
+            SLUICE_ADDRESS=f"127.0.0.1:{self.port}",
+            SLUICE_DATA_DIR=str(self.dir / "data"),
+            SLUICE_MASTER_KEY_FILE=str(self.dir / "master.key"),
+            SLUICE_ROOT_ACCESS_KEY=ACCESS_KEY,
+            SLUICE_ROOT_SECRET_KEY=SECRET_KEY,
+            SLUICE_LOG="warn",
+        )
+        self.proc = subprocess.Popen(
+            [str(RELEASE / "sluice"), "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.dir / "server.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port, self.proc, "sluice")
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/_sluice/health/ready", timeout=1)
+                return
+            except Exception:  # noqa: BLE001 - polled until ready
+                time.sleep(0.1)
+        raise RuntimeError("sluice never became ready")
+
+
+class Garage(Server):
+    def __init__(self, workdir: Path, binary: Path, fsync: bool):
+        super().__init__(workdir)
+        self.binary = binary
+        self.fsync = fsync
+        self.name = "garage-fsync" if fsync else "garage-nofsync"
+        onoff = "on" if fsync else "off"
+        self.description = f"Garage (data_fsync and metadata_fsync {onoff})"
+        self.config = workdir / "garage.toml"
+        self.configured = False
+        self.rpc_port, self.admin_port = free_port(), free_port()
+
+    def garage(self, *args: str) -> str:
+        out = subprocess.run(
+            [str(self.binary), "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"garage {' '.join(args)}: {out.stdout}{out.stderr}")
+        return out.stdout
+
+    def start(self):
+        rpc, admin = self.rpc_port, self.admin_port
+        flag = "true" if self.fsync else "false"
+        self.config.write_text(
+            f"""metadata_dir = "{self.dir}/meta"
+data_dir = "{self.dir}/data"
+db_engine = "lmdb"
+replication_factor = 1
+metadata_fsync = {flag}
+data_fsync = {flag}
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{'ab' * 32}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{self.port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+admin_token = "bench-admin-token"
+"""
+        )
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "-c", str(self.config), "server"],
+            env=env,
+            stdout=open(self.dir / "server.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port, self.proc, "garage")
+        if self.configured:
+            self.wait_ready()
+            return
+        node = ""
+        for _ in range(100):
+            try:
+                node = self.garage("node", "id", "-q").strip()
+                break
+            except RuntimeError:
+                time.sleep(0.2)
+        node_id = node.split("@")[0]
+        if not node_id:
+            raise RuntimeError("garage node id unknown")
+        self.garage("layout", "assign", "-z", "dc1", "-c", "100G", node_id)
+        self.garage("layout", "apply", "--version", "1")
+        self.garage("key", "import", "--yes", "-n", "bench", ACCESS_KEY, SECRET_KEY)
+        self.garage("key", "allow", "--create-bucket", ACCESS_KEY)
+        self.configured = True
+        self.wait_ready()
+
+    def wait_ready(self):
+        # The layout takes a moment to apply; wait until S3 answers a signed request.
+        for _ in range(150):
+            r = bench(self, "create-bucket", bucket="probe", check=False)
+            if r is not None:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("garage never accepted a CreateBucket")
+
+
+class S3sFs(Server):
+    name = "s3s-fs"
+    description = "s3s-fs 0.14.1 (no fsync)"
+
+    def __init__(self, workdir: Path, binary: Path):
+        super().__init__(workdir)
+        self.binary = binary
+
+    def start(self):
+        data = self.dir / "data"
+        data.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                str(self.binary),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--access-key",
+                ACCESS_KEY,
+                "--secret-key",
+                SECRET_KEY,
+                str(data),
+            ],
+            env=dict(os.environ, RUST_LOG="warn"),
+            stdout=open(self.dir / "server.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.port, self.proc, "s3s-fs")
+
+
+class Sink(Server):
+    """The loopback HTTP ceiling: discards PUT bodies, answers GETs from memory."""
+
+    name = "http-sink"
+
+    def __init__(self, workdir: Path, get_size: int):
+        super().__init__(workdir)
+        self.get_size = get_size
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [
+                str(RELEASE / "sluice-sink"),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--get-size",
+                str(self.get_size),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, self.proc, "sluice-sink")
+
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+
+def bench(server: Server, op: str, check: bool = True, **kw) -> dict | None:
+    cmd = [
+        str(RELEASE / "sluice-bench"),
+        "--endpoint",
+        server.endpoint,
+        "--access-key",
+        ACCESS_KEY,
+        "--secret-key",
+        SECRET_KEY,
+        "--region",
+        REGION,
+        "--op",
+        op,
+    ]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        if check:
+            raise RuntimeError(f"{' '.join(cmd[5:])} on {server.name}: {out.stdout}{out.stderr}")
+        return None
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def measured(server: Server, label: str, op: str, **kw) -> dict:
+    server.rss_reset()
+    r = bench(server, op, **kw)
+    r["rss_mib"] = round(server.rss_peak_mib(), 1)
+    r["label"] = label
+    log(
+        f"  {server.name:15} {label:28} {r['ops_per_sec']:>10.1f} ops/s {r['mb_per_sec']:>8.1f} MiB/s "
+        f"p50 {r['p50_ms']:>8.2f} ms p99 {r['p99_ms']:>8.2f} ms rss {r['rss_mib']:>7.1f} MiB"
+    )
+    return r
+
+
+def size_name(n: int) -> str:
+    if n >= GIB:
+        return f"{n // GIB} GiB"
+    if n >= MIB:
+        return f"{n // MIB} MiB"
+    return f"{n // KIB} KiB"
+
+
+def workloads(server: Server, seconds: float, quick: bool) -> dict:
+    """The same sequence against every server; returns label -> result."""
+    res = {}
+    bench(server, "create-bucket", bucket="bench")
+    for size in (4 * KIB, MIB):
+        keys = 1000
+        for c in (1, 32, 128):
+            label = f"PUT {size_name(size)} c={c}"
+            res[label] = measured(server, label, "put", size=size, concurrency=c, seconds=seconds, keys=keys)
+        # Every key exists before the GETs, whatever the PUT rate was.
+        bench(server, "put", size=size, concurrency=32, count=keys, keys=keys, seconds=600)
+        for c in (1, 32, 128):
+            label = f"GET {size_name(size)} c={c}"
+            res[label] = measured(server, label, "get", size=size, concurrency=c, seconds=seconds, keys=keys)
+    # A fresh process for the large objects, so their peak RSS is theirs and not what the
+    # allocator kept from 128 concurrent 1 MiB requests.
+    server.restart()
+    large = [256 * MIB] if quick else [256 * MIB, GIB]
+    for size in large:
+        count = 4 if size < GIB else 2
+        label = f"PUT {size_name(size)} c=1"
+        res[label] = measured(server, label, "put", size=size, concurrency=1, count=count, keys=count, seconds=900)
+        label = f"GET {size_name(size)} c=1"
+        res[label] = measured(server, label, "get", size=size, concurrency=1, count=count, keys=count, seconds=900)
+    # Listing: 10 000 keys in their own bucket, written at c=32, listed whole and up to 5 000.
+    n = 2000 if quick else 10_000
+    bench(server, "create-bucket", bucket="listing")
+    label = f"PUT 1 KiB x{n} c=32"
+    res[label] = measured(server, label, "put", bucket="listing", size=KIB, concurrency=32, count=n, keys=n, seconds=900)
+    label = f"LIST {n} keys c=1"
+    res[label] = measured(server, label, "list", bucket="listing", concurrency=1, count=10, seconds=120)
+    half = n // 2
+    label = f"LIST first {half} keys c=1"
+    res[label] = measured(
+        server, label, "list", bucket="listing", concurrency=1, count=20, list_limit=half, seconds=120
+    )
+    label = f"DELETE {n} keys c=32"
+    res[label] = measured(server, label, "delete", bucket="listing", concurrency=32, count=n, keys=n, seconds=900)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Ceilings
+
+
+def dd_rate(args: list[str]) -> float:
+    """MiB/s from dd's summary line."""
+    out = subprocess.run(["dd", *args], capture_output=True, text=True, check=True)
+    m = re.search(r"^(\d+) bytes .* copied, ([\d.,]+) s", out.stderr, re.M)
+    if not m:
+        raise RuntimeError(f"dd said: {out.stderr}")
+    return int(m.group(1)) / float(m.group(2).replace(",", ".")) / MIB
+
+
+def write_probe(workdir: Path, count: int = 3) -> float:
+    """Median MiB/s of `count` fresh 256 MiB files written with dd and fsynced, in `workdir` (the
+    server's own directory, just before it starts: the same disk region and moment as its PUTs)."""
+    d = workdir / "probe"
+    d.mkdir()
+    rates = [dd_rate(["if=/dev/zero", f"of={d / f'p{i}'}", "bs=1M", "count=256", "conv=fsync"]) for i in range(count)]
+    shutil.rmtree(d)
+    return round(statistics.median(rates), 1)
+
+
+def disk_limits(workdir: Path, quick: bool) -> dict:
+    """The data disk, written the way a server writes large objects: fresh files, each ending in
+    fsync. (On this VM, blocks never written before cost several times more than rewritten ones,
+    so the rewrite figure is listed too, as context.)"""
+    d = workdir / "dd"
+    d.mkdir()
+    n_small, n_big = (2, 1) if quick else (4, 2)
+    small = [dd_rate(["if=/dev/zero", f"of={d / f's{i}'}", "bs=1M", "count=256", "conv=fsync"]) for i in range(n_small)]
+    big = [dd_rate(["if=/dev/zero", f"of={d / f'b{i}'}", "bs=1M", "count=1024", "conv=fsync"]) for i in range(n_big)]
+    last = d / f"b{n_big - 1}"
+    rewrite = dd_rate(["if=/dev/zero", f"of={last}", "bs=1M", "count=1024", "conv=fsync,notrunc"])
+    read_direct = dd_rate([f"if={last}", "of=/dev/null", "bs=1M", "iflag=direct"])
+    read_cached = dd_rate([f"if={last}", "of=/dev/null", "bs=1M"])
+    shutil.rmtree(d)
+    # Fsynced 4 KiB files per second on one thread (each file's data, then its directory).
+    d = workdir / "files"
+    d.mkdir()
+    dfd = os.open(d, os.O_RDONLY)
+    block = os.urandom(4096)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 3.0:
+        fd = os.open(d / f"f{n}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, block)
+        os.fsync(fd)
+        os.close(fd)
+        os.fsync(dfd)
+        n += 1
+    files_per_sec = n / (time.perf_counter() - t0)
+    os.close(dfd)
+    shutil.rmtree(d)
+    return {
+        "write_fsync_mib_s": round(statistics.median(small), 1),
+        "write_fsync_1g_mib_s": round(statistics.median(big), 1),
+        "rewrite_fsync_mib_s": round(rewrite, 1),
+        "read_direct_mib_s": round(read_direct, 1),
+        "read_cached_mib_s": round(read_cached, 1),
+        "fsynced_4k_files_per_s": round(files_per_sec, 1),
+    }
+
+
+def http_limits(workdir: Path, seconds: float) -> dict:
+    res = {}
+    for size, c, count in ((4 * KIB, 32, None), (MIB, 32, None), (256 * MIB, 1, 8)):
+        sink = Sink(workdir, size)
+        sink.start()
+        try:
+            for op in ("put", "get"):
+                kw = dict(size=size, concurrency=c, keys=1000)
+                if count:
+                    kw.update(count=count, seconds=600)
+                else:
+                    kw.update(seconds=seconds)
+                label = f"{op.upper()} {size_name(size)} c={c}"
+                res[label] = measured(sink, label, op, **kw)
+        finally:
+            sink.stop()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    fs = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True).stdout
+    fs_type = fs.splitlines()[1].split()[1] if len(fs.splitlines()) > 1 else "?"
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem),
+        "kernel": platform.release(),
+        "filesystem": fs_type,
+    }
+
+
+def primary(label: str, r: dict) -> tuple[float, str]:
+    """The figure a workload is judged by: MiB/s for 1 MiB and larger bodies, else ops/s."""
+    if re.search(r"(PUT|GET) (\d+ MiB|\d+ GiB)", label):
+        return r["mb_per_sec"], "MiB/s"
+    return r["ops_per_sec"], "ops/s"
+
+
+def fmt(v: float) -> str:
+    if v != v:  # NaN
+        return "–"
+    if v >= 100:
+        return f"{v:,.0f}".replace(",", " ")
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def ratio(a: float, b: float) -> str:
+    if not b or b != b:
+        return "–"
+    return f"{a / b:.1f}×" if a / b >= 10 else f"{a / b:.2f}×"
+
+
+def spread(runs: list[dict]) -> tuple[str, list[str]]:
+    """Compares Sluice's figures in the two newest runs: (summary, lines over 15 %)."""
+    if len(runs) < 2:
+        return "one run so far: run `make bench-peers` again to measure the spread.", []
+    new, old = runs[-1], runs[-2]
+    diffs = []
+    for label, r in new["results"].get("sluice", {}).items():
+        o = old["results"].get("sluice", {}).get(label)
+        if not o:
+            continue
+        a, unit = primary(label, r)
+        b, _ = primary(label, o)
+        if a and b:
+            diffs.append((abs(a - b) / ((a + b) / 2) * 100, label, a, b, unit))
+    if not diffs:
+        return "no common figures between the two newest runs.", []
+    diffs.sort(reverse=True)
+    med = statistics.median(d[0] for d in diffs)
+    summary = (
+        f"between the runs of {old['date']} and {new['date']}: median difference {med:.1f} %, "
+        f"largest {diffs[0][0]:.1f} % ({diffs[0][1]}); "
+        f"{sum(1 for d in diffs if d[0] <= 15)} of {len(diffs)} Sluice figures within 15 %."
+    )
+    over = [f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in diffs if p > 15]
+    return summary, over
+
+
+def targets(res: dict, disk: dict, probe: float) -> list[tuple[str, str, bool]]:
+    s = res.get("sluice", {})
+
+    def get(label, key):
+        return s.get(label, {}).get(key, float("nan"))
+
+    rows = []
+
+    def check(what, value, ok):
+        rows.append((what, value, bool(ok)))
+
+    v = get("PUT 4 KiB c=32", "ops_per_sec")
+    check("4 KiB PUT ≥ 3 000 ops/s at c=32", f"{fmt(v)} ops/s", v >= 3000)
+    v, p99 = get("GET 4 KiB c=32", "ops_per_sec"), get("GET 4 KiB c=32", "p99_ms")
+    check("4 KiB GET ≥ 10 000 ops/s, p99 < 5 ms at c=32", f"{fmt(v)} ops/s, p99 {p99:.2f} ms", v >= 10000 and p99 < 5)
+    p99 = get("GET 4 KiB c=1", "p99_ms")
+    check("4 KiB GET p99 < 1 ms at c=1", f"p99 {p99:.2f} ms", p99 < 1)
+    v = get("PUT 1 MiB c=32", "mb_per_sec")
+    check("1 MiB PUT ≥ 250 MB/s at c=32", f"{fmt(v)} MiB/s", v * MIB / 1e6 >= 250)
+    v = get("GET 1 MiB c=32", "mb_per_sec")
+    check("1 MiB GET ≥ 1 000 MB/s at c=32", f"{fmt(v)} MiB/s", v * MIB / 1e6 >= 1000)
+    v = get("PUT 256 MiB c=1", "mb_per_sec")
+    lim = min(disk["write_fsync_mib_s"], probe) if probe == probe else disk["write_fsync_mib_s"]
+    check(
+        "256 MiB PUT ≥ 95 % of the disk's fsync limit",
+        f"{fmt(v)} MiB/s = {100 * v / lim:.0f} % of {fmt(lim)} (dd: the lower of the start-of-run "
+        f"figure {fmt(disk['write_fsync_mib_s'])} and {fmt(probe)} just before Sluice started)",
+        v >= 0.95 * lim,
+    )
+    v = get("GET 256 MiB c=1", "mb_per_sec")
+    check("256 MiB GET ≥ 1 000 MB/s", f"{fmt(v)} MiB/s", v * MIB / 1e6 >= 1000)
+    lst = [k for k in s if k.startswith("LIST first")]
+    if lst:
+        p50 = s[lst[0]]["p50_ms"]
+        p99 = s[lst[0]]["p99_ms"]
+        check("ListObjectsV2 over 5 000 keys ≤ 20 ms", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", p99 <= 20)
+    small = max(s[k]["rss_mib"] for k in s if "4 KiB" in k)
+    big = max((s[k]["rss_mib"] for k in s if "GiB" in k or "256 MiB" in k), default=float("nan"))
+    check("Peak RSS flat in object size", f"{fmt(small)} MiB (4 KiB) vs {fmt(big)} MiB (256 MiB, 1 GiB)", big < small * 2 + 32)
+    return rows
+
+
+def report(run: dict, runs: list[dict]) -> str:
+    res = run["results"]
+    names = [n for n in ("sluice", "garage-fsync", "garage-nofsync", "s3s-fs") if n in res]
+    peers = [n for n in names if n != "sluice"]
+    labels = list(res["sluice"].keys())
+    out = []
+    out.append("## Against peers (`make bench-peers`)\n")
+    out.append(
+        f"Run {run['date']} on {run['machine']['cores']} cores ({run['machine']['cpu']}), "
+        f"{run['machine']['memory_gib']} GiB RAM, Linux {run['machine']['kernel']}, data dirs on "
+        f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
+        f"server runs at a time, each on a fresh data dir. {run['seconds']} s per timed run.\n"
+    )
+    out.append("Versions: " + "; ".join(f"{k}: {v}" for k, v in run["versions"].items()) + ".\n")
+    out.append("Servers: " + "; ".join(f"`{n}` = {run['descriptions'][n]}" for n in names) + ".\n")
+    out.append("### Throughput (ops/s for 4 KiB, listings and deletes; MiB/s for 1 MiB and up)\n")
+    head = "| workload | " + " | ".join(names) + " | " + " | ".join(f"Sluice/{p}" for p in peers) + " |"
+    out.append(head)
+    out.append("|---" * (1 + len(names) + len(peers)) + "|")
+    for label in labels:
+        cells, vals = [], {}
+        unit = ""
+        for n in names:
+            r = res[n].get(label)
+            if r:
+                v, unit = primary(label, r)
+                vals[n] = v
+                cells.append(fmt(v))
+            else:
+                cells.append("–")
+        ratios = [ratio(vals.get("sluice", 0), vals.get(p, 0)) for p in peers]
+        out.append(f"| {label} ({unit}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    out.append("\n### Latency p50 / p99 (ms)\n")
+    out.append("| workload | " + " | ".join(names) + " |")
+    out.append("|---" * (1 + len(names)) + "|")
+    for label in labels:
+        cells = []
+        for n in names:
+            r = res[n].get(label)
+            cells.append(f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r else "–")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("\n### Server peak RSS during each workload (MiB, VmHWM reset before each)\n")
+    out.append("| workload | " + " | ".join(names) + " |")
+    out.append("|---" * (1 + len(names)) + "|")
+    for label in labels:
+        cells = [fmt(res[n][label]["rss_mib"]) if label in res[n] else "–" for n in names]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    disk = run["disk"]
+    out.append("\n### Ceilings on this machine\n")
+    out.append(
+        f"- Data disk (dd, 1 MiB blocks, fresh files each ending in fsync, median): 256 MiB files "
+        f"{fmt(disk['write_fsync_mib_s'])} MiB/s, 1 GiB files {fmt(disk['write_fsync_1g_mib_s'])} MiB/s "
+        f"(rewriting blocks already written: {fmt(disk['rewrite_fsync_mib_s'])} MiB/s, a property of this VM's disk); "
+        f"read O_DIRECT {fmt(disk['read_direct_mib_s'])} MiB/s, from page cache {fmt(disk['read_cached_mib_s'])} MiB/s; "
+        f"{fmt(disk['fsynced_4k_files_per_s'])} fsynced 4 KiB files/s on one thread (file and directory fsync)."
+    )
+    if run.get("disk_probe"):
+        out.append(
+            "- The same dd write (3 fresh 256 MiB files, median) in each server's directory just before it started: "
+            + ", ".join(f"{n} {fmt(v)} MiB/s" for n, v in run["disk_probe"].items())
+            + "."
+        )
+    http = run["http"]
+    items = ", ".join(f"{lab} {fmt(primary(lab, r)[0])} {primary(lab, r)[1]}" for lab, r in http.items())
+    out.append(f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client): {items}.")
+    s = res["sluice"]
+    pcts = []
+    for label in [k for k in s if re.match(r"(PUT|GET) (256 MiB|1 GiB)", k)]:
+        v = s[label]["mb_per_sec"]
+        if label.startswith("PUT"):
+            lim = disk["write_fsync_1g_mib_s"] if "GiB" in label else disk["write_fsync_mib_s"]
+            pcts.append(f"{label}: {fmt(v)} MiB/s = {100 * v / lim:.0f} % of the disk's fsync write, "
+                        f"{100 * v / http['PUT 256 MiB c=1']['mb_per_sec']:.0f} % of loopback HTTP PUT")
+        else:
+            pcts.append(f"{label}: {fmt(v)} MiB/s = {100 * v / disk['read_direct_mib_s']:.0f} % of the disk's direct read, "
+                        f"{100 * v / http['GET 256 MiB c=1']['mb_per_sec']:.0f} % of loopback HTTP GET")
+    out.append("- Sluice's large objects against those ceilings: " + "; ".join(pcts) + ".")
+    out.append("\n### Issue 9 targets (Sluice)\n")
+    out.append("| target | measured | met |")
+    out.append("|---|---|---|")
+    probe = run.get("disk_probe", {}).get("sluice", float("nan"))
+    for what, value, ok in targets(res, disk, probe):
+        out.append(f"| {what} | {value} | {'yes' if ok else '**no**'} |")
+    summary, over = spread(runs)
+    out.append(f"\nRepeatability: {summary}")
+    for line in over:
+        out.append(f"- over 15 %: {line}")
+    out.append("")
+    return "\n".join(out)
+
+
+BEGIN, END = "<!-- bench-peers: begin -->", "<!-- bench-peers: end -->"
+
+
+def splice_into_readme(text: str):
+    """Puts the report between its markers in bench/README.md (appends them the first time)."""
+    readme = ROOT / "bench" / "README.md"
+    old = readme.read_text() if readme.exists() else "# Sluice benchmarks\n"
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + block + rest.split(END, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(new)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=6.0, help="length of each timed run")
+    ap.add_argument("--only", nargs="*", help="servers to run (sluice garage-fsync garage-nofsync s3s-fs)")
+    ap.add_argument("--quick", action="store_true", help="smaller large-object and listing runs (not recorded)")
+    ap.add_argument("--workdir", default=None, help="where data dirs go (default: a temp dir under /tmp)")
+    args = ap.parse_args()
+
+    for b in ("sluice", "sluice-bench", "sluice-sink"):
+        if not (RELEASE / b).exists():
+            sys.exit(f"{RELEASE / b} missing: cargo build --release --bins -p sluice -p sluice-bench")
+    want = set(args.only or ["sluice", "garage-fsync", "garage-nofsync", "s3s-fs"])
+    garage_bin = s3s_bin = None
+    if want & {"garage-fsync", "garage-nofsync"}:
+        garage_bin = ensure_installed("garage", ["cargo", "install", "garage", "--locked"])
+    if "s3s-fs" in want:
+        s3s_bin = ensure_installed(
+            "s3s-fs", ["cargo", "install", "s3s-fs", "--version", "0.14.1", "--features", "binary", "--locked"]
+        )
+
+    base = Path(tempfile.mkdtemp(prefix="sluice-peers-", dir=args.workdir))
+    run = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "seconds": args.seconds,
+        "quick": args.quick,
+        "versions": {
+            "sluice": version_of([str(RELEASE / "sluice"), "--version"])
+            + " @ "
+            + subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        },
+        "descriptions": {},
+        "results": {},
+    }
+    if garage_bin:
+        run["versions"]["garage"] = version_of([str(garage_bin), "--version"])
+    if s3s_bin:
+        run["versions"]["s3s-fs"] = "0.14.1 (" + version_of([str(s3s_bin), "--version"]) + ")"
+    try:
+        log("disk limits")
+        run["disk"] = disk_limits(base, args.quick)
+        log(f"  {run['disk']}")
+        log("loopback HTTP limits")
+        run["http"] = http_limits(base, args.seconds)
+        servers = []
+        for name in ("sluice", "garage-fsync", "garage-nofsync", "s3s-fs"):
+            if name not in want:
+                continue
+            d = base / name
+            d.mkdir()
+            if name == "sluice":
+                servers.append(Sluice(d))
+            elif name.startswith("garage"):
+                servers.append(Garage(d, garage_bin, fsync=name == "garage-fsync"))
+            else:
+                servers.append(S3sFs(d, s3s_bin))
+        run["disk_probe"] = {}
+        for server in servers:
+            log(f"{server.description}")
+            run["disk_probe"][server.name] = write_probe(server.dir)
+            log(f"  fsynced 256 MiB writes just before: {run['disk_probe'][server.name]} MiB/s")
+            server.start()
+            try:
+                run["descriptions"][server.name] = server.description
+                run["results"][server.name] = workloads(server, args.seconds, args.quick)
+            finally:
+                server.stop()
+                shutil.rmtree(server.dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    if args.quick or "sluice" not in run["results"]:
+        print(json.dumps(run, indent=1))
+        return
+    RUNS_DIR.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (RUNS_DIR / f"{stamp}.json").write_text(json.dumps(run, indent=1) + "\n")
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
+    runs = [r for r in runs if r["machine"] == run["machine"] and not r.get("quick")]
+    text = report(run, runs)
+    (ROOT / "bench" / "peers.md").write_text(text)
+    splice_into_readme(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
