@@ -240,6 +240,17 @@ impl LocalStore {
             .map_err(|_| StoreError::Meta("commit thread dropped a job".into()))?
     }
 
+    /// A new body file for `id`; with `md5_at_writer` the running MD5 moves into it.
+    async fn body_file(
+        &self,
+        id: &str,
+        md5: &mut Md5Hasher,
+        md5_at_writer: bool,
+    ) -> Result<BodyFile, StoreError> {
+        let md5 = md5_at_writer.then(|| std::mem::take(md5));
+        BodyFile::create(body_path(&self.root, id), md5).await
+    }
+
     fn read_bucket(&self, name: &str) -> Result<Option<BucketInfo>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(BUCKETS)?;
@@ -251,22 +262,29 @@ impl LocalStore {
 }
 
 /// Writes body bytes to a file off the async threads, in large chunks. One write may be in
-/// flight while the next chunk is received and hashed.
+/// flight while the next chunk is received and hashed. When it carries the body's MD5 (plaintext
+/// bodies), each chunk is hashed on the writing thread too, so MD5, the slowest step of a large
+/// PUT, runs beside the receiving of the next chunk instead of after it.
 struct BodyFile {
     file: Option<std::fs::File>,
+    /// MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
+    md5: Option<Md5Hasher>,
     /// Bytes handed to the file so far (where the next write lands).
     written: u64,
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+    in_flight: Option<InFlightWrite>,
     path: PathBuf,
     guard: UncommittedFile,
 }
+
+type InFlightWrite = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Option<Md5Hasher>)>>;
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(std::io::Error::other(e))
 }
 
 impl BodyFile {
-    async fn create(path: PathBuf) -> Result<BodyFile, StoreError> {
+    /// Creates the file; `md5`, when given, is continued over every byte written.
+    async fn create(path: PathBuf, md5: Option<Md5Hasher>) -> Result<BodyFile, StoreError> {
         let p = path.clone();
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
             files::ensure_parent(&p)?;
@@ -279,6 +297,7 @@ impl BodyFile {
         .map_err(join_error)??;
         Ok(BodyFile {
             file: Some(file),
+            md5,
             written: 0,
             in_flight: None,
             guard: UncommittedFile {
@@ -291,7 +310,9 @@ impl BodyFile {
     /// Waits for the write in flight, if any, and takes the file back.
     async fn settle(&mut self) -> Result<std::fs::File, StoreError> {
         if let Some(h) = self.in_flight.take() {
-            return Ok(h.await.map_err(join_error)??);
+            let (file, md5) = h.await.map_err(join_error)??;
+            self.md5 = md5;
+            return Ok(file);
         }
         self.file
             .take()
@@ -300,18 +321,22 @@ impl BodyFile {
 
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
         let mut file = self.settle().await?;
+        let mut md5 = self.md5.take();
         let offset = self.written;
         self.written += buf.len() as u64;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             file.write_all(&buf)?;
             files::start_writeback(&file, offset, buf.len() as u64);
-            Ok(file)
+            if let Some(h) = md5.as_mut() {
+                h.update(&buf);
+            }
+            Ok((file, md5))
         }));
         Ok(())
     }
 
-    /// Makes the data and the directory entry durable.
-    async fn sync(&mut self) -> Result<(), StoreError> {
+    /// Makes the data and the directory entry durable; hands back the MD5 the file kept.
+    async fn sync(&mut self) -> Result<Option<Md5Hasher>, StoreError> {
         let file = self.settle().await?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -323,7 +348,7 @@ impl BodyFile {
         })
         .await
         .map_err(join_error)??;
-        Ok(())
+        Ok(self.md5.take())
     }
 }
 
@@ -377,6 +402,9 @@ impl Store for LocalStore {
         let piece = sealer.as_ref().map(Sealer::piece);
         let inline_limit = if as_file { 0 } else { self.inline_threshold };
         let mut md5 = Md5Hasher::default();
+        // A plaintext body reaches the inline buffer or the file exactly as received, so its MD5
+        // is taken there: over the buffer at the end, or by the file's writing thread.
+        let md5_at_writer = sealer.is_none();
         let mut hasher = ChecksumHasher::new(algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme));
         let mut size: u64 = 0;
         let mut buf = BytesMut::new();
@@ -388,14 +416,16 @@ impl Store for LocalStore {
             if size > max_size {
                 return Err(StoreError::TooLarge(max_size));
             }
-            md5.update(&chunk);
+            if !md5_at_writer {
+                md5.update(&chunk);
+            }
             hasher.update(&chunk);
             match sealer.as_mut() {
                 Some(s) => s.push(&chunk, &mut buf),
                 None => buf.extend_from_slice(&chunk),
             }
             if file.is_none() && buf.len() > inline_limit {
-                file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
+                file = Some(self.body_file(&id, &mut md5, md5_at_writer).await?);
             }
             if let Some(f) = file.as_mut()
                 && buf.len() >= WRITE_CHUNK
@@ -406,20 +436,27 @@ impl Store for LocalStore {
         if let Some(s) = sealer {
             s.finish(&mut buf);
             if file.is_none() && buf.len() > inline_limit {
-                file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
+                file = Some(self.body_file(&id, &mut md5, md5_at_writer).await?);
             }
         }
         if file.is_none() && as_file {
             // An empty part still needs its (empty) file.
-            file = Some(BodyFile::create(body_path(&self.root, &id)).await?);
+            file = Some(self.body_file(&id, &mut md5, md5_at_writer).await?);
         }
         let (location, inline, guard) = match file {
-            None => (BodyLocation::Inline(id), Some(buf.freeze()), None),
+            None => {
+                if md5_at_writer {
+                    md5.update(&buf);
+                }
+                (BodyLocation::Inline(id), Some(buf.freeze()), None)
+            }
             Some(mut f) => {
                 if !buf.is_empty() {
                     f.write(buf.split().freeze()).await?;
                 }
-                f.sync().await?;
+                if let Some(kept) = f.sync().await? {
+                    md5 = kept;
+                }
                 (BodyLocation::File(id), None, Some(f.guard))
             }
         };
