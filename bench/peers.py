@@ -427,14 +427,24 @@ def dd_rate(args: list[str]) -> float:
     return int(m.group(1)) / float(m.group(2).replace(",", ".")) / MIB
 
 
+def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
+    """Median MiB/s of `count` new files of `mib` MiB in `d`, each written by dd and fsynced.
+    The files stay (so each one lands on blocks the others did not free)."""
+    rates = [
+        dd_rate(["if=/dev/zero", f"of={d / f'{prefix}{i}'}", "bs=1M", f"count={mib}", "conv=fsync"])
+        for i in range(count)
+    ]
+    return round(statistics.median(rates), 1)
+
+
 def write_probe(workdir: Path, count: int = 3) -> float:
-    """Median MiB/s of `count` fresh 256 MiB files written with dd and fsynced, in `workdir` (the
-    server's own directory, just before it starts: the same disk region and moment as its PUTs)."""
+    """Fresh 256 MiB fsynced writes in `workdir` (the server's own directory, just before it
+    starts: the same disk region and moment as its PUTs)."""
     d = workdir / "probe"
     d.mkdir()
-    rates = [dd_rate(["if=/dev/zero", f"of={d / f'p{i}'}", "bs=1M", "count=256", "conv=fsync"]) for i in range(count)]
+    rate = fresh_writes(d, "p", count, 256)
     shutil.rmtree(d)
-    return round(statistics.median(rates), 1)
+    return rate
 
 
 def disk_limits(workdir: Path, quick: bool) -> dict:
@@ -444,8 +454,8 @@ def disk_limits(workdir: Path, quick: bool) -> dict:
     d = workdir / "dd"
     d.mkdir()
     n_small, n_big = (2, 1) if quick else (4, 2)
-    small = [dd_rate(["if=/dev/zero", f"of={d / f's{i}'}", "bs=1M", "count=256", "conv=fsync"]) for i in range(n_small)]
-    big = [dd_rate(["if=/dev/zero", f"of={d / f'b{i}'}", "bs=1M", "count=1024", "conv=fsync"]) for i in range(n_big)]
+    small = fresh_writes(d, "s", n_small, 256)
+    big = fresh_writes(d, "b", n_big, 1024)
     last = d / f"b{n_big - 1}"
     rewrite = dd_rate(["if=/dev/zero", f"of={last}", "bs=1M", "count=1024", "conv=fsync,notrunc"])
     read_direct = dd_rate([f"if={last}", "of=/dev/null", "bs=1M", "iflag=direct"])
@@ -468,8 +478,8 @@ def disk_limits(workdir: Path, quick: bool) -> dict:
     os.close(dfd)
     shutil.rmtree(d)
     return {
-        "write_fsync_mib_s": round(statistics.median(small), 1),
-        "write_fsync_1g_mib_s": round(statistics.median(big), 1),
+        "write_fsync_mib_s": small,
+        "write_fsync_1g_mib_s": big,
         "rewrite_fsync_mib_s": round(rewrite, 1),
         "read_direct_mib_s": round(read_direct, 1),
         "read_cached_mib_s": round(read_cached, 1),
@@ -718,6 +728,17 @@ def splice_into_readme(text: str):
     readme.write_text(new)
 
 
+def publish(run: dict):
+    """Writes the report of `run` (the newest saved run), with the spread against the saved runs
+    from the same machine, into bench/peers.md and bench/README.md."""
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
+    runs = [r for r in runs if r["machine"] == run["machine"] and not r.get("quick")]
+    text = report(run, runs)
+    (ROOT / "bench" / "peers.md").write_text(text)
+    splice_into_readme(text)
+    print(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each timed run")
@@ -727,14 +748,10 @@ def main():
     ap.add_argument("--report-only", action="store_true", help="re-render the report from the newest saved run")
     args = ap.parse_args()
     if args.report_only:
-        runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
-        if not runs:
+        saved = sorted(RUNS_DIR.glob("*.json"))
+        if not saved:
             sys.exit("no saved runs in bench/peers/")
-        runs = [r for r in runs if r["machine"] == runs[-1]["machine"] and not r.get("quick")]
-        text = report(runs[-1], runs)
-        (ROOT / "bench" / "peers.md").write_text(text)
-        splice_into_readme(text)
-        print(text)
+        publish(json.loads(saved[-1].read_text()))
         return
 
     for b in ("sluice", "sluice-bench", "sluice-sink"):
@@ -806,12 +823,7 @@ def main():
     RUNS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (RUNS_DIR / f"{stamp}.json").write_text(json.dumps(run, indent=1) + "\n")
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
-    runs = [r for r in runs if r["machine"] == run["machine"] and not r.get("quick")]
-    text = report(run, runs)
-    (ROOT / "bench" / "peers.md").write_text(text)
-    splice_into_readme(text)
-    print(text)
+    publish(run)
 
 
 if __name__ == "__main__":
