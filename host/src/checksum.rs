@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use md5::Digest as _;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChecksumAlgorithm {
@@ -227,20 +227,47 @@ impl ChecksumHasher {
 }
 
 /// MD5 of a body, for the ETag and `Content-MD5`.
-pub struct Md5Hasher(md5::Md5);
+///
+/// The ETag's MD5 is the one computation that must run over every byte of a PUT in order, so
+/// its speed bounds a single upload. This is AWS-LC's MD5 (assembly on x86-64 and aarch64; the
+/// library is already linked for TLS and AES-GCM): ~885 MiB/s on this project's machine against
+/// ~650 MiB/s for the `md-5` crate.
+pub struct Md5Hasher(aws_lc_sys::MD5_CTX);
 
 impl Default for Md5Hasher {
     fn default() -> Self {
-        Md5Hasher(md5::Md5::new())
+        let mut ctx = std::mem::MaybeUninit::<aws_lc_sys::MD5_CTX>::uninit();
+        // SAFETY: MD5_Init writes every field of the context (it zeroes it, then sets the
+        // chaining values) and cannot fail; the context is plain data with no pointers.
+        unsafe {
+            aws_lc_sys::MD5_Init(ctx.as_mut_ptr());
+            Md5Hasher(ctx.assume_init())
+        }
     }
 }
 
 impl Md5Hasher {
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        // SAFETY: the context was initialised by MD5_Init; pointer and length describe `data`.
+        unsafe {
+            aws_lc_sys::MD5_Update(&mut self.0, data.as_ptr().cast(), data.len());
+        }
     }
-    pub fn finish(self) -> [u8; 16] {
-        self.0.finalize().into()
+
+    pub fn finish(mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        // SAFETY: the context was initialised by MD5_Init; `out` has the 16 bytes MD5_Final writes.
+        unsafe {
+            aws_lc_sys::MD5_Final(out.as_mut_ptr(), &mut self.0);
+        }
+        out
+    }
+
+    /// The MD5 of one buffer.
+    pub fn digest(data: &[u8]) -> [u8; 16] {
+        let mut h = Md5Hasher::default();
+        h.update(data);
+        h.finish()
     }
 }
 
@@ -305,5 +332,30 @@ mod tests {
             h.update(b"world");
             assert_eq!(h.finish().value, of(a, b"hello world"));
         }
+    }
+
+    #[test]
+    fn md5_matches_rfc_1321_vectors() {
+        let hex = |d: [u8; 16]| hex::encode(d);
+        assert_eq!(
+            hex(Md5Hasher::digest(b"")),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_eq!(
+            hex(Md5Hasher::digest(b"abc")),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        let digits =
+            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
+        assert_eq!(
+            hex(Md5Hasher::digest(digits)),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
+        // Updates that straddle the 64-byte block in odd pieces give the same digest.
+        let mut h = Md5Hasher::default();
+        for piece in digits.chunks(7) {
+            h.update(piece);
+        }
+        assert_eq!(hex(h.finish()), "57edf4a22be3c955ac49da2e2107b67a");
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::xml::{self, XmlWriter};
 use super::{App, RequestCtx, empty_response, set_header, xml_response};
+use crate::checksum::Md5Hasher;
 
 const CORS: &str = "cors";
 const MAX_RULES: usize = 100;
@@ -108,8 +109,7 @@ pub async fn put_bucket_cors(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
     ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_CORS_BODY).await?;
     if let Some(md5) = super::put::content_md5(ctx)? {
-        use md5::Digest as _;
-        let actual: [u8; 16] = md5::Md5::digest(&body).into();
+        let actual = Md5Hasher::digest(&body);
         if actual != md5 {
             return Err(S3Error::new(
                 ErrorCode::BadDigest,

@@ -3,13 +3,12 @@
 use axum::body::Body;
 use futures::StreamExt;
 use http::{Response, StatusCode};
-use md5::Digest as _;
 
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::router::MAX_KEY_LEN;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, check_null_version, empty_response, xml_response};
-use crate::checksum::{ChecksumAlgorithm, ChecksumHasher};
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
 
 /// Most keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -38,7 +37,7 @@ pub async fn delete_object(
 fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
     let md5 = super::put::content_md5(ctx)?;
     if let Some(m) = md5 {
-        let actual: [u8; 16] = md5::Md5::digest(body).into();
+        let actual = Md5Hasher::digest(body);
         if actual != m {
             return Err(S3Error::new(
                 ErrorCode::BadDigest,

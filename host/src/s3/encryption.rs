@@ -8,7 +8,6 @@ use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{HeaderMap, Response, StatusCode};
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -16,6 +15,7 @@ use super::access::Caller;
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::xml::{self, XmlWriter};
 use super::{App, RequestCtx, empty_response, set_header, xml_response};
+use crate::checksum::Md5Hasher;
 use crate::crypto::{
     CustomerKey, Encryption, KeyRequest, ObjectCipher, PieceSeal, Sealer, SseMode,
 };
@@ -82,7 +82,7 @@ pub fn customer_key(headers: &HeaderMap, prefix: &str) -> S3Result<Option<Custom
             &key_name,
         ));
     }
-    let actual = B64.encode(Md5::digest(raw.as_slice()));
+    let actual = B64.encode(Md5Hasher::digest(raw.as_slice()));
     match md5 {
         None => {
             return Err(bad(
@@ -262,14 +262,14 @@ pub fn opaque_etag(staged: &mut StagedBody, enc: &Encryption) {
     if enc.mode == SseMode::S3 {
         return;
     }
-    let mut h = Md5::new();
-    h.update(staged.md5);
+    let mut h = Md5Hasher::default();
+    h.update(&staged.md5);
     h.update(enc.binding.as_bytes());
     if let Some(p) = staged.piece {
-        h.update(p.nonce_prefix);
-        h.update(p.part_number.to_be_bytes());
+        h.update(&p.nonce_prefix);
+        h.update(&p.part_number.to_be_bytes());
     }
-    staged.md5 = h.finalize().into();
+    staged.md5 = h.finish();
 }
 
 /// Checks the SSE-C headers under `prefix` against a stored object's encryption and returns

@@ -1,13 +1,12 @@
 //! Multipart uploads in the local engine: upload and part records in redb, part bodies as files,
 //! and completion that links the part files into the object in one metadata transaction.
 
-use md5::Digest as _;
 use redb::{ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
 use super::local::{decode, encode, etag_matches};
 use super::{BodyLocation, ObjectMeta, PartBody, StoreError, WriteCondition};
-use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType};
+use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType, Md5Hasher};
 
 /// Smallest part allowed except the last, as S3 enforces.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -188,13 +187,13 @@ pub(super) struct CompletedRecord {
 
 /// The S3 multipart ETag: MD5 of the concatenated binary part MD5s, then `-N`.
 fn multipart_etag(parts: &[&PartInfo]) -> String {
-    let mut h = md5::Md5::new();
+    let mut h = Md5Hasher::default();
     for p in parts {
         if let Ok(raw) = hex::decode(&p.etag) {
-            h.update(raw);
+            h.update(&raw);
         }
     }
-    format!("{}-{}", hex::encode(h.finalize()), parts.len())
+    format!("{}-{}", hex::encode(h.finish()), parts.len())
 }
 
 /// The object's checksum from its parts: composite (`-N`) or full-object, as the upload asked;
