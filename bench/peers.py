@@ -365,6 +365,33 @@ def measured(server: Server, label: str, op: str, **kw) -> dict:
     return r
 
 
+class Trials:
+    """Each workload runs once per round; a round runs every workload of its phase in turn, so a
+    slow spell of the host (they last seconds to minutes on this VM) lands in one trial of many
+    workloads rather than in every trial of one. A workload's figure is its median trial."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.trials: dict[str, list[dict]] = {}
+
+    def run(self, label: str, op: str, **kw):
+        self.trials.setdefault(label, []).append(measured(self.server, label, op, **kw))
+
+    def results(self) -> dict:
+        res = {}
+        for label, trials in self.trials.items():
+            ranked = sorted(trials, key=lambda r: primary(label, r)[0])
+            mid = dict(ranked[(len(ranked) - 1) // 2])
+            mid["trials"] = [round(primary(label, r)[0], 1) for r in trials]
+            # The peak is reset to the current RSS before each trial, and the allocator keeps
+            # what an earlier workload used (128 bodies of 1 MiB in flight leave ~250 MiB), so
+            # the lowest trial is the one that shows the workload's own peak.
+            mid["rss_trials"] = [r["rss_mib"] for r in trials]
+            mid["rss_mib"] = min(mid["rss_trials"])
+            res[label] = mid
+        return res
+
+
 def size_name(n: int) -> str:
     if n >= GIB:
         return f"{n // GIB} GiB"
@@ -373,45 +400,53 @@ def size_name(n: int) -> str:
     return f"{n // KIB} KiB"
 
 
-def workloads(server: Server, seconds: float, quick: bool) -> dict:
-    """The same sequence against every server; returns label -> result."""
-    res = {}
-    bench(server, "create-bucket", bucket="bench")
-    for size in (4 * KIB, MIB):
-        keys = 1000
-        for c in (1, 32, 128):
-            label = f"PUT {size_name(size)} c={c}"
-            res[label] = measured(server, label, "put", size=size, concurrency=c, seconds=seconds, keys=keys)
-        # Every key exists before the GETs, whatever the PUT rate was.
-        bench(server, "put", size=size, concurrency=32, count=keys, keys=keys, seconds=600)
-        for c in (1, 32, 128):
-            label = f"GET {size_name(size)} c={c}"
-            res[label] = measured(server, label, "get", size=size, concurrency=c, seconds=seconds, keys=keys)
+def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple[dict, float]:
+    """The same sequence against every server. Returns label -> result, and the median of dd
+    probes taken in the server's directory just before each round's large PUTs."""
+    t = Trials(server)
+    sizes = (4 * KIB, MIB)
+    keys = 1000
+    for size in sizes:
+        bucket = f"bench-{size_name(size).replace(' ', '').lower()}"
+        bench(server, "create-bucket", bucket=bucket)
+        # Every key exists before the first GET, whatever the PUT rate was.
+        bench(server, "put", bucket=bucket, size=size, concurrency=32, count=keys, keys=keys, seconds=600)
+    for _ in range(rounds):
+        for size in sizes:
+            bucket = f"bench-{size_name(size).replace(' ', '').lower()}"
+            for op in ("put", "get"):
+                for c in (1, 32, 128):
+                    label = f"{op.upper()} {size_name(size)} c={c}"
+                    t.run(label, op, bucket=bucket, size=size, concurrency=c, seconds=seconds, keys=keys)
     # A fresh process for the large objects, so their peak RSS is theirs and not what the
     # allocator kept from 128 concurrent 1 MiB requests.
     server.restart()
+    bench(server, "create-bucket", bucket="bench-large")
     large = [256 * MIB] if quick else [256 * MIB, GIB]
-    for size in large:
-        count = 4 if size < GIB else 2
-        label = f"PUT {size_name(size)} c=1"
-        res[label] = measured(server, label, "put", size=size, concurrency=1, count=count, keys=count, seconds=900)
-        label = f"GET {size_name(size)} c=1"
-        res[label] = measured(server, label, "get", size=size, concurrency=1, count=count, keys=count, seconds=900)
-    # Listing: 10 000 keys in their own bucket, written at c=32, listed whole and up to 5 000.
+    probes = []
+    for _ in range(rounds):
+        probes.append(write_probe(server.dir))
+        log(f"  {server.name:15} dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
+        for size in large:
+            keys = 4 if size < GIB else 2
+            # GETs come from the page cache and take a tenth of a PUT's time: twice as many.
+            for op, count in (("put", keys), ("get", 2 * keys)):
+                label = f"{op.upper()} {size_name(size)} c=1"
+                t.run(label, op, bucket="bench-large", size=size, concurrency=1, count=count, keys=keys, seconds=900)
+    # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
+    # 5 000, then deleted.
     n = 2000 if quick else 10_000
-    bench(server, "create-bucket", bucket="listing")
-    label = f"PUT 1 KiB x{n} c=32"
-    res[label] = measured(server, label, "put", bucket="listing", size=KIB, concurrency=32, count=n, keys=n, seconds=900)
-    label = f"LIST {n} keys c=1"
-    res[label] = measured(server, label, "list", bucket="listing", concurrency=1, count=10, seconds=120)
     half = n // 2
-    label = f"LIST first {half} keys c=1"
-    res[label] = measured(
-        server, label, "list", bucket="listing", concurrency=1, count=20, list_limit=half, seconds=120
-    )
-    label = f"DELETE {n} keys c=32"
-    res[label] = measured(server, label, "delete", bucket="listing", concurrency=32, count=n, keys=n, seconds=900)
-    return res
+    for i in range(rounds):
+        bucket = f"listing-{i + 1}"
+        bench(server, "create-bucket", bucket=bucket)
+        t.run(f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900)
+        t.run(f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10, seconds=120)
+        t.run(
+            f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=20, list_limit=half, seconds=120
+        )
+        t.run(f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900)
+    return t.results(), round(statistics.median(probes), 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +473,8 @@ def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
 
 
 def write_probe(workdir: Path, count: int = 3) -> float:
-    """Fresh 256 MiB fsynced writes in `workdir` (the server's own directory, just before it
-    starts: the same disk region and moment as its PUTs)."""
+    """Fresh 256 MiB fsynced writes in `workdir` (the server's own directory, just before its
+    large PUTs: the same disk region and moment)."""
     d = workdir / "probe"
     d.mkdir()
     rate = fresh_writes(d, "p", count, 256)
@@ -549,31 +584,42 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}×" if a / b >= 10 else f"{a / b:.2f}×"
 
 
-def spread(runs: list[dict]) -> tuple[str, list[str]]:
-    """Compares Sluice's figures in the two newest runs: (summary, lines over 15 %)."""
-    if len(runs) < 2:
-        return "one run so far: run `make bench-peers` again to measure the spread.", []
-    new, old = runs[-1], runs[-2]
+def differences(new: dict, old: dict, server: str) -> list[tuple[float, str, float, float, str]]:
+    """(percent, label, new, old, unit) for each figure of `server` in both runs, largest first;
+    the percentage is of the two figures' mean."""
     diffs = []
-    for label, r in new["results"].get("sluice", {}).items():
-        o = old["results"].get("sluice", {}).get(label)
+    for label, r in new["results"].get(server, {}).items():
+        o = old["results"].get(server, {}).get(label)
         if not o:
             continue
         a, unit = primary(label, r)
         b, _ = primary(label, o)
         if a and b:
             diffs.append((abs(a - b) / ((a + b) / 2) * 100, label, a, b, unit))
-    if not diffs:
+    return sorted(diffs, reverse=True)
+
+
+def spread(runs: list[dict]) -> tuple[str, list[str]]:
+    """Compares the two newest runs, server by server: (summary, Sluice's figures over 15 %)."""
+    if len(runs) < 2:
+        return "one run so far: run `make bench-peers` again to measure the spread.", []
+    new, old = runs[-1], runs[-2]
+    parts, over = [], []
+    for server in new["results"]:
+        diffs = differences(new, old, server)
+        if not diffs:
+            continue
+        med = statistics.median(d[0] for d in diffs)
+        within = sum(1 for d in diffs if d[0] <= 15)
+        parts.append(
+            f"{server}: {within} of {len(diffs)} figures within 15 %, median difference {med:.1f} %, "
+            f"largest {diffs[0][0]:.1f} % ({diffs[0][1]})"
+        )
+        if server == "sluice":
+            over = [f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in diffs if p > 15]
+    if not parts:
         return "no common figures between the two newest runs.", []
-    diffs.sort(reverse=True)
-    med = statistics.median(d[0] for d in diffs)
-    summary = (
-        f"between the runs of {old['date']} and {new['date']}: median difference {med:.1f} %, "
-        f"largest {diffs[0][0]:.1f} % ({diffs[0][1]}); "
-        f"{sum(1 for d in diffs if d[0] <= 15)} of {len(diffs)} Sluice figures within 15 %."
-    )
-    over = [f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in diffs if p > 15]
-    return summary, over
+    return f"between the runs of {old['date']} and {new['date']}:\n\n" + "\n".join(f"- {p}" for p in parts), over
 
 
 def targets(res: dict, disk: dict, probe: float) -> list[tuple[str, str, bool]]:
@@ -601,8 +647,8 @@ def targets(res: dict, disk: dict, probe: float) -> list[tuple[str, str, bool]]:
     lim = probe if probe == probe else disk["write_fsync_mib_s"]
     check(
         "256 MiB PUT ≥ 95 % of the disk's fsync limit",
-        f"{fmt(v)} MiB/s = {100 * v / lim:.0f} % of {fmt(lim)} (dd in Sluice's directory just before it "
-        f"started; {fmt(disk['write_fsync_mib_s'])} at the start of the run)",
+        f"{fmt(v)} MiB/s = {100 * v / lim:.0f} % of {fmt(lim)} (dd in Sluice's directory just before its "
+        f"large PUTs; {fmt(disk['write_fsync_mib_s'])} at the start of the run)",
         v >= 0.95 * lim,
     )
     v = get("GET 256 MiB c=1", "mb_per_sec")
@@ -629,7 +675,13 @@ def report(run: dict, runs: list[dict]) -> str:
         f"Run {run['date']} on {run['machine']['cores']} cores ({run['machine']['cpu']}), "
         f"{run['machine']['memory_gib']} GiB RAM, Linux {run['machine']['kernel']}, data dirs on "
         f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
-        f"server runs at a time, each on a fresh data dir. {run['seconds']} s per timed run.\n"
+        f"server runs at a time, each on a fresh data dir. "
+        + (
+            f"Each figure is the median of {run['rounds']} trials (rounds through all workloads of a phase); "
+            if run.get("rounds", 1) > 1
+            else "One trial per workload; "
+        )
+        + f"timed trials last {run['seconds']} s.\n"
     )
     out.append("Versions: " + "; ".join(f"{k}: {v}" for k, v in run["versions"].items()) + ".\n")
     out.append("Servers: " + "; ".join(f"`{n}` = {run['descriptions'][n]}" for n in names) + ".\n")
@@ -659,7 +711,7 @@ def report(run: dict, runs: list[dict]) -> str:
             r = res[n].get(label)
             cells.append(f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r else "–")
         out.append(f"| {label} | " + " | ".join(cells) + " |")
-    out.append("\n### Server peak RSS during each workload (MiB, VmHWM reset before each)\n")
+    out.append("\n### Server peak RSS during each workload (MiB; VmHWM reset before each trial, lowest trial)\n")
     out.append("| workload | " + " | ".join(names) + " |")
     out.append("|---" * (1 + len(names)) + "|")
     for label in labels:
@@ -676,7 +728,8 @@ def report(run: dict, runs: list[dict]) -> str:
     )
     if run.get("disk_probe"):
         out.append(
-            "- The same dd write (3 fresh 256 MiB files, median) in each server's directory just before it started: "
+            "- The same dd write (3 fresh 256 MiB files, median) in each server's directory just before each "
+            "round of its large PUTs (median of the rounds): "
             + ", ".join(f"{n} {fmt(v)} MiB/s" for n, v in run["disk_probe"].items())
             + "."
         )
@@ -705,9 +758,10 @@ def report(run: dict, runs: list[dict]) -> str:
     if notes.exists():
         out.append("\n" + notes.read_text().rstrip("\n"))
     summary, over = spread(runs)
-    out.append(f"\nRepeatability: {summary}")
-    for line in over:
-        out.append(f"- over 15 %: {line}")
+    out.append(f"\nRepeatability, {summary}")
+    if over:
+        out.append("\nSluice's figures that differ by more than 15 %:\n")
+        out.extend(f"- {line}" for line in over)
     out.append("")
     return "\n".join(out)
 
@@ -732,7 +786,11 @@ def publish(run: dict):
     """Writes the report of `run` (the newest saved run), with the spread against the saved runs
     from the same machine, into bench/peers.md and bench/README.md."""
     runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
-    runs = [r for r in runs if r["machine"] == run["machine"] and not r.get("quick")]
+    runs = [
+        r
+        for r in runs
+        if r["machine"] == run["machine"] and not r.get("quick") and r.get("rounds", 1) == run.get("rounds", 1)
+    ]
     text = report(run, runs)
     (ROOT / "bench" / "peers.md").write_text(text)
     splice_into_readme(text)
@@ -741,7 +799,8 @@ def publish(run: dict):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=6.0, help="length of each timed run")
+    ap.add_argument("--seconds", type=float, default=4.0, help="length of each timed trial")
+    ap.add_argument("--rounds", type=int, default=3, help="trials per workload (the median is reported)")
     ap.add_argument("--only", nargs="*", help="servers to run (sluice garage-fsync garage-nofsync s3s-fs)")
     ap.add_argument("--quick", action="store_true", help="smaller large-object and listing runs (not recorded)")
     ap.add_argument("--workdir", default=None, help="where data dirs go (default: a temp dir under /tmp)")
@@ -771,6 +830,7 @@ def main():
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "quick": args.quick,
         "versions": {
             "sluice": version_of([str(RELEASE / "sluice"), "--version"])
@@ -805,12 +865,12 @@ def main():
         run["disk_probe"] = {}
         for server in servers:
             log(f"{server.description}")
-            run["disk_probe"][server.name] = write_probe(server.dir)
-            log(f"  fsynced 256 MiB writes just before: {run['disk_probe'][server.name]} MiB/s")
             server.start()
             try:
                 run["descriptions"][server.name] = server.description
-                run["results"][server.name] = workloads(server, args.seconds, args.quick)
+                run["results"][server.name], run["disk_probe"][server.name] = workloads(
+                    server, args.seconds, args.quick, args.rounds
+                )
             finally:
                 server.stop()
                 shutil.rmtree(server.dir, ignore_errors=True)
