@@ -261,22 +261,27 @@ impl LocalStore {
     }
 }
 
-/// Writes body bytes to a file off the async threads, in large chunks. One write may be in
-/// flight while the next chunk is received and hashed. When it carries the body's MD5 (plaintext
-/// bodies), each chunk is hashed on the writing thread too, so MD5, the slowest step of a large
-/// PUT, runs beside the receiving of the next chunk instead of after it.
+/// Writes body bytes to a file off the async threads, in large chunks. One chunk may be in
+/// flight while the next is received and hashed. When the file keeps the body's MD5 (plaintext
+/// bodies), each chunk is hashed on a blocking thread of its own, beside the chunk's write and
+/// the receiving of the next chunk: MD5 is the slowest step of a large PUT and the only one that
+/// cannot be split, so a single upload runs at close to one MD5 stream's speed.
 struct BodyFile {
     file: Option<std::fs::File>,
     /// MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
     md5: Option<Md5Hasher>,
     /// Bytes handed to the file so far (where the next write lands).
     written: u64,
-    in_flight: Option<InFlightWrite>,
+    in_flight: Option<InFlightChunk>,
     path: PathBuf,
     guard: UncommittedFile,
 }
 
-type InFlightWrite = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Option<Md5Hasher>)>>;
+/// The chunk being written, and being hashed when the file keeps the MD5.
+struct InFlightChunk {
+    write: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+    md5: Option<tokio::task::JoinHandle<Md5Hasher>>,
+}
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(std::io::Error::other(e))
@@ -307,12 +312,13 @@ impl BodyFile {
         })
     }
 
-    /// Waits for the write in flight, if any, and takes the file back.
+    /// Waits for the chunk in flight, if any, and takes the file (and the MD5) back.
     async fn settle(&mut self) -> Result<std::fs::File, StoreError> {
-        if let Some(h) = self.in_flight.take() {
-            let (file, md5) = h.await.map_err(join_error)??;
-            self.md5 = md5;
-            return Ok(file);
+        if let Some(chunk) = self.in_flight.take() {
+            if let Some(h) = chunk.md5 {
+                self.md5 = Some(h.await.map_err(join_error)?);
+            }
+            return Ok(chunk.write.await.map_err(join_error)??);
         }
         self.file
             .take()
@@ -321,17 +327,21 @@ impl BodyFile {
 
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
         let mut file = self.settle().await?;
-        let mut md5 = self.md5.take();
         let offset = self.written;
         self.written += buf.len() as u64;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+        let md5 = self.md5.take().map(|mut h| {
+            let buf = buf.clone();
+            tokio::task::spawn_blocking(move || {
+                h.update(&buf);
+                h
+            })
+        });
+        let write = tokio::task::spawn_blocking(move || {
             file.write_all(&buf)?;
             files::start_writeback(&file, offset, buf.len() as u64);
-            if let Some(h) = md5.as_mut() {
-                h.update(&buf);
-            }
-            Ok((file, md5))
-        }));
+            Ok(file)
+        });
+        self.in_flight = Some(InFlightChunk { write, md5 });
         Ok(())
     }
 
@@ -403,7 +413,7 @@ impl Store for LocalStore {
         let inline_limit = if as_file { 0 } else { self.inline_threshold };
         let mut md5 = Md5Hasher::default();
         // A plaintext body reaches the inline buffer or the file exactly as received, so its MD5
-        // is taken there: over the buffer at the end, or by the file's writing thread.
+        // is taken there: over the buffer at the end, or by the file as its chunks are written.
         let md5_at_writer = sealer.is_none();
         let mut hasher = ChecksumHasher::new(algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme));
         let mut size: u64 = 0;
