@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -424,8 +425,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     bench(server, "create-bucket", bucket="bench-large")
     large = [256 * MIB] if quick else [256 * MIB, GIB]
     probes = []
-    for _ in range(rounds):
-        probes.append(write_probe(server.dir))
+    for i in range(rounds):
+        probes.append(write_probe(server.dir / f"probe-{i + 1}"))
         log(f"  {server.name:15} dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
         for size in large:
             keys = 4 if size < GIB else 2
@@ -433,6 +434,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
             for op, count in (("put", keys), ("get", 2 * keys)):
                 label = f"{op.upper()} {size_name(size)} c=1"
                 t.run(label, op, bucket="bench-large", size=size, concurrency=1, count=count, keys=keys, seconds=900)
+    for i in range(rounds):
+        shutil.rmtree(server.dir / f"probe-{i + 1}")
     # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
     # 5 000, then deleted.
     n = 2000 if quick else 10_000
@@ -472,14 +475,13 @@ def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
     return round(statistics.median(rates), 1)
 
 
-def write_probe(workdir: Path, count: int = 3) -> float:
-    """Fresh 256 MiB fsynced writes in `workdir` (the server's own directory, just before its
-    large PUTs: the same disk region and moment)."""
-    d = workdir / "probe"
+def write_probe(d: Path, count: int = 3) -> float:
+    """Fresh 256 MiB fsynced writes into `d`, a new directory beside the server's data (just
+    before its large PUTs: the same disk and moment). The files stay until the caller removes
+    them: deleting them at once would hand their blocks, which this VM rewrites several times
+    faster than new ones, to the server's PUTs that follow."""
     d.mkdir()
-    rate = fresh_writes(d, "p", count, 256)
-    shutil.rmtree(d)
-    return rate
+    return fresh_writes(d, "p", count, 256)
 
 
 def disk_limits(workdir: Path, quick: bool) -> dict:
@@ -520,6 +522,22 @@ def disk_limits(workdir: Path, quick: bool) -> dict:
         "read_cached_mib_s": round(read_cached, 1),
         "fsynced_4k_files_per_s": round(files_per_sec, 1),
     }
+
+
+def md5_stream() -> float:
+    """MiB/s of one MD5 stream over 256 MiB (median of 3): the ETag of a single PUT is this hash
+    over every byte in order, so it bounds one large PUT. Python's hashlib is OpenSSL's assembly,
+    the same kind as the AWS-LC MD5 Sluice uses. Taken at the start and before each server, it
+    also shows whether the host was slow at that moment."""
+    block = os.urandom(16 * MIB)
+    rates = []
+    for _ in range(3):
+        h = hashlib.md5()
+        t0 = time.perf_counter()
+        for _ in range(16):
+            h.update(block)
+        rates.append(256 / (time.perf_counter() - t0))
+    return round(statistics.median(rates), 1)
 
 
 def http_limits(workdir: Path, seconds: float) -> dict:
@@ -736,6 +754,14 @@ def report(run: dict, runs: list[dict]) -> str:
     http = run["http"]
     items = ", ".join(f"{lab} {fmt(primary(lab, r)[0])} {primary(lab, r)[1]}" for lab, r in http.items())
     out.append(f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client): {items}.")
+    md5 = run.get("md5")
+    if md5:
+        out.append(
+            f"- One MD5 stream (the ETag of a single PUT; Python's hashlib, OpenSSL assembly like Sluice's "
+            f"AWS-LC): {fmt(md5['start'])} MiB/s at the start; just before each server: "
+            + ", ".join(f"{n} {fmt(v)}" for n, v in md5.items() if n != "start")
+            + " MiB/s."
+        )
     s = res["sluice"]
     pcts = []
     for label in [k for k in s if re.match(r"(PUT|GET) (256 MiB|1 GiB)", k)]:
@@ -743,7 +769,8 @@ def report(run: dict, runs: list[dict]) -> str:
         if label.startswith("PUT"):
             lim = disk["write_fsync_1g_mib_s"] if "GiB" in label else disk["write_fsync_mib_s"]
             pcts.append(f"{label}: {fmt(v)} MiB/s = {100 * v / lim:.0f} % of the disk's fsync write, "
-                        f"{100 * v / http['PUT 256 MiB c=1']['mb_per_sec']:.0f} % of loopback HTTP PUT")
+                        f"{100 * v / http['PUT 256 MiB c=1']['mb_per_sec']:.0f} % of loopback HTTP PUT"
+                        + (f", {100 * v / md5['sluice']:.0f} % of one MD5 stream" if md5 else ""))
         else:
             pcts.append(f"{label}: {fmt(v)} MiB/s = {100 * v / disk['read_direct_mib_s']:.0f} % of the disk's direct read, "
                         f"{100 * v / http['GET 256 MiB c=1']['mb_per_sec']:.0f} % of loopback HTTP GET")
@@ -847,6 +874,7 @@ def main():
     try:
         log("disk limits")
         run["disk"] = disk_limits(base, args.quick)
+        run["md5"] = {"start": md5_stream()}
         log(f"  {run['disk']}")
         log("loopback HTTP limits")
         run["http"] = http_limits(base, args.seconds)
@@ -865,6 +893,7 @@ def main():
         run["disk_probe"] = {}
         for server in servers:
             log(f"{server.description}")
+            run["md5"][server.name] = md5_stream()
             server.start()
             try:
                 run["descriptions"][server.name] = server.description
