@@ -426,7 +426,7 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     large = [256 * MIB] if quick else [256 * MIB, GIB]
     probes = []
     for i in range(rounds):
-        probes.append(write_probe(server.dir / f"probe-{i + 1}"))
+        probes.append(write_probe(server.dir / "data" / f"bench-probe-{i + 1}"))
         log(f"  {server.name:15} dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
         for size in large:
             keys = 4 if size < GIB else 2
@@ -435,7 +435,7 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
                 label = f"{op.upper()} {size_name(size)} c=1"
                 t.run(label, op, bucket="bench-large", size=size, concurrency=1, count=count, keys=keys, seconds=900)
     for i in range(rounds):
-        shutil.rmtree(server.dir / f"probe-{i + 1}")
+        shutil.rmtree(server.dir / "data" / f"bench-probe-{i + 1}")
     # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
     # 5 000, then deleted.
     n = 2000 if quick else 10_000
@@ -476,10 +476,12 @@ def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
 
 
 def write_probe(d: Path, count: int = 3) -> float:
-    """Fresh 256 MiB fsynced writes into `d`, a new directory beside the server's data (just
-    before its large PUTs: the same disk and moment). The files stay until the caller removes
-    them: deleting them at once would hand their blocks, which this VM rewrites several times
-    faster than new ones, to the server's PUTs that follow."""
+    """Fresh 256 MiB fsynced writes into `d`, a new directory inside the server's data dir, just
+    before its large PUTs: the same disk, moment and filesystem neighbourhood (ext4 allocates a
+    file's blocks near its directory), so the dd gets the same mix of never-written and
+    recently freed blocks as the PUTs, which this VM writes at very different speeds. The files
+    stay until the caller removes them: deleting them at once would hand their blocks to the
+    PUTs that follow."""
     d.mkdir()
     return fresh_writes(d, "p", count, 256)
 
