@@ -664,11 +664,14 @@ def targets(res: dict, disk: dict, probe: float) -> list[tuple[str, str, bool]]:
     v = get("GET 1 MiB c=32", "mb_per_sec")
     check("1 MiB GET ≥ 1 000 MB/s at c=32", f"{fmt(v)} MiB/s", v * MIB / 1e6 >= 1000)
     v = get("PUT 256 MiB c=1", "mb_per_sec")
-    lim = probe if probe == probe else disk["write_fsync_mib_s"]
+    # The limit is the fastest fresh 256 MiB fsynced dd of the run: this VM writes blocks it has
+    # written before several times faster than new ones, a PUT may land on either kind, and a
+    # probe that drew new blocks would make any PUT on old ones look faster than the disk.
+    lim = max(x for x in (probe, disk["write_fsync_mib_s"]) if x == x)
     check(
         "256 MiB PUT ≥ 95 % of the disk's fsync limit",
-        f"{fmt(v)} MiB/s = {100 * v / lim:.0f} % of {fmt(lim)} (dd in Sluice's directory just before its "
-        f"large PUTs; {fmt(disk['write_fsync_mib_s'])} at the start of the run)",
+        f"{fmt(v)} MiB/s = {100 * v / lim:.0f} % of {fmt(lim)} (the faster of dd at the start of the run, "
+        f"{fmt(disk['write_fsync_mib_s'])}, and in Sluice's data dir before its large PUTs, {fmt(probe)})",
         v >= 0.95 * lim,
     )
     v = get("GET 256 MiB c=1", "mb_per_sec")
