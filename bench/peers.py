@@ -403,18 +403,16 @@ def size_name(n: int) -> str:
 
 def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple[dict, float]:
     """The same sequence against every server. Returns label -> result, and the median of dd
-    probes taken in the server's directory just before each round's large PUTs."""
+    probes taken in the server's data dir just before each round's large PUTs."""
     t = Trials(server)
-    sizes = (4 * KIB, MIB)
+    buckets = {size: f"bench-{size_name(size).replace(' ', '').lower()}" for size in (4 * KIB, MIB)}
     keys = 1000
-    for size in sizes:
-        bucket = f"bench-{size_name(size).replace(' ', '').lower()}"
+    for size, bucket in buckets.items():
         bench(server, "create-bucket", bucket=bucket)
         # Every key exists before the first GET, whatever the PUT rate was.
         bench(server, "put", bucket=bucket, size=size, concurrency=32, count=keys, keys=keys, seconds=600)
     for _ in range(rounds):
-        for size in sizes:
-            bucket = f"bench-{size_name(size).replace(' ', '').lower()}"
+        for size, bucket in buckets.items():
             for op in ("put", "get"):
                 for c in (1, 32, 128):
                     label = f"{op.upper()} {size_name(size)} c={c}"
@@ -424,9 +422,10 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     server.restart()
     bench(server, "create-bucket", bucket="bench-large")
     large = [256 * MIB] if quick else [256 * MIB, GIB]
+    probe_dirs = [server.dir / "data" / f"bench-probe-{i + 1}" for i in range(rounds)]
     probes = []
-    for i in range(rounds):
-        probes.append(write_probe(server.dir / "data" / f"bench-probe-{i + 1}"))
+    for probe_dir in probe_dirs:
+        probes.append(write_probe(probe_dir))
         log(f"  {server.name:15} dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
         for size in large:
             keys = 4 if size < GIB else 2
@@ -434,8 +433,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
             for op, count in (("put", keys), ("get", 2 * keys)):
                 label = f"{op.upper()} {size_name(size)} c=1"
                 t.run(label, op, bucket="bench-large", size=size, concurrency=1, count=count, keys=keys, seconds=900)
-    for i in range(rounds):
-        shutil.rmtree(server.dir / "data" / f"bench-probe-{i + 1}")
+    for probe_dir in probe_dirs:
+        shutil.rmtree(probe_dir)
     # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
     # 5 000, then deleted.
     n = 2000 if quick else 10_000
@@ -751,7 +750,7 @@ def report(run: dict, runs: list[dict]) -> str:
     )
     if run.get("disk_probe"):
         out.append(
-            "- The same dd write (3 fresh 256 MiB files, median) in each server's directory just before each "
+            "- The same dd write (3 fresh 256 MiB files, median) in each server's data dir just before each "
             "round of its large PUTs (median of the rounds): "
             + ", ".join(f"{n} {fmt(v)} MiB/s" for n, v in run["disk_probe"].items())
             + "."
