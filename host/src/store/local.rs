@@ -31,7 +31,8 @@ use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
 use crate::crypto::segments::{OpenStream, sealed_range};
 use crate::crypto::{ObjectCipher, PieceSeal, Sealer};
 
-/// Bytes gathered before a write to the body file.
+/// The least a body file's write or hash works on at a time (but for a body's last bytes), and
+/// what sealed pieces are gathered to before they go to the file.
 const WRITE_CHUNK: usize = 1024 * 1024;
 /// Read size when streaming a body file out.
 const READ_CHUNK: usize = 256 * 1024;
@@ -261,26 +262,130 @@ impl LocalStore {
     }
 }
 
-/// Writes body bytes to a file off the async threads, in large chunks. One chunk may be in
-/// flight while the next is received and hashed. When the file keeps the body's MD5 (plaintext
-/// bodies), each chunk is hashed on a blocking thread of its own, beside the chunk's write and
-/// the receiving of the next chunk: MD5 is the slowest step of a large PUT and the only one that
-/// cannot be split, so a single upload runs at close to one MD5 stream's speed.
+/// Writes body bytes to a file off the async threads; when the file keeps the body's MD5
+/// (plaintext bodies), hashes the same bytes beside the writes. The write and the hash are each
+/// a [`Stage`]: they run on blocking threads, each in order, over the chunks as received (no
+/// copy), and each may fall a few MiB behind the receive. So a write that waits on the disk does
+/// not hold up the hash, nor a slow spell of the hash the next write: MD5 is the slowest step of
+/// a large PUT and the only one that cannot be split, and it runs back to back while bytes are
+/// queued for it.
 struct BodyFile {
-    file: Option<std::fs::File>,
-    /// MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
-    md5: Option<Md5Hasher>,
-    /// Bytes handed to the file so far (where the next write lands).
-    written: u64,
-    in_flight: Option<InFlightChunk>,
+    writer: Stage<FileWriter>,
+    /// The MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
+    hasher: Option<Stage<Md5Hasher>>,
     path: PathBuf,
     guard: UncommittedFile,
 }
 
-/// The chunk being written, and being hashed when the file keeps the MD5.
-struct InFlightChunk {
-    write: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
-    md5: Option<tokio::task::JoinHandle<Md5Hasher>>,
+/// Bytes a stage may hold, queued or being worked on, before the receive waits for it: the most
+/// an upload holds in memory, whatever the body's size.
+const BYTES_AHEAD: usize = 4 * WRITE_CHUNK;
+
+/// A step over a body's chunks that runs on blocking threads, one task at a time and in order:
+/// a task takes every chunk queued so far (at least [`WRITE_CHUNK`] bytes, or the last ones),
+/// and the next starts when it is done and enough is queued again. No thread is held while the
+/// stage has nothing to do (a slow client's upload costs no thread between its chunks).
+struct Stage<S> {
+    /// The stage's state (the file, the hasher) while no task runs.
+    idle: Option<S>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<S>>>,
+    running_bytes: usize,
+    queued: Vec<Bytes>,
+    queued_bytes: usize,
+    step: fn(&mut S, &[Bytes]) -> std::io::Result<()>,
+}
+
+impl<S: Send + 'static> Stage<S> {
+    fn new(state: S, step: fn(&mut S, &[Bytes]) -> std::io::Result<()>) -> Self {
+        Stage {
+            idle: Some(state),
+            running: None,
+            running_bytes: 0,
+            queued: Vec::new(),
+            queued_bytes: 0,
+            step,
+        }
+    }
+
+    /// Queues `chunk`; starts a task when a chunk's worth is queued and none runs, and waits for
+    /// the running one when the stage holds [`BYTES_AHEAD`].
+    async fn push(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        self.queued_bytes += chunk.len();
+        self.queued.push(chunk);
+        if self.queued_bytes + self.running_bytes >= BYTES_AHEAD {
+            self.pump(true).await
+        } else if self.queued_bytes >= WRITE_CHUNK {
+            self.pump(false).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the state back from a finished task (or from the running one, with `wait`), then
+    /// starts a task over the queued chunks.
+    async fn pump(&mut self, wait: bool) -> Result<(), StoreError> {
+        if let Some(task) = self.running.take_if(|t| wait || t.is_finished()) {
+            self.idle = Some(task.await.map_err(join_error)??);
+            self.running_bytes = 0;
+        }
+        if self.running.is_none() && !self.queued.is_empty() {
+            let mut state = self.idle.take().ok_or_else(stage_lost)?;
+            let chunks = std::mem::take(&mut self.queued);
+            let step = self.step;
+            self.running_bytes = std::mem::take(&mut self.queued_bytes);
+            self.running = Some(tokio::task::spawn_blocking(move || {
+                step(&mut state, &chunks)?;
+                Ok(state)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Waits until every chunk has been through the stage; hands back its state.
+    async fn finish(&mut self) -> Result<S, StoreError> {
+        while self.running.is_some() || !self.queued.is_empty() {
+            self.pump(true).await?;
+        }
+        self.idle.take().ok_or_else(stage_lost)
+    }
+}
+
+/// A stage's state went with a task that failed; the stage is not used after a failure.
+fn stage_lost() -> StoreError {
+    StoreError::Meta("body file used after a failure".into())
+}
+
+/// The body file and where the next write lands.
+struct FileWriter {
+    file: std::fs::File,
+    written: u64,
+}
+
+impl FileWriter {
+    /// Writes `chunks` in order with vectored writes, then starts their writeback.
+    fn step(&mut self, chunks: &[Bytes]) -> std::io::Result<()> {
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            chunks.iter().map(|c| std::io::IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        let start = self.written;
+        while !rest.is_empty() {
+            let n = self.file.write_vectored(rest)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut rest, n);
+            self.written += n as u64;
+        }
+        files::start_writeback(&self.file, start, self.written - start);
+        Ok(())
+    }
+}
+
+fn md5_step(md5: &mut Md5Hasher, chunks: &[Bytes]) -> std::io::Result<()> {
+    for chunk in chunks {
+        md5.update(chunk);
+    }
+    Ok(())
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
@@ -301,10 +406,8 @@ impl BodyFile {
         .await
         .map_err(join_error)??;
         Ok(BodyFile {
-            file: Some(file),
-            md5,
-            written: 0,
-            in_flight: None,
+            writer: Stage::new(FileWriter { file, written: 0 }, FileWriter::step),
+            hasher: md5.map(|h| Stage::new(h, md5_step)),
             guard: UncommittedFile {
                 path: Some(path.clone()),
             },
@@ -312,42 +415,25 @@ impl BodyFile {
         })
     }
 
-    /// Waits for the chunk in flight, if any, and takes the file (and the MD5) back.
-    async fn settle(&mut self) -> Result<std::fs::File, StoreError> {
-        if let Some(chunk) = self.in_flight.take() {
-            if let Some(h) = chunk.md5 {
-                self.md5 = Some(h.await.map_err(join_error)?);
-            }
-            return Ok(chunk.write.await.map_err(join_error)??);
-        }
-        self.file
-            .take()
-            .ok_or_else(|| StoreError::Meta("body file used after failure".into()))
-    }
-
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
-        let mut file = self.settle().await?;
-        let offset = self.written;
-        self.written += buf.len() as u64;
-        let md5 = self.md5.take().map(|mut h| {
-            let buf = buf.clone();
-            tokio::task::spawn_blocking(move || {
-                h.update(&buf);
-                h
-            })
-        });
-        let write = tokio::task::spawn_blocking(move || {
-            file.write_all(&buf)?;
-            files::start_writeback(&file, offset, buf.len() as u64);
-            Ok(file)
-        });
-        self.in_flight = Some(InFlightChunk { write, md5 });
-        Ok(())
+        if let Some(h) = self.hasher.as_mut() {
+            h.push(buf.clone()).await?;
+        }
+        self.writer.push(buf).await
     }
 
     /// Makes the data and the directory entry durable; hands back the MD5 the file kept.
     async fn sync(&mut self) -> Result<Option<Md5Hasher>, StoreError> {
-        let file = self.settle().await?;
+        // The last bytes' hash and write start together, then both are waited for.
+        if let Some(h) = self.hasher.as_mut() {
+            h.pump(false).await?;
+        }
+        self.writer.pump(false).await?;
+        let md5 = match self.hasher.as_mut() {
+            Some(h) => Some(h.finish().await?),
+            None => None,
+        };
+        let FileWriter { file, .. } = self.writer.finish().await?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             file.sync_all()?;
@@ -358,7 +444,7 @@ impl BodyFile {
         })
         .await
         .map_err(join_error)??;
-        Ok(self.md5.take())
+        Ok(md5)
     }
 }
 
@@ -430,15 +516,23 @@ impl Store for LocalStore {
                 md5.update(&chunk);
             }
             hasher.update(&chunk);
-            match sealer.as_mut() {
-                Some(s) => s.push(&chunk, &mut buf),
-                None => buf.extend_from_slice(&chunk),
+            match (sealer.as_mut(), file.as_mut()) {
+                // A plaintext body already in its file: the chunk goes on as received, uncopied.
+                (None, Some(f)) => {
+                    f.write(chunk).await?;
+                    continue;
+                }
+                (Some(s), _) => s.push(&chunk, &mut buf),
+                (None, None) => buf.extend_from_slice(&chunk),
             }
             if file.is_none() && buf.len() > inline_limit {
                 file = Some(self.body_file(&id, &mut md5, md5_at_writer).await?);
             }
+            // What a plaintext body gathered before its file existed goes at once; sealed
+            // pieces go a chunk at a time.
             if let Some(f) = file.as_mut()
-                && buf.len() >= WRITE_CHUNK
+                && !buf.is_empty()
+                && (sealer.is_none() || buf.len() >= WRITE_CHUNK)
             {
                 f.write(buf.split().freeze()).await?;
             }
@@ -1452,4 +1546,76 @@ pub fn etag_matches(header: &str, etag: &str) -> bool {
         let c = c.strip_prefix("W/").unwrap_or(c);
         c == "*" || c.trim_matches('"') == etag
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks of uneven sizes, some far below and some above a stage's batch, the way a socket
+    /// hands them over.
+    fn uneven_chunks(total: usize) -> Vec<Bytes> {
+        let mut chunks = Vec::new();
+        let (mut made, mut i) = (0usize, 0usize);
+        while made < total {
+            let len = [1, 7, 4093, 65_536, 1_300_000, 333][i % 6].min(total - made);
+            chunks.push(Bytes::from(
+                (made..made + len)
+                    .map(|b| (b % 251) as u8)
+                    .collect::<Vec<u8>>(),
+            ));
+            made += len;
+            i += 1;
+        }
+        chunks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_file_writes_and_hashes_every_byte_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("objects/ab/cd/body");
+        let chunks = uneven_chunks(11 * WRITE_CHUNK + 12_345);
+        let mut f = BodyFile::create(path.clone(), Some(Md5Hasher::default()))
+            .await
+            .expect("create");
+        for c in &chunks {
+            f.write(c.clone()).await.expect("write");
+        }
+        let md5 = f
+            .sync()
+            .await
+            .expect("sync")
+            .expect("the file kept the MD5");
+        let whole: Vec<u8> = chunks.concat();
+        assert_eq!(std::fs::read(&path).expect("read back"), whole);
+        assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_file_without_md5_still_writes_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("body");
+        let chunks = uneven_chunks(3 * WRITE_CHUNK + 1);
+        let mut f = BodyFile::create(path.clone(), None).await.expect("create");
+        for c in &chunks {
+            f.write(c.clone()).await.expect("write");
+        }
+        assert!(f.sync().await.expect("sync").is_none());
+        assert_eq!(std::fs::read(&path).expect("read back"), chunks.concat());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_body_file_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("body");
+        let mut f = BodyFile::create(path.clone(), Some(Md5Hasher::default()))
+            .await
+            .expect("create");
+        for c in uneven_chunks(5 * WRITE_CHUNK) {
+            f.write(c).await.expect("write");
+        }
+        // The client went away before the end: the half-written file goes with it.
+        drop(f);
+        assert!(!path.exists());
+    }
 }
