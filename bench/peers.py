@@ -45,6 +45,11 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 # Free space warmed before each server's large objects: more than they hold at once (4 x 256 MiB
 # and 2 x 1 GiB, a replacement in flight, a probe's 768 MiB), so they never reach unwritten blocks.
 WARM_GIB = 6
+QUICK_WARM_GIB = 2
+
+
+def warm_gib(quick: bool) -> int:
+    return QUICK_WARM_GIB if quick else WARM_GIB
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
 SECRET_KEY = "5eed" * 16
@@ -425,8 +430,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     server.restart()
     bench(server, "create-bucket", bucket="bench-large")
     large = [256 * MIB] if quick else [256 * MIB, GIB]
-    warm = warm_free_space(server.dir / "data", 2 if quick else WARM_GIB)
-    log(f"  {server.name:15} warmed {2 if quick else WARM_GIB} GiB of free space at {warm} MiB/s")
+    gib = warm_gib(quick)
+    log(f"  {server.name:15} warmed {gib} GiB of free space at {warm_free_space(server.dir / 'data', gib)} MiB/s")
     probes = []
     for i in range(rounds):
         probes.append(write_probe(server.dir / "data" / f"bench-probe-{i + 1}"))
@@ -917,7 +922,7 @@ def main():
             else:
                 servers.append(S3sFs(d, s3s_bin))
         run["disk_probe"] = {}
-        run["warm_gib"] = 2 if args.quick else WARM_GIB
+        run["warm_gib"] = warm_gib(args.quick)
         for server in servers:
             log(f"{server.description}")
             run["md5"][server.name] = md5_stream()
