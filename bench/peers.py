@@ -42,14 +42,11 @@ CARGO_BIN = Path.home() / ".cargo" / "bin"
 RUNS_DIR = ROOT / "bench" / "peers"
 
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
-# Free space warmed before each server's large objects: more than they hold at once (4 x 256 MiB
-# and 2 x 1 GiB, a replacement in flight, a probe's 768 MiB), so they never reach unwritten blocks.
-WARM_GIB = 6
-QUICK_WARM_GIB = 2
-
-
-def warm_gib(quick: bool) -> int:
-    return QUICK_WARM_GIB if quick else WARM_GIB
+# Written (fsynced, kept) into a data dir before each round of large PUTs, so that the disk is in
+# its sustained state for the dd probe and the PUTs (see `drain`).
+DRAIN_MIB = 1024
+# How the large-object phase is measured; only runs with the same method are compared.
+METHOD = "drained-disk"
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
 SECRET_KEY = "5eed" * 16
@@ -428,20 +425,26 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     # A fresh process for the large objects, so their peak RSS is theirs and not what the
     # allocator kept from 128 concurrent 1 MiB requests.
     server.restart()
-    bench(server, "create-bucket", bucket="bench-large")
     large = [256 * MIB] if quick else [256 * MIB, GIB]
-    gib = warm_gib(quick)
-    log(f"  {server.name:15} warmed {gib} GiB of free space at {warm_free_space(server.dir / 'data', gib)} MiB/s")
+    # Nothing is deleted or replaced until the phase ends: every round writes new objects into
+    # new buckets, and the drain and probe files stay (a deletion would hand the disk back its
+    # burst; see `drain`).
+    scratch = server.dir / "data" / "bench-disk"
+    scratch.mkdir()
     probes = []
     for i in range(rounds):
-        probes.append(write_probe(server.dir / "data" / f"bench-probe-{i + 1}"))
-        log(f"  {server.name:15} dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
+        rate = drain(scratch / f"drain-{i + 1}")
+        probes.append(fresh_writes(scratch, f"probe-{i + 1}-", 3, 256))
+        log(f"  {server.name:15} drained {DRAIN_MIB} MiB at {rate} MiB/s, then dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
         for size in large:
+            bucket = f"large-{i + 1}-{size_name(size).replace(' ', '').lower()}"
+            bench(server, "create-bucket", bucket=bucket)
             keys = 4 if size < GIB else 2
             # GETs come from the page cache and take a tenth of a PUT's time: twice as many.
             for op, count in (("put", keys), ("get", 2 * keys)):
                 label = f"{op.upper()} {size_name(size)} c=1"
-                t.run(label, op, bucket="bench-large", size=size, concurrency=1, count=count, keys=keys, seconds=900)
+                t.run(label, op, bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
+    shutil.rmtree(scratch)
     # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
     # 5 000, then deleted.
     n = 2000 if quick else 10_000
@@ -481,44 +484,32 @@ def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
     return round(statistics.median(rates), 1)
 
 
-def warm_free_space(d: Path, gib: int) -> float:
-    """Writes `gib` GiB into one file in `d` (the server's data dir), fsyncs it, deletes it and
-    returns the write's MiB/s. This VM's disk writes a block for the first time several times
-    slower than a block written before (the host allocates on first write), and ext4 hands the
-    blocks just freed to the next large files. Afterwards the dd probes and the server's large
-    PUTs all land on written-before blocks, rather than on whatever mix of new and old blocks
-    earlier runs left behind; without it two runs' large PUTs differed by up to 25 %, with
-    steady trials inside each run. Every server gets the same warm-up."""
-    f = d / "bench-warm"
-    rate = dd_rate(["if=/dev/zero", f"of={f}", "bs=1M", f"count={gib * 1024}", "conv=fsync"])
-    f.unlink()
-    os.sync()
-    return round(rate, 1)
+def drain(f: Path) -> float:
+    """Writes DRAIN_MIB into the new file `f` with dd, fsyncs it, keeps it and returns MiB/s.
 
-
-def write_probe(d: Path, count: int = 3) -> float:
-    """Fresh 256 MiB fsynced writes into `d`, a new directory inside the server's data dir, just
-    before a round of its large PUTs, after the warm-up: the same disk, moment and kind of
-    blocks as the PUTs. The files are deleted afterwards, so their blocks stay in the warm pool
-    the PUTs draw on."""
-    d.mkdir()
-    try:
-        return fresh_writes(d, "p", count, 256)
-    finally:
-        shutil.rmtree(d)
+    This VM's disk has two states. Rested, it takes the first ~0.5 GiB of fsynced writes at
+    0.7-1 GB/s; once that is used up it takes ~180 MB/s (10 fresh 512 MiB files in a row, each
+    fsynced: 980, then 171-196 MB/s). Resting 1-10 s after 1 GiB does not bring the burst back;
+    deleting files does (their blocks are discarded: `discard` mount option), and so, probably,
+    does other tenants' traffic on the host. How much of the burst a 256 MiB PUT got therefore
+    depended on what had been deleted just before, which made large PUTs differ by up to 25 %
+    between runs with steady trials inside each run. Every probe and large PUT therefore runs
+    after a drain, in the sustained state, for every server."""
+    return round(dd_rate(["if=/dev/zero", f"of={f}", "bs=1M", f"count={DRAIN_MIB}", "conv=fsync"]), 1)
 
 
 def disk_limits(workdir: Path, quick: bool) -> dict:
     """The data disk, written the way a server writes large objects: fresh files, each ending in
-    fsync. (On this VM, blocks never written before cost several times more than rewritten ones,
-    so the rewrite figure is listed too, as context.)"""
+    fsync; first one file on the disk as the run found it (context: how much burst it had), then,
+    after a drain, the sustained rate the servers' large PUTs are judged against."""
     d = workdir / "dd"
     d.mkdir()
     n_small, n_big = (2, 1) if quick else (4, 2)
+    first = fresh_writes(d, "f", 1, 256)
+    drain(d / "drain")
     small = fresh_writes(d, "s", n_small, 256)
     big = fresh_writes(d, "b", n_big, 1024)
     last = d / f"b{n_big - 1}"
-    rewrite = dd_rate(["if=/dev/zero", f"of={last}", "bs=1M", "count=1024", "conv=fsync,notrunc"])
     read_direct = dd_rate([f"if={last}", "of=/dev/null", "bs=1M", "iflag=direct"])
     read_cached = dd_rate([f"if={last}", "of=/dev/null", "bs=1M"])
     shutil.rmtree(d)
@@ -541,7 +532,7 @@ def disk_limits(workdir: Path, quick: bool) -> dict:
     return {
         "write_fsync_mib_s": small,
         "write_fsync_1g_mib_s": big,
-        "rewrite_fsync_mib_s": round(rewrite, 1),
+        "first_write_fsync_mib_s": first,
         "read_direct_mib_s": round(read_direct, 1),
         "read_cached_mib_s": round(read_cached, 1),
         "fsynced_4k_files_per_s": round(files_per_sec, 1),
@@ -686,13 +677,13 @@ def targets(res: dict, probe: float, md5: float) -> list[tuple[str, str, bool]]:
     v = get("GET 1 MiB c=32", "mb_per_sec")
     check("1 MiB GET ≥ 1 000 MB/s at c=32", f"{fmt(v)} MiB/s", v * MIB / 1e6 >= 1000)
     v = get("PUT 256 MiB c=1", "mb_per_sec")
-    # The limit is the dd probe taken in Sluice's warmed data dir before each round of its large
-    # PUTs: the same kind of blocks the PUTs land on (see warm_free_space).
+    # The limit is the dd probe taken in Sluice's data dir before each round of its large PUTs,
+    # after a drain: the disk in the same state as for the PUTs (see `drain`).
     md5_note = f"; one MD5 stream: {fmt(md5)} MiB/s, {100 * md5 / probe:.0f} % of the disk" if md5 == md5 else ""
     check(
         "256 MiB PUT ≥ 95 % of the disk's fsync limit",
         f"{fmt(v)} MiB/s = {100 * v / probe:.0f} % of {fmt(probe)} (dd of fresh 256 MiB files in Sluice's "
-        f"warmed data dir before each round of its large PUTs, median){md5_note}",
+        f"drained data dir before each round of its large PUTs, median){md5_note}",
         v >= 0.95 * probe,
     )
     v = get("GET 256 MiB c=1", "mb_per_sec")
@@ -764,18 +755,22 @@ def report(run: dict, runs: list[dict]) -> str:
     disk = run["disk"]
     out.append("\n### Ceilings on this machine\n")
     out.append(
-        f"- Data disk at the start of the run (dd, 1 MiB blocks, fresh files each ending in fsync, median; "
-        f"on whatever mix of never-written and written-before blocks ext4 hands out): 256 MiB files "
+        f"- Data disk at the start of the run (dd, 1 MiB blocks, fresh files each ending in fsync, median), "
+        f"sustained (after {DRAIN_MIB} MiB written, see the notes): 256 MiB files "
         f"{fmt(disk['write_fsync_mib_s'])} MiB/s, 1 GiB files {fmt(disk['write_fsync_1g_mib_s'])} MiB/s "
-        f"(rewriting blocks already written: {fmt(disk['rewrite_fsync_mib_s'])} MiB/s, a property of this VM's disk); "
-        f"read O_DIRECT {fmt(disk['read_direct_mib_s'])} MiB/s, from page cache {fmt(disk['read_cached_mib_s'])} MiB/s; "
+        + (
+            f"(the first 256 MiB file, on the disk as the run found it: {fmt(disk['first_write_fsync_mib_s'])} MiB/s); "
+            if "first_write_fsync_mib_s" in disk
+            else ""
+        )
+        + f"read O_DIRECT {fmt(disk['read_direct_mib_s'])} MiB/s, from page cache {fmt(disk['read_cached_mib_s'])} MiB/s; "
         f"{fmt(disk['fsynced_4k_files_per_s'])} fsynced 4 KiB files/s on one thread (file and directory fsync)."
     )
     if run.get("disk_probe"):
         out.append(
             f"- The same dd write (3 fresh 256 MiB files, median) in each server's data dir, after "
-            f"{run.get('warm_gib', WARM_GIB)} GiB of its free space was written and freed, just before each "
-            "round of its large PUTs (median of the rounds; these are the blocks the large PUTs land on): "
+            f"{DRAIN_MIB} MiB written there, just before each round of its large PUTs (median of the "
+            "rounds; the disk in the state the large PUTs find it in): "
             + ", ".join(f"{n} {fmt(v)} MiB/s" for n, v in run["disk_probe"].items())
             + "."
         )
@@ -838,7 +833,7 @@ def splice_into_readme(text: str):
 
 def publish(run: dict):
     """Writes the report of `run` (the newest saved run), with the spread against the saved runs
-    from the same machine and with the same method (rounds, warm-up), into bench/peers.md and
+    from the same machine and with the same method (rounds, disk state), into bench/peers.md and
     bench/README.md."""
     runs = [json.loads(p.read_text()) for p in sorted(RUNS_DIR.glob("*.json"))]
     runs = [
@@ -847,7 +842,7 @@ def publish(run: dict):
         if r["machine"] == run["machine"]
         and not r.get("quick")
         and r.get("rounds", 1) == run.get("rounds", 1)
-        and r.get("warm_gib") == run.get("warm_gib")
+        and r.get("method") == run.get("method")
     ]
     text = report(run, runs)
     (ROOT / "bench" / "peers.md").write_text(text)
@@ -922,7 +917,7 @@ def main():
             else:
                 servers.append(S3sFs(d, s3s_bin))
         run["disk_probe"] = {}
-        run["warm_gib"] = warm_gib(args.quick)
+        run["method"] = METHOD
         for server in servers:
             log(f"{server.description}")
             run["md5"][server.name] = md5_stream()
