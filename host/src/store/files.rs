@@ -129,6 +129,89 @@ pub fn scan_bodies(root: &Path) -> io::Result<(Vec<String>, Vec<PathBuf>)> {
     Ok((ids, strays))
 }
 
+/// `len` bytes of a file from its current position, as a stream of chunks of `chunk` bytes (the
+/// last one shorter). Each chunk is read on a blocking thread straight into the buffer that is
+/// handed on (`tokio::fs::File` reads into a buffer of its own and copies out of it, which was
+/// 13-16 % of the server's CPU during 256 MiB GETs), and the next chunk is read while the
+/// previous one is being sent. A file that ends early is an `UnexpectedEof` error.
+pub struct FileChunks {
+    file: Option<File>,
+    remaining: u64,
+    chunk: usize,
+    reading: Option<tokio::task::JoinHandle<io::Result<ChunkRead>>>,
+}
+
+/// The file back from a blocking read, and the chunk it gave.
+type ChunkRead = (File, Vec<u8>);
+
+impl FileChunks {
+    pub fn new(file: File, len: u64, chunk: usize) -> FileChunks {
+        FileChunks {
+            file: Some(file),
+            remaining: len,
+            chunk: chunk.max(1),
+            reading: None,
+        }
+    }
+
+    /// Starts reading the next chunk, unless one is being read or nothing is left.
+    fn read_ahead(&mut self) {
+        if self.reading.is_some() || self.remaining == 0 {
+            return;
+        }
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let n = self.remaining.min(self.chunk as u64);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(n as usize);
+            (&mut file).take(n).read_to_end(&mut buf)?;
+            Ok((file, buf))
+        }));
+    }
+}
+
+impl futures::Stream for FileChunks {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        this.read_ahead();
+        let Some(reading) = this.reading.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let done = std::task::ready!(std::pin::Pin::new(reading).poll(cx));
+        this.reading = None;
+        let (file, buf) = match done {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                this.remaining = 0;
+                return Poll::Ready(Some(Err(e)));
+            }
+            Err(e) => {
+                this.remaining = 0;
+                return Poll::Ready(Some(Err(io::Error::other(e))));
+            }
+        };
+        if buf.is_empty() {
+            this.remaining = 0;
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "body file is shorter than its metadata says",
+            ))));
+        }
+        this.remaining -= buf.len() as u64;
+        this.file = Some(file);
+        this.read_ahead();
+        Poll::Ready(Some(Ok(bytes::Bytes::from(buf))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +225,43 @@ mod tests {
             PathBuf::from(format!("/d/objects/{}/{}/{}", &id[..2], &id[2..4], id))
         );
         assert!(!is_body_id("../../etc/passwd"));
+    }
+
+    fn chunks_of(content: &[u8], skip: u64, len: u64, chunk: usize) -> Vec<io::Result<Vec<u8>>> {
+        use futures::StreamExt;
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(content).unwrap();
+        f.seek(SeekFrom::Start(skip)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(
+            FileChunks::new(f, len, chunk)
+                .map(|r| r.map(|b| b.to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn file_chunks_read_exactly_the_range_in_order() {
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let got = chunks_of(&content, 100, 9_000, 4096);
+        let sizes: Vec<usize> = got.iter().map(|c| c.as_ref().unwrap().len()).collect();
+        assert_eq!(sizes, [4096, 4096, 808]);
+        let joined: Vec<u8> = got.into_iter().flat_map(|c| c.unwrap()).collect();
+        assert_eq!(joined, &content[100..9_100]);
+        assert!(chunks_of(&content, 0, 0, 4096).is_empty());
+    }
+
+    #[test]
+    fn file_chunks_report_a_file_shorter_than_promised() {
+        let content = vec![7u8; 5_000];
+        let got = chunks_of(&content, 0, 8_000, 4096);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].as_ref().unwrap().len(), 4096);
+        assert_eq!(got[1].as_ref().unwrap().len(), 904);
+        let err = got[2].as_ref().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -11,7 +11,6 @@ use std::sync::mpsc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
@@ -987,7 +986,6 @@ fn not_found_is_replaced(e: std::io::Error) -> StoreError {
     }
 }
 
-/// Streams `len` bytes of body file `id` from `offset`.
 /// Opens plaintext `from..from+len` of one stored piece (a body file), reading and opening only
 /// the sealed segments that cover it when the piece is encrypted.
 async fn open_piece(
@@ -1016,6 +1014,7 @@ async fn open_piece(
     }
 }
 
+/// Streams `len` bytes of body file `id` from `offset`, in chunks of `chunk` bytes.
 async fn open_file_range(
     root: &Path,
     id: &str,
@@ -1023,14 +1022,18 @@ async fn open_file_range(
     len: u64,
     chunk: usize,
 ) -> Result<BodyStream, std::io::Error> {
-    let mut f = tokio::fs::File::open(body_path(root, id)).await?;
-    if offset > 0 {
-        f.seek(std::io::SeekFrom::Start(offset)).await?;
-    }
-    Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-        f.take(len),
-        chunk,
-    )))
+    let path = body_path(root, id);
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::File::open(path)?;
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(f)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(Box::pin(files::FileChunks::new(file, len, chunk)))
 }
 
 fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
