@@ -243,6 +243,15 @@ pub struct Iam {
     pub(super) master: Arc<MasterKey>,
     /// Root credentials given by configuration; they take precedence over stored ones.
     configured_root: Option<(String, Zeroizing<String>)>,
+    /// The stored root record with its secret opened, read once: every signed request by root
+    /// needs it, and only [`Iam::ensure_root`] writes it (which refreshes this).
+    root: std::sync::RwLock<Option<Arc<RootCredential>>>,
+}
+
+/// The root user's record and its opened secret.
+struct RootCredential {
+    record: KeyRecord,
+    secret: Zeroizing<String>,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -305,6 +314,7 @@ impl Iam {
             db,
             master,
             configured_root: configured_root.map(|(a, s)| (a, Zeroizing::new(s))),
+            root: std::sync::RwLock::new(None),
         };
         iam.open_sts()?;
         iam.open_groups()?;
@@ -320,10 +330,35 @@ impl Iam {
         })
     }
 
+    /// The root credential, from memory after the first read.
+    fn root(&self) -> Result<Option<Arc<RootCredential>>, IamError> {
+        let cached = match self.root.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let Some(record) = self.root_record()? else {
+            return Ok(None);
+        };
+        let secret = match &self.configured_root {
+            Some((ak, sk)) if *ak == record.access_key => sk.clone(),
+            _ => self.open_secret(&record)?,
+        };
+        let root = Arc::new(RootCredential { record, secret });
+        let mut slot = match self.root.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Some(root.clone());
+        Ok(Some(root))
+    }
+
     /// The root user's canonical id; made once and kept.
     pub fn root_id(&self) -> Result<String, IamError> {
-        self.root_record()?
-            .map(|r| r.user_id)
+        self.root()?
+            .map(|r| r.record.user_id.clone())
             .ok_or_else(|| IamError::Meta("root user not initialised".into()))
     }
 
@@ -357,6 +392,10 @@ impl Iam {
             txn.open_table(SYSTEM)?
                 .insert("root", serde_json::to_vec(&record)?.as_slice())?;
             txn.commit()?;
+            match self.root.write() {
+                Ok(mut g) => *g = None,
+                Err(poisoned) => *poisoned.into_inner() = None,
+            }
         }
         Ok(generated.then_some(GeneratedRoot {
             access_key,
@@ -381,17 +420,13 @@ impl Iam {
 
     /// Finds the secret and principal for an access key (root or IAM user).
     pub fn lookup(&self, access_key: &str) -> Result<Lookup, IamError> {
-        if let Some(root) = self.root_record()?
-            && root.access_key == access_key
+        if let Some(root) = self.root()?
+            && root.record.access_key == access_key
         {
-            let secret = match &self.configured_root {
-                Some((ak, sk)) if ak == access_key => sk.clone(),
-                _ => self.open_secret(&root)?,
-            };
             return Ok(Lookup::Found(Credential {
-                secret,
+                secret: root.secret.clone(),
                 principal: Principal::Root {
-                    id: root.user_id,
+                    id: root.record.user_id.clone(),
                     access_key: access_key.to_string(),
                 },
             }));
@@ -417,7 +452,7 @@ impl Iam {
 
     /// Canonical id -> user name, for DisplayName in S3 responses.
     pub fn display_name(&self, id: &str) -> Result<Option<String>, IamError> {
-        if self.root_record()?.is_some_and(|r| r.user_id == id) {
+        if self.root()?.is_some_and(|r| r.record.user_id == id) {
             return Ok(Some(ROOT_NAME.into()));
         }
         let txn = self.db.begin_read()?;
