@@ -12,7 +12,7 @@ use super::error::{S3Error, S3Result};
 use super::sigv4::uri_encode;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, xml_response};
-use crate::store::{ListPage, ListQuery, ObjectMeta};
+use crate::store::{ListPage, ListQuery, ListedObject};
 
 const MAX_KEYS: usize = 1000;
 
@@ -99,14 +99,18 @@ impl<'a> Owners<'a> {
     }
 }
 
-fn write_object_fields(w: &mut XmlWriter, meta: &ObjectMeta) {
+fn write_object_fields(w: &mut XmlWriter, meta: &ListedObject) {
     w.elem("LastModified", &xml::iso8601(meta.last_modified))
-        .elem("ETag", &format!("\"{}\"", meta.etag));
+        .open("ETag")
+        .text("\"")
+        .text(&meta.etag)
+        .text("\"")
+        .close("ETag");
     if let Some(c) = &meta.checksum {
         w.elem("ChecksumAlgorithm", c.algorithm.name())
             .elem("ChecksumType", c.kind.name());
     }
-    w.elem("Size", &meta.size.to_string());
+    w.open("Size").number(meta.size).close("Size");
 }
 
 fn write_common_prefixes(w: &mut XmlWriter, page: &ListPage, enc: &Encoder) {

@@ -10,21 +10,34 @@ pub const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 /// Escapes text for element content; control characters become numeric references.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
-                out.push_str(&format!("&#x{:X};", c as u32))
-            }
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
+    escape_into(&mut out, s);
     out
+}
+
+/// [`escape`], appending to `out`. Every character it replaces is ASCII, so it scans bytes and
+/// copies the runs between them whole (UTF-8 continuation bytes are never ASCII).
+pub fn escape_into(out: &mut String, s: &str) {
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let replacement = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            b'\t' | b'\n' => continue,
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if replacement.is_empty() {
+            out.push_str(&format!("&#x{b:X};"));
+        } else {
+            out.push_str(replacement);
+        }
+        run = i + 1;
+    }
+    out.push_str(&s[run..]);
 }
 
 /// Builds an XML document element by element.
@@ -77,9 +90,22 @@ impl XmlWriter {
         self
     }
 
+    /// Appends escaped text inside the element opened last.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        escape_into(&mut self.buf, text);
+        self
+    }
+
+    /// Appends a number inside the element opened last.
+    pub fn number(&mut self, n: u64) -> &mut Self {
+        use std::fmt::Write;
+        let _ = write!(self.buf, "{n}");
+        self
+    }
+
     pub fn elem(&mut self, tag: &str, text: &str) -> &mut Self {
         self.open(tag);
-        self.buf.push_str(&escape(text));
+        escape_into(&mut self.buf, text);
         self.close(tag)
     }
 
@@ -149,10 +175,32 @@ pub struct DeleteObjectEntry {
 
 /// ISO 8601 with milliseconds, as S3 writes LastModified and CreationDate.
 pub fn iso8601(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    // Written digit by digit: a listing formats one per key, and `format` re-parses its
+    // pattern every time. Years past 9999 do not occur (S3 dates are Unix milliseconds now).
+    let t = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
+    let mut s = String::with_capacity(24);
+    push_digits(&mut s, t.year().clamp(0, 9999) as u32, 4);
+    for (separator, n, width) in [
+        ('-', t.month(), 2),
+        ('-', t.day(), 2),
+        ('T', t.hour(), 2),
+        (':', t.minute(), 2),
+        (':', t.second(), 2),
+        ('.', t.timestamp_subsec_millis(), 3),
+    ] {
+        s.push(separator);
+        push_digits(&mut s, n, width);
+    }
+    s.push('Z');
+    s
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        s.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +211,29 @@ mod tests {
     fn escape_keeps_xml_valid() {
         assert_eq!(escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
         assert_eq!(escape("a\u{1}b"), "a&#x1;b");
+        assert_eq!(escape("\r\t\n\u{1f}"), "&#xD;\t\n&#x1F;");
+        assert_eq!(escape("é/ü&日本"), "é/ü&amp;日本");
+        assert_eq!(escape(""), "");
+    }
+
+    #[test]
+    fn iso8601_matches_the_strftime_pattern() {
+        for ms in [
+            0,
+            1,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_123,
+            1_764_600_000_042,
+            253_402_300_799_999,
+        ] {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            assert_eq!(iso8601(ms), expected, "{ms}");
+        }
     }
 
     #[test]

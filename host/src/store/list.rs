@@ -1,7 +1,9 @@
 //! Listing semantics shared by every engine: prefix, delimiter grouping into common prefixes,
 //! start-after and max-keys, in UTF-8 binary key order.
 
-use super::ObjectMeta;
+use serde::Deserialize;
+
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -12,9 +14,33 @@ pub struct ListQuery {
     pub max_keys: usize,
 }
 
+/// What a listing shows of an object. It is read straight from the stored
+/// [`ObjectMeta`](super::ObjectMeta) record: the fields a listing never shows (headers, user
+/// metadata, tags, ACL, body location, encryption) are skipped by the parser, not built.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedObject {
+    pub size: u64,
+    /// Hex MD5 (no quotes).
+    pub etag: String,
+    /// Unix milliseconds.
+    pub last_modified: i64,
+    pub owner_id: String,
+    #[serde(default)]
+    pub checksum: Option<ListedChecksum>,
+}
+
+/// The part of a stored [`Checksum`](crate::checksum::Checksum) a listing shows: its value is
+/// skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ListedChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    #[serde(default)]
+    pub kind: ChecksumType,
+}
+
 #[derive(Debug, Default)]
 pub struct ListPage {
-    pub objects: Vec<(String, ObjectMeta)>,
+    pub objects: Vec<(String, ListedObject)>,
     pub common_prefixes: Vec<String>,
     pub is_truncated: bool,
     /// The last key or common prefix returned (the next marker when truncated).
@@ -60,7 +86,7 @@ impl<'q> PageBuilder<'q> {
         self.page.objects.len() + self.page.common_prefixes.len()
     }
 
-    pub fn feed(&mut self, key: &str, meta: impl FnOnce() -> Option<ObjectMeta>) -> Feed {
+    pub fn feed(&mut self, key: &str, meta: impl FnOnce() -> Option<ListedObject>) -> Feed {
         if let Some(sa) = &self.query.start_after
             && key <= sa.as_str()
         {
@@ -96,5 +122,58 @@ impl<'q> PageBuilder<'q> {
 
     pub fn finish(self) -> ListPage {
         self.page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::Checksum;
+    use crate::store::{BodyLocation, ObjectMeta};
+
+    /// A listing reads stored `ObjectMeta` records as `ListedObject`s: the field names must
+    /// stay in step, and everything else in the record must be skipped.
+    #[test]
+    fn listed_object_reads_a_stored_record() {
+        let meta = ObjectMeta {
+            size: 4096,
+            etag: "9e107d9d372bb6826bd81d3542a419d6".into(),
+            last_modified: 1_764_600_000_000,
+            owner_id: "owner".into(),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            user_meta: vec![("a".into(), "{\"nested\": [1, 2]}".into())],
+            checksum: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                value: "yZRlqg==".into(),
+                kind: ChecksumType::FullObject,
+            }),
+            body: BodyLocation::File("id".into()),
+            tags: vec![("t".into(), "v".into())],
+            acl: None,
+            encryption: None,
+            replication_status: Some("PENDING".into()),
+            written_ms: Some(1_764_600_000_123),
+        };
+        let stored = serde_json::to_vec(&meta).unwrap();
+        let listed: ListedObject = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(listed.size, meta.size);
+        assert_eq!(listed.etag, meta.etag);
+        assert_eq!(listed.last_modified, meta.last_modified);
+        assert_eq!(listed.owner_id, meta.owner_id);
+        assert_eq!(
+            listed.checksum,
+            Some(ListedChecksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                kind: ChecksumType::FullObject,
+            })
+        );
+
+        let plain = ObjectMeta {
+            checksum: None,
+            ..meta
+        };
+        let listed: ListedObject =
+            serde_json::from_slice(&serde_json::to_vec(&plain).unwrap()).unwrap();
+        assert_eq!(listed.checksum, None);
     }
 }

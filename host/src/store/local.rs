@@ -14,7 +14,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
-use super::list::{Feed, PageBuilder};
+use super::list::{Feed, ListedObject, PageBuilder};
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
     BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_QUEUE,
@@ -1075,7 +1075,7 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
                 skip = None;
             }
             let mut decode_err = None;
-            let feed = builder.feed(key, || match decode::<ObjectMeta>(v.value()) {
+            let feed = builder.feed(key, || match decode::<ListedObject>(v.value()) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     decode_err = Some(e);

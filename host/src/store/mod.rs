@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::crypto::{Encryption, ObjectCipher, PieceSeal, Sealer};
 
-pub use list::{ListPage, ListQuery};
+pub use list::{ListPage, ListQuery, ListedObject};
 pub use local::LocalStore;
 pub use uploads::{
     CompletedPart, NewUpload, PartInfo, UploadInfo, UploadListPage, UploadListQuery,
