@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::Principal;
 use super::groups::PolicyTarget;
 use crate::crypto::master_key::MasterKey;
+use crate::locks;
 
 /// user name -> `UserRecord`
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("iam_users");
@@ -332,10 +333,7 @@ impl Iam {
 
     /// The root credential, from memory after the first read.
     fn root(&self) -> Result<Option<Arc<RootCredential>>, IamError> {
-        let cached = match self.root.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let cached = locks::read(&self.root).clone();
         if cached.is_some() {
             return Ok(cached);
         }
@@ -347,11 +345,7 @@ impl Iam {
             _ => self.open_secret(&record)?,
         };
         let root = Arc::new(RootCredential { record, secret });
-        let mut slot = match self.root.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Some(root.clone());
+        *locks::write(&self.root) = Some(root.clone());
         Ok(Some(root))
     }
 
@@ -392,10 +386,7 @@ impl Iam {
             txn.open_table(SYSTEM)?
                 .insert("root", serde_json::to_vec(&record)?.as_slice())?;
             txn.commit()?;
-            match self.root.write() {
-                Ok(mut g) => *g = None,
-                Err(poisoned) => *poisoned.into_inner() = None,
-            }
+            *locks::write(&self.root) = None;
         }
         Ok(generated.then_some(GeneratedRoot {
             access_key,

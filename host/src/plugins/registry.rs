@@ -13,6 +13,7 @@ use super::state::PluginShared;
 use super::stats::Stats;
 use super::{LoadedPlugin, PluginError, PluginSpec, Runtime, World};
 use crate::crypto::master_key::MasterKey;
+use crate::locks;
 
 /// How often plugin files are checked for changes.
 const POLL: Duration = Duration::from_secs(1);
@@ -37,10 +38,7 @@ pub struct Slot {
 
 impl Slot {
     pub fn current(&self) -> Arc<LoadedPlugin> {
-        match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        locks::read(&self.current).clone()
     }
 }
 
@@ -190,10 +188,7 @@ impl Registry {
                     slot.stats
                         .reloads
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    match slot.current.write() {
-                        Ok(mut c) => *c = loaded,
-                        Err(poisoned) => *poisoned.into_inner() = loaded,
-                    }
+                    *locks::write(&slot.current) = loaded;
                     if let Ok(mut e) = slot.last_error.write() {
                         *e = None;
                     }

@@ -25,6 +25,7 @@ use super::entities::{
 };
 use super::schema;
 use crate::auth::Principal;
+use crate::locks::{read, write};
 
 /// What a request addresses.
 #[derive(Debug, Clone, Copy)]
@@ -336,20 +337,6 @@ impl Slices {
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    match l.read() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    match l.write() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 /// Every policy source, as last loaded.
 #[derive(Default, Clone)]
 struct Sources {
@@ -445,10 +432,7 @@ impl PolicyEngine {
     }
 
     fn current(&self) -> Arc<State> {
-        match self.state.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.state).clone()
     }
 
     /// Replaces sources through `change` and rebuilds the slices.
@@ -461,10 +445,7 @@ impl PolicyEngine {
         change: impl FnOnce(Sources) -> Sources,
         groups: Option<Arc<HashMap<String, Vec<String>>>>,
     ) {
-        let mut guard = match self.state.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = write(&self.state);
         let sources = change(guard.sources.clone());
         let all = sources.files.iter().chain(sources.attached.iter());
         let slices = Slices::build(all, &sources.buckets);

@@ -1,0 +1,20 @@
+//! `RwLock` access that survives a panic elsewhere. What is kept behind these locks (snapshots
+//! replaced whole, caches that entries are added to or cleared from) stays usable if a thread
+//! panicked while holding one, so the guard is taken anyway: one failed request must not fail
+//! every later one.
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match lock.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    match lock.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
