@@ -17,23 +17,26 @@ pub fn escape(s: &str) -> String {
 /// [`escape`], appending to `out`. Every character it replaces is ASCII, so it scans bytes and
 /// copies the runs between them whole (UTF-8 continuation bytes are never ASCII).
 pub fn escape_into(out: &mut String, s: &str) {
+    use std::fmt::Write;
     let mut run = 0;
     for (i, b) in s.bytes().enumerate() {
-        let replacement = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\'' => "&apos;",
+        let entity = match b {
+            b'&' => Some("&amp;"),
+            b'<' => Some("&lt;"),
+            b'>' => Some("&gt;"),
+            b'"' => Some("&quot;"),
+            b'\'' => Some("&apos;"),
             b'\t' | b'\n' => continue,
-            b if b < 0x20 => "",
+            // Other control characters become numeric references.
+            b if b < 0x20 => None,
             _ => continue,
         };
         out.push_str(&s[run..i]);
-        if replacement.is_empty() {
-            out.push_str(&format!("&#x{b:X};"));
-        } else {
-            out.push_str(replacement);
+        match entity {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "&#x{b:X};");
+            }
         }
         run = i + 1;
     }
