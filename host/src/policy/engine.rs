@@ -15,8 +15,10 @@ use std::sync::{Arc, RwLock};
 use std::collections::HashSet;
 use std::str::FromStr;
 
+use cedar_policy_core::ast;
+
 use cedar_policy::{
-    ActionConstraint, Authorizer, Entities, Entity, EntityTypeName, EntityUid, Policy, PolicySet,
+    ActionConstraint, Authorizer, Entity, EntityTypeName, EntityUid, Policy, PolicySet,
     PrincipalConstraint, Request, ResourceConstraint,
 };
 
@@ -354,7 +356,7 @@ struct State {
 
 pub struct PolicyEngine {
     state: RwLock<Arc<State>>,
-    action_entities: HashMap<EntityUid, Entity>,
+    action_entities: HashMap<EntityUid, ast::Entity>,
     authorizer: Authorizer,
     /// Why the last reload of the policy files was refused, until one succeeds.
     reload_error: std::sync::Mutex<Option<String>>,
@@ -408,7 +410,7 @@ impl PolicyEngine {
     pub fn new(files: Vec<Policy>) -> PolicyEngine {
         let action_entities = schema::action_entities()
             .iter()
-            .map(|e| (e.uid(), e.clone()))
+            .map(|e| (e.uid(), e.as_ref().clone()))
             .collect();
         let sources = Sources {
             files: Arc::new(files),
@@ -527,13 +529,13 @@ impl PolicyEngine {
         &self,
         principal: &Principal,
         groups: &[String],
-    ) -> Result<(EntityUid, Entity), String> {
+    ) -> Result<(EntityUid, ast::Entity), String> {
         let key = hash_of(&(principal, groups));
         if let Some(c) = read(&self.principal_entities).get(&key)
             && c.principal == *principal
             && c.groups == groups
         {
-            return Ok((c.uid.clone(), c.entity.clone()));
+            return Ok((c.uid.clone(), c.entity.as_ref().clone()));
         }
         let (uid, entity) = principal_entity(principal, groups)?;
         let mut cache = write(&self.principal_entities);
@@ -549,24 +551,25 @@ impl PolicyEngine {
                 entity: entity.clone(),
             }),
         );
-        Ok((uid, entity))
+        Ok((uid, entity.as_ref().clone()))
     }
 
     /// The bucket's entity, from the cache when its facts are unchanged.
-    fn bucket_entity(&self, facts: &BucketFacts) -> Result<Entity, String> {
+    fn bucket_entity(&self, facts: &BucketFacts) -> Result<ast::Entity, String> {
         let key = hash_of(facts);
         if let Some(c) = read(&self.bucket_entities).get(&key)
             && c.0 == *facts
         {
-            return Ok(c.1.clone());
+            return Ok(c.1.as_ref().clone());
         }
         let entity = entities::bucket_entity(facts)?;
         let mut cache = write(&self.bucket_entities);
         if cache.len() >= MAX_ENTITIES {
             cache.clear();
         }
-        cache.insert(key, Arc::new((facts.clone(), entity.clone())));
-        Ok(entity)
+        let core = entity.as_ref().clone();
+        cache.insert(key, Arc::new((facts.clone(), entity)));
+        Ok(core)
     }
 
     /// The candidate policies of a request (cached per kind of request).
@@ -640,12 +643,12 @@ impl PolicyEngine {
         let mut list = vec![principal, action_entity.clone()];
         let (resource_uid, bucket) = match req.resource {
             Resource::Node => {
-                list.push(Entity::new_no_attrs(entities::node_uid(), HashSet::new()));
+                list.push(ast::Entity::with_uid(entities::node_uid().into()));
                 (entities::node_uid(), None)
             }
             Resource::Key(id) => {
                 match entities::key_entity(id) {
-                    Ok(e) => list.push(e),
+                    Ok(e) => list.push(e.as_ref().clone()),
                     Err(e) => return Decision::deny(format!("key entity: {e}")),
                 }
                 (entities::key_uid(id), None)
@@ -658,14 +661,12 @@ impl PolicyEngine {
                 (entities::bucket_uid(&b.name), Some(b.name.as_str()))
             }
             Resource::Object(b, o) => {
-                match (self.bucket_entity(b), entities::object_entity(&b.name, o)) {
-                    (Ok(be), Ok(oe)) => {
+                match self.bucket_entity(b) {
+                    Ok(be) => {
                         list.push(be);
-                        list.push(oe);
+                        list.push(entities::object_core_entity(&b.name, o));
                     }
-                    (Err(e), _) | (_, Err(e)) => {
-                        return Decision::deny(format!("object entity: {e}"));
-                    }
+                    Err(e) => return Decision::deny(format!("object entity: {e}")),
                 }
                 (entities::object_uid(&b.name, &o.key), Some(b.name.as_str()))
             }
@@ -674,7 +675,7 @@ impl PolicyEngine {
             Ok(c) => c,
             Err(e) => return Decision::deny(format!("context: {e}")),
         };
-        let store = match Entities::from_entities(list, None) {
+        let store = match entities::request_store(list) {
             Ok(s) => s,
             Err(e) => return Decision::deny(format!("entities: {e}")),
         };
@@ -753,6 +754,7 @@ impl PolicyEngine {
 mod tests {
     use super::*;
     use crate::policy::files;
+    use cedar_policy::Entities;
 
     fn user(id: &str) -> Principal {
         Principal::User {
@@ -928,8 +930,8 @@ mod tests {
                             [
                                 pe,
                                 entities::bucket_entity(b).unwrap(),
-                                entities::object_entity(&b.name, &o).unwrap(),
-                                e.action_entities[&action_uid(a)].clone(),
+                                entities::object_entity(&b.name, &o),
+                                Entity::from(e.action_entities[&action_uid(a)].clone()),
                             ],
                             None,
                         )
