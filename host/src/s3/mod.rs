@@ -108,6 +108,8 @@ pub struct RequestCtx<'a> {
     body: std::sync::Mutex<Option<Body>>,
     /// Headers that arrived after an aws-chunked body.
     pub trailers: TrailerSlot,
+    /// The addressed bucket as read when the request was authorized.
+    bucket: Option<BucketInfo>,
 }
 
 impl RequestCtx<'_> {
@@ -228,8 +230,14 @@ impl RequestCtx<'_> {
         .await
     }
 
-    /// The bucket the request names, which must exist.
+    /// The bucket the request names, which must exist. The addressed bucket is the one read
+    /// to authorize the request (one store read less per request); another is read now.
     pub async fn existing_bucket(&self, name: &str) -> S3Result<BucketInfo> {
+        if let Some(b) = &self.bucket
+            && b.name == name
+        {
+            return Ok(b.clone());
+        }
         self.app
             .store
             .bucket(name)
@@ -605,6 +613,7 @@ async fn handle_s3(
         payload: Some(authn.payload),
         body: std::sync::Mutex::new(Some(body)),
         trailers: TrailerSlot::default(),
+        bucket: bucket_info,
     };
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(&mut ctx).await,
