@@ -8,7 +8,7 @@ use sluice::auth::iam::AdminCommand;
 use sluice::config::{Config, ConfigFlags};
 
 /// jemalloc instead of glibc's malloc. Measured with 4 KiB objects (server CPU per request, same
-/// host, alternating runs): GET 171 -> 148 us, PUT 263 -> 252 us. It also returns freed memory:
+/// host, alternating runs): GET ~171 -> ~148 us, PUT ~265 -> ~258 us. It returns freed memory:
 /// glibc kept 150-200 MiB after a 1 MiB phase. (mimalloc saved as much CPU but held 207 MiB
 /// after 1 MiB PUTs and GETs at c=32, against jemalloc's 50 MiB.)
 #[global_allocator]

@@ -666,7 +666,7 @@ impl PolicyEngine {
                         list.push(be);
                         list.push(entities::object_core_entity(&b.name, o));
                     }
-                    Err(e) => return Decision::deny(format!("object entity: {e}")),
+                    Err(e) => return Decision::deny(format!("bucket entity: {e}")),
                 }
                 (entities::object_uid(&b.name, &o.key), Some(b.name.as_str()))
             }

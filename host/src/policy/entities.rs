@@ -329,13 +329,18 @@ pub fn object_core_entity(bucket: &str, o: &ObjectFacts) -> ast::Entity {
 /// (8 % of a 4 KiB GET's CPU). It is already closed here: every hierarchy Sluice builds is one
 /// level deep (an object in its bucket, a user in its groups, nothing above a bucket or a
 /// group), and the schema's action entities come closed. So each entity's parents are all its
-/// ancestors, and the store is built as it is. `decide` is checked against a store built with
-/// the closure computed (engine tests).
+/// ancestors, and the store is built as it is. Debug builds (what the tests run) have Cedar
+/// check that instead, on every request: a deeper hierarchy fails the request there.
 pub fn request_store(list: Vec<ast::Entity>) -> Result<Entities, String> {
+    let closure = if cfg!(debug_assertions) {
+        TCComputation::EnforceAlreadyComputed
+    } else {
+        TCComputation::AssumeAlreadyComputed
+    };
     CoreEntities::from_entities(
         list,
         None::<&NoEntitiesSchema>,
-        TCComputation::AssumeAlreadyComputed,
+        closure,
         Extensions::all_available(),
     )
     .map(Entities::from)
@@ -505,6 +510,20 @@ mod tests {
             ..o.clone()
         };
         assert!(!object_core_entity("b", &other).deep_eq(evaluated.as_ref()));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    fn a_deeper_hierarchy_fails_the_store_in_debug_builds() {
+        let (b, o) = facts();
+        let object = object_core_entity("b", &o);
+        let mut bucket = bucket_entity(&b).unwrap().as_ref().clone();
+        let ok = request_store(vec![object.clone(), bucket.clone()]);
+        assert!(ok.is_ok());
+        // A bucket with a parent of its own: the object would need it as an ancestor too.
+        bucket.add_parent(node_uid().into());
+        let node = ast::Entity::with_uid(node_uid().into());
+        assert!(request_store(vec![object, bucket, node]).is_err());
     }
 
     #[test]
