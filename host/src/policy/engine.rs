@@ -18,7 +18,7 @@ use std::str::FromStr;
 use cedar_policy_core::ast;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Entity, EntityTypeName, EntityUid, Policy, PolicySet,
+    ActionConstraint, Authorizer, EntityTypeName, EntityUid, Policy, PolicySet,
     PrincipalConstraint, Request, ResourceConstraint,
 };
 
@@ -363,7 +363,7 @@ pub struct PolicyEngine {
     /// Principal entities by a hash of (principal, IAM groups), built once.
     principal_entities: RwLock<HashMap<u64, Arc<CachedPrincipal>>>,
     /// Bucket entities by a hash of their facts, built once.
-    bucket_entities: RwLock<HashMap<u64, Arc<(BucketFacts, Entity)>>>,
+    bucket_entities: RwLock<HashMap<u64, Arc<(BucketFacts, ast::Entity)>>>,
     /// Held while a bucket's policy is read from the store and handed to the engine, so that
     /// a refresh can never overwrite a newer one (a DeleteBucket racing a PutBucketPolicy).
     pub bucket_policy_lock: tokio::sync::Mutex<()>,
@@ -373,7 +373,7 @@ struct CachedPrincipal {
     principal: Principal,
     groups: Vec<String>,
     uid: EntityUid,
-    entity: Entity,
+    entity: ast::Entity,
 }
 
 /// Most entities of each kind kept; a cache starts over when full.
@@ -535,9 +535,10 @@ impl PolicyEngine {
             && c.principal == *principal
             && c.groups == groups
         {
-            return Ok((c.uid.clone(), c.entity.as_ref().clone()));
+            return Ok((c.uid.clone(), c.entity.clone()));
         }
         let (uid, entity) = principal_entity(principal, groups)?;
+        let entity = entity.as_ref().clone();
         let mut cache = write(&self.principal_entities);
         if cache.len() >= MAX_ENTITIES {
             cache.clear();
@@ -551,7 +552,7 @@ impl PolicyEngine {
                 entity: entity.clone(),
             }),
         );
-        Ok((uid, entity.as_ref().clone()))
+        Ok((uid, entity))
     }
 
     /// The bucket's entity, from the cache when its facts are unchanged.
@@ -560,16 +561,15 @@ impl PolicyEngine {
         if let Some(c) = read(&self.bucket_entities).get(&key)
             && c.0 == *facts
         {
-            return Ok(c.1.as_ref().clone());
+            return Ok(c.1.clone());
         }
-        let entity = entities::bucket_entity(facts)?;
+        let entity = entities::bucket_entity(facts)?.as_ref().clone();
         let mut cache = write(&self.bucket_entities);
         if cache.len() >= MAX_ENTITIES {
             cache.clear();
         }
-        let core = entity.as_ref().clone();
-        cache.insert(key, Arc::new((facts.clone(), entity)));
-        Ok(core)
+        cache.insert(key, Arc::new((facts.clone(), entity.clone())));
+        Ok(entity)
     }
 
     /// The candidate policies of a request (cached per kind of request).
@@ -754,7 +754,7 @@ impl PolicyEngine {
 mod tests {
     use super::*;
     use crate::policy::files;
-    use cedar_policy::Entities;
+    use cedar_policy::{Entities, Entity};
 
     fn user(id: &str) -> Principal {
         Principal::User {
@@ -930,7 +930,7 @@ mod tests {
                             [
                                 pe,
                                 entities::bucket_entity(b).unwrap(),
-                                entities::object_entity(&b.name, &o),
+                                Entity::from(entities::object_core_entity(&b.name, &o)),
                                 Entity::from(e.action_entities[&action_uid(a)].clone()),
                             ],
                             None,

@@ -285,10 +285,6 @@ pub struct ObjectFacts {
     pub acl: Option<AclSets>,
 }
 
-pub fn object_entity(bucket: &str, o: &ObjectFacts) -> Entity {
-    Entity::from(object_core_entity(bucket, o))
-}
-
 /// The object's entity, built from values directly: its attributes are plain strings, a long,
 /// sets and a record, so Cedar's expression evaluator (what `Entity::new_with_tags` runs on
 /// every attribute) has nothing to do. It is built for every object request.
