@@ -59,7 +59,7 @@ pub async fn list_buckets(ctx: &mut RequestCtx<'_>) -> S3Result<Response<Body>> 
     for b in &buckets {
         w.open("Bucket")
             .elem("Name", &b.name)
-            .elem("CreationDate", &xml::iso8601(b.created))
+            .time("CreationDate", b.created)
             .elem("BucketRegion", &b.region)
             .close("Bucket");
     }

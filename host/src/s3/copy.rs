@@ -8,7 +8,7 @@ use super::error::{ErrorCode, S3Error, S3Result};
 use super::get::http_date_secs;
 use super::put::{object_headers, requested_checksum, write_condition};
 use super::router::CopySource;
-use super::xml::{self, XmlWriter};
+use super::xml::XmlWriter;
 use super::{RequestCtx, encryption, xml_response};
 use crate::store::local::etag_matches;
 use crate::store::{NewObject, ObjectMeta};
@@ -145,7 +145,7 @@ pub async fn copy_object(
         )
         .await?;
     let mut w = XmlWriter::new("CopyObjectResult");
-    w.elem("LastModified", &xml::iso8601(meta.last_modified))
+    w.time("LastModified", meta.last_modified)
         .elem("ETag", &format!("\"{}\"", meta.etag));
     if let Some(c) = &meta.checksum {
         w.elem(&checksum_element(c.algorithm), &c.value)

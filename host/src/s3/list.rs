@@ -1,6 +1,7 @@
 //! Listing: ListObjects (v1), ListObjectsV2 and ListObjectVersions (every object is version
 //! `null` until versioning exists).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::body::Body;
@@ -10,8 +11,9 @@ use http::{Response, StatusCode};
 
 use super::error::{S3Error, S3Result};
 use super::sigv4::uri_encode;
-use super::xml::{self, XmlWriter};
+use super::xml::XmlWriter;
 use super::{RequestCtx, xml_response};
+
 use crate::store::{ListPage, ListQuery, ListedObject};
 
 const MAX_KEYS: usize = 1000;
@@ -33,11 +35,11 @@ impl Encoder {
         }
     }
 
-    fn enc(&self, s: &str) -> String {
+    fn enc<'s>(&self, s: &'s str) -> Cow<'s, str> {
         if self.url {
-            uri_encode(s.as_bytes(), true)
+            Cow::Owned(uri_encode(s.as_bytes(), true))
         } else {
-            s.to_string()
+            Cow::Borrowed(s)
         }
     }
 
@@ -100,11 +102,11 @@ impl<'a> Owners<'a> {
 }
 
 fn write_object_fields(w: &mut XmlWriter, meta: &ListedObject) {
-    w.elem("LastModified", &xml::iso8601(meta.last_modified))
+    w.time("LastModified", meta.last_modified)
         .open("ETag")
-        .text("\"")
+        .raw("&quot;")
         .text(&meta.etag)
-        .text("\"")
+        .raw("&quot;")
         .close("ETag");
     if let Some(c) = &meta.checksum {
         w.elem("ChecksumAlgorithm", c.algorithm.name())

@@ -262,7 +262,7 @@ pub async fn upload_part_copy(
         .put_part(bucket, key, &id, number, staged)
         .await?;
     let mut w = XmlWriter::new("CopyPartResult");
-    w.elem("LastModified", &xml::iso8601(part.last_modified))
+    w.time("LastModified", part.last_modified)
         .elem("ETag", &format!("\"{}\"", part.etag));
     if info.checksum_algorithm.is_some() {
         w.elem(
@@ -564,7 +564,7 @@ pub async fn list_parts(
     for p in &parts {
         w.open("Part")
             .elem("PartNumber", &p.part_number.to_string())
-            .elem("LastModified", &xml::iso8601(p.last_modified))
+            .time("LastModified", p.last_modified)
             .elem("ETag", &format!("\"{}\"", p.etag))
             .elem("Size", &p.size.to_string());
         if info.checksum_algorithm.is_some() {
@@ -654,7 +654,7 @@ pub async fn list_multipart_uploads(
         write_owner(&mut w, "Initiator", ctx, &u.owner_id);
         write_owner(&mut w, "Owner", ctx, &u.owner_id);
         w.elem("StorageClass", "STANDARD")
-            .elem("Initiated", &xml::iso8601(u.initiated));
+            .time("Initiated", u.initiated);
         if let Some(a) = u.checksum_algorithm {
             w.elem("ChecksumAlgorithm", a.name());
         }

@@ -14,27 +14,43 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// [`escape`], appending to `out`. Every character it replaces is ASCII, so it scans bytes and
-/// copies the runs between them whole (UTF-8 continuation bytes are never ASCII).
+/// Bytes [`escape_into`] replaces: markup characters and the control characters other than tab
+/// and line feed.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b != b'\t' as usize && b != b'\n' as usize;
+        b += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t
+};
+
+/// [`escape`], appending to `out`. Every byte it replaces is ASCII, so it finds them with a
+/// table and copies the runs between them whole (UTF-8 continuation bytes are never ASCII).
 pub fn escape_into(out: &mut String, s: &str) {
     use std::fmt::Write;
+    let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let entity = match b {
-            b'&' => Some("&amp;"),
-            b'<' => Some("&lt;"),
-            b'>' => Some("&gt;"),
-            b'"' => Some("&quot;"),
-            b'\'' => Some("&apos;"),
-            b'\t' | b'\n' => continue,
-            // Other control characters become numeric references.
-            b if b < 0x20 => None,
-            _ => continue,
-        };
+    while let Some(offset) = bytes[run..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+    {
+        let i = run + offset;
         out.push_str(&s[run..i]);
-        match entity {
-            Some(e) => out.push_str(e),
-            None => {
+        match bytes[i] {
+            b'&' => out.push_str("&amp;"),
+            b'<' => out.push_str("&lt;"),
+            b'>' => out.push_str("&gt;"),
+            b'"' => out.push_str("&quot;"),
+            b'\'' => out.push_str("&apos;"),
+            // Other control characters become numeric references.
+            b => {
                 let _ = write!(out, "&#x{b:X};");
             }
         }
@@ -112,6 +128,13 @@ impl XmlWriter {
         self.close(tag)
     }
 
+    /// `<tag>` holding Unix milliseconds `millis` as [`iso8601`] (no escaping needed).
+    pub fn time(&mut self, tag: &str, millis: i64) -> &mut Self {
+        self.open(tag);
+        push_iso8601(&mut self.buf, millis);
+        self.close(tag)
+    }
+
     pub fn opt(&mut self, tag: &str, text: Option<&str>) -> &mut Self {
         if let Some(t) = text {
             self.elem(tag, t);
@@ -176,27 +199,49 @@ pub struct DeleteObjectEntry {
     pub etag: Option<String>,
 }
 
-/// ISO 8601 with milliseconds, as S3 writes LastModified and CreationDate.
+/// Unix milliseconds as S3 writes times in XML: `2006-02-03T16:45:09.000Z`.
 pub fn iso8601(millis: i64) -> String {
-    use chrono::{Datelike, Timelike};
-    // Written digit by digit: a listing formats one per key, and `format` re-parses its
-    // pattern every time. Years past 9999 do not occur (S3 dates are Unix milliseconds now).
-    let t = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
     let mut s = String::with_capacity(24);
-    push_digits(&mut s, t.year().clamp(0, 9999) as u32, 4);
+    push_iso8601(&mut s, millis);
+    s
+}
+
+/// Appends [`iso8601`] of `millis` to `s`, digit by digit from the day count: a listing writes
+/// one per key, and going through chrono's calendar types or `format` (which re-parses its
+/// pattern each time) cost a tenth of a listing. Years outside 0..=9999 do not occur (S3 times
+/// are now-ish Unix milliseconds); their digits are clamped to that range.
+pub fn push_iso8601(s: &mut String, millis: i64) {
+    const DAY_MS: i64 = 86_400_000;
+    let (year, month, day) = civil_from_days(millis.div_euclid(DAY_MS));
+    let of_day = millis.rem_euclid(DAY_MS) as u32;
+    push_digits(s, year.clamp(0, 9999) as u32, 4);
     for (separator, n, width) in [
-        ('-', t.month(), 2),
-        ('-', t.day(), 2),
-        ('T', t.hour(), 2),
-        (':', t.minute(), 2),
-        (':', t.second(), 2),
-        ('.', t.timestamp_subsec_millis(), 3),
+        ('-', month, 2),
+        ('-', day, 2),
+        ('T', of_day / 3_600_000, 2),
+        (':', of_day / 60_000 % 60, 2),
+        (':', of_day / 1_000 % 60, 2),
+        ('.', of_day % 1_000, 3),
     ] {
         s.push(separator);
-        push_digits(&mut s, n, width);
+        push_digits(s, n, width);
     }
     s.push('Z');
-    s
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
@@ -217,6 +262,23 @@ mod tests {
         assert_eq!(escape("\r\t\n\u{1f}"), "&#xD;\t\n&#x1F;");
         assert_eq!(escape("é/ü&日本"), "é/ü&amp;日本");
         assert_eq!(escape(""), "");
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let expected = match c {
+                '&' => "&amp;".to_string(),
+                '<' => "&lt;".to_string(),
+                '>' => "&gt;".to_string(),
+                '"' => "&quot;".to_string(),
+                '\'' => "&apos;".to_string(),
+                '\t' | '\n' => c.to_string(),
+                c if c < ' ' => format!("&#x{b:X};"),
+                c => c.to_string(),
+            };
+            assert_eq!(
+                escape(&format!("x{c}y{c}")),
+                format!("x{expected}y{expected}")
+            );
+        }
     }
 
     #[test]
@@ -236,6 +298,36 @@ mod tests {
                 .format("%Y-%m-%dT%H:%M:%S%.3fZ")
                 .to_string();
             assert_eq!(iso8601(ms), expected, "{ms}");
+        }
+    }
+
+    /// Every day from year 1 to 9999 (at a time of day that moves with the step), and the
+    /// milliseconds around midnight, against chrono.
+    #[test]
+    fn iso8601_matches_chrono_across_the_calendar() {
+        let strftime = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+        };
+        let first = -62_135_596_800_000; // 0001-01-01T00:00:00.000Z
+        let last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let mut ms = first;
+        while ms <= last {
+            assert_eq!(iso8601(ms), strftime(ms), "{ms}");
+            ms += 86_400_000 + 1_001;
+        }
+        for ms in [
+            -86_400_001,
+            -86_400_000,
+            -1,
+            0,
+            1,
+            951_868_800_000 - 1,
+            951_868_800_000,
+        ] {
+            assert_eq!(iso8601(ms), strftime(ms), "{ms}");
         }
     }
 

@@ -63,6 +63,9 @@ impl ListQuery {
 pub struct PageBuilder<'q> {
     query: &'q ListQuery,
     page: ListPage,
+    /// Whether the entry added last was a common prefix (`None`: nothing added yet); `last` is
+    /// filled from it once, at the end.
+    last_was_prefix: Option<bool>,
 }
 
 pub enum Feed {
@@ -79,6 +82,7 @@ impl<'q> PageBuilder<'q> {
         PageBuilder {
             query,
             page: ListPage::default(),
+            last_was_prefix: None,
         }
     }
 
@@ -102,7 +106,7 @@ impl<'q> PageBuilder<'q> {
                         return Feed::Done;
                     }
                     self.page.common_prefixes.push(cp.to_string());
-                    self.page.last = Some(cp.to_string());
+                    self.last_was_prefix = Some(true);
                 }
                 Feed::SkipPrefix(cp.to_string())
             }
@@ -113,14 +117,19 @@ impl<'q> PageBuilder<'q> {
                 }
                 if let Some(m) = meta() {
                     self.page.objects.push((key.to_string(), m));
-                    self.page.last = Some(key.to_string());
+                    self.last_was_prefix = Some(false);
                 }
                 Feed::Next
             }
         }
     }
 
-    pub fn finish(self) -> ListPage {
+    pub fn finish(mut self) -> ListPage {
+        self.page.last = match self.last_was_prefix {
+            None => None,
+            Some(true) => self.page.common_prefixes.last().cloned(),
+            Some(false) => self.page.objects.last().map(|(k, _)| k.clone()),
+        };
         self.page
     }
 }

@@ -14,7 +14,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
 use super::files::{self, body_path};
-use super::list::{Feed, ListedObject, PageBuilder};
+use super::list::{Feed, PageBuilder};
+use super::record;
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
     BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_QUEUE,
@@ -207,7 +208,7 @@ impl LocalStore {
         let objects = txn.open_table(OBJECTS)?;
         for row in objects.iter()? {
             let (_, v) = row?;
-            let meta: ObjectMeta = decode(v.value())?;
+            let meta = record::decode(v.value())?;
             referenced.extend(meta.body.file_ids().into_iter().map(String::from));
         }
         let parts = txn.open_table(PARTS)?;
@@ -623,7 +624,7 @@ impl Store for LocalStore {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
         match t.get((bucket, key))? {
-            Some(v) => Ok(Some(decode(v.value())?)),
+            Some(v) => Ok(Some(record::decode(v.value())?)),
             None => Ok(None),
         }
     }
@@ -1075,7 +1076,7 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
                 skip = None;
             }
             let mut decode_err = None;
-            let feed = builder.feed(key, || match decode::<ListedObject>(v.value()) {
+            let feed = builder.feed(key, || match record::decode_listed(v.value()) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     decode_err = Some(e);
@@ -1222,12 +1223,13 @@ fn update_object(
     change: impl FnOnce(&mut ObjectMeta),
 ) -> Result<Outcome, StoreError> {
     require_bucket(t, bucket)?;
-    let mut meta: ObjectMeta = match t.objects.get((bucket, key))? {
-        Some(v) => decode(v.value())?,
+    let mut meta = match t.objects.get((bucket, key))? {
+        Some(v) => record::decode(v.value())?,
         None => return Err(StoreError::NoSuchKey),
     };
     change(&mut meta);
-    t.objects.insert((bucket, key), encode(&meta).as_slice())?;
+    t.objects
+        .insert((bucket, key), record::encode(&meta).as_slice())?;
     Ok(Outcome::default())
 }
 
@@ -1302,8 +1304,8 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             condition,
         } => {
             require_bucket(t, bucket)?;
-            let old: Option<ObjectMeta> = match t.objects.get((bucket.as_str(), key.as_str()))? {
-                Some(v) => Some(decode(v.value())?),
+            let old = match t.objects.get((bucket.as_str(), key.as_str()))? {
+                Some(v) => Some(record::decode(v.value())?),
                 None => None,
             };
             if condition.if_none_match_any && old.is_some() {
@@ -1329,8 +1331,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 t.tombstones.remove((bucket.as_str(), key.as_str()))?;
             }
             replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut stored, now)?;
-            t.objects
-                .insert((bucket.as_str(), key.as_str()), encode(&stored).as_slice())?;
+            t.objects.insert(
+                (bucket.as_str(), key.as_str()),
+                record::encode(&stored).as_slice(),
+            )?;
             release(old, &mut t.inline)
         }
         MetaOp::DeleteObject {
@@ -1341,11 +1345,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
         } => {
             require_bucket(t, bucket)?;
             if if_match.is_some() || replica_time.is_some() {
-                let current: Option<ObjectMeta> =
-                    match t.objects.get((bucket.as_str(), key.as_str()))? {
-                        Some(v) => Some(decode(v.value())?),
-                        None => None,
-                    };
+                let current = match t.objects.get((bucket.as_str(), key.as_str()))? {
+                    Some(v) => Some(record::decode(v.value())?),
+                    None => None,
+                };
                 if let Some(expected) = if_match {
                     match &current {
                         None => return Err(StoreError::NoSuchKey),
@@ -1362,8 +1365,8 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     return Err(StoreError::PreconditionFailed);
                 }
             }
-            let old: Option<ObjectMeta> = match t.objects.remove((bucket.as_str(), key.as_str()))? {
-                Some(v) => Some(decode(v.value())?),
+            let old = match t.objects.remove((bucket.as_str(), key.as_str()))? {
+                Some(v) => Some(record::decode(v.value())?),
                 None => None,
             };
             if let Some(o) = &old {
@@ -1443,8 +1446,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     now,
                 )?
             {
-                t.objects
-                    .insert((bucket.as_str(), key.as_str()), encode(&meta).as_slice())?;
+                t.objects.insert(
+                    (bucket.as_str(), key.as_str()),
+                    record::encode(&meta).as_slice(),
+                )?;
             }
             outcome.completed = Some(meta);
             Ok(outcome)
@@ -1481,11 +1486,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 .as_ref()
                 .filter(|s| s.as_str() == replication_queue::FAILED || !waiting);
             if let Some(status) = status {
-                let current: Option<ObjectMeta> =
-                    match t.objects.get((task.bucket.as_str(), task.key.as_str()))? {
-                        Some(v) => Some(decode(v.value())?),
-                        None => None,
-                    };
+                let current = match t.objects.get((task.bucket.as_str(), task.key.as_str()))? {
+                    Some(v) => Some(record::decode(v.value())?),
+                    None => None,
+                };
                 if let Some(mut m) = current
                     && m.etag == task.etag
                     && m.last_modified == task.last_modified
@@ -1494,7 +1498,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     m.replication_status = Some(status.clone());
                     t.objects.insert(
                         (task.bucket.as_str(), task.key.as_str()),
-                        encode(&m).as_slice(),
+                        record::encode(&m).as_slice(),
                     )?;
                 }
             }

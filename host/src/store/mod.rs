@@ -5,6 +5,7 @@ pub mod acl;
 pub mod files;
 pub mod list;
 pub mod local;
+mod record;
 pub mod replication_queue;
 mod tables;
 pub mod uploads;

@@ -288,8 +288,8 @@ pub(super) fn complete(
         }
         last = p.part_number;
     }
-    let old: Option<ObjectMeta> = match objects.get((args.bucket, args.key))? {
-        Some(v) => Some(decode(v.value())?),
+    let old = match objects.get((args.bucket, args.key))? {
+        Some(v) => Some(super::record::decode(v.value())?),
         None => None,
     };
     if args.condition.if_none_match_any && old.is_some() {
@@ -361,7 +361,10 @@ pub(super) fn complete(
     if let Some(o) = &old {
         freed.extend(o.body.file_ids().into_iter().map(String::from));
     }
-    objects.insert((args.bucket, args.key), encode(&meta).as_slice())?;
+    objects.insert(
+        (args.bucket, args.key),
+        super::record::encode(&meta).as_slice(),
+    )?;
     completed.insert(
         args.upload_id,
         encode(&CompletedRecord {

@@ -1,0 +1,255 @@
+//! How an object's metadata is stored in the objects table.
+//!
+//! A record is a fixed binary head holding what a listing shows, followed by the whole
+//! [`ObjectMeta`] as JSON. A listing reads only the head, so it never runs a JSON parser; reading
+//! one object parses the JSON after the head. Records written before the head existed are plain
+//! JSON (they start with `{`) and are still read.
+//!
+//! Head layout:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | [`TAG`] |
+//! | 8 | size, u64 little-endian |
+//! | 8 | last modified, Unix milliseconds, i64 little-endian |
+//! | 1 | checksum algorithm: 0 none, else 1 + its index in [`ChecksumAlgorithm::ALL`] |
+//! | 1 | checksum type: 0 full object, 1 composite |
+//! | 4 + n | ETag (hex, no quotes): length u32 little-endian, then UTF-8 |
+//! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
+
+use super::list::{ListedChecksum, ListedObject};
+use super::{ObjectMeta, StoreError};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
+
+/// First byte of a record with a head (a JSON record starts with `{`).
+const TAG: u8 = 0xB1;
+
+/// The stored form of `meta`.
+pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
+    let json = serde_json::to_vec(meta).expect("object metadata serializes");
+    let mut out = Vec::with_capacity(27 + meta.etag.len() + meta.owner_id.len() + json.len());
+    out.push(TAG);
+    out.extend_from_slice(&meta.size.to_le_bytes());
+    out.extend_from_slice(&meta.last_modified.to_le_bytes());
+    match &meta.checksum {
+        None => out.extend_from_slice(&[0, 0]),
+        Some(c) => {
+            let index = ChecksumAlgorithm::ALL
+                .iter()
+                .position(|a| *a == c.algorithm)
+                .expect("every algorithm is in ALL");
+            out.push(1 + index as u8);
+            out.push(match c.kind {
+                ChecksumType::FullObject => 0,
+                ChecksumType::Composite => 1,
+            });
+        }
+    }
+    put_str(&mut out, &meta.etag);
+    put_str(&mut out, &meta.owner_id);
+    out.extend_from_slice(&json);
+    out
+}
+
+/// The whole object record.
+pub fn decode(bytes: &[u8]) -> Result<ObjectMeta, StoreError> {
+    let json = match bytes.first() {
+        Some(b'{') => bytes,
+        _ => read_head(bytes)?.1,
+    };
+    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// What a listing shows of the record.
+pub fn decode_listed(bytes: &[u8]) -> Result<ListedObject, StoreError> {
+    match bytes.first() {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string())),
+        _ => Ok(read_head(bytes)?.0),
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = u32::try_from(s.len()).expect("metadata strings are far below 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("object record: {what}"))
+}
+
+/// Reads a record's head: what it holds and the JSON after it.
+fn read_head(bytes: &[u8]) -> Result<(ListedObject, &[u8]), StoreError> {
+    let mut r = Reader(bytes);
+    if r.take(1)? != [TAG] {
+        return Err(corrupt("unknown format"));
+    }
+    let size = u64::from_le_bytes(r.array()?);
+    let last_modified = i64::from_le_bytes(r.array()?);
+    let [algorithm, kind] = r.array()?;
+    let checksum = match algorithm {
+        0 => None,
+        n => Some(ListedChecksum {
+            algorithm: *ChecksumAlgorithm::ALL
+                .get(usize::from(n) - 1)
+                .ok_or_else(|| corrupt("unknown checksum algorithm"))?,
+            kind: match kind {
+                0 => ChecksumType::FullObject,
+                1 => ChecksumType::Composite,
+                _ => return Err(corrupt("unknown checksum type")),
+            },
+        }),
+    };
+    let etag = r.string()?;
+    let owner_id = r.string()?;
+    let listed = ListedObject {
+        size,
+        etag,
+        last_modified,
+        owner_id,
+        checksum,
+    };
+    Ok((listed, r.0))
+}
+
+/// Consumes a record from the front, failing on a short one.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.0.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        let len = u32::from_le_bytes(self.array()?);
+        let len = usize::try_from(len).map_err(|_| corrupt("string length"))?;
+        let raw = self.take(len)?;
+        std::str::from_utf8(raw)
+            .map(str::to_string)
+            .map_err(|_| corrupt("string is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::Checksum;
+    use crate::store::BodyLocation;
+
+    fn sample() -> ObjectMeta {
+        ObjectMeta {
+            size: 4096,
+            etag: "9e107d9d372bb6826bd81d3542a419d6-3".into(),
+            last_modified: 1_764_600_000_000,
+            owner_id: "owner-é".into(),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            user_meta: vec![("a".into(), "{\"nested\": [1, 2]}".into())],
+            checksum: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc64Nvme,
+                value: "yZRlqg==-3".into(),
+                kind: ChecksumType::Composite,
+            }),
+            body: BodyLocation::File("id".into()),
+            tags: vec![("t".into(), "v".into())],
+            acl: None,
+            encryption: None,
+            replication_status: Some("PENDING".into()),
+            written_ms: Some(1_764_600_000_123),
+        }
+    }
+
+    fn listed_of(meta: &ObjectMeta) -> ListedObject {
+        ListedObject {
+            size: meta.size,
+            etag: meta.etag.clone(),
+            last_modified: meta.last_modified,
+            owner_id: meta.owner_id.clone(),
+            checksum: meta.checksum.as_ref().map(|c| ListedChecksum {
+                algorithm: c.algorithm,
+                kind: c.kind,
+            }),
+        }
+    }
+
+    fn same(a: &ListedObject, b: &ListedObject) -> bool {
+        a.size == b.size
+            && a.etag == b.etag
+            && a.last_modified == b.last_modified
+            && a.owner_id == b.owner_id
+            && a.checksum == b.checksum
+    }
+
+    #[test]
+    fn a_record_reads_back_whole_and_as_listed() {
+        let mut metas = vec![sample()];
+        for algorithm in ChecksumAlgorithm::ALL {
+            let mut m = sample();
+            m.checksum = Some(Checksum {
+                algorithm,
+                value: "v".into(),
+                kind: ChecksumType::FullObject,
+            });
+            metas.push(m);
+        }
+        metas.push(ObjectMeta {
+            checksum: None,
+            size: u64::MAX,
+            last_modified: -1,
+            owner_id: String::new(),
+            ..sample()
+        });
+        for meta in metas {
+            let stored = encode(&meta);
+            assert_eq!(stored[0], TAG);
+            let whole = decode(&stored).unwrap();
+            assert_eq!(
+                serde_json::to_value(&whole).unwrap(),
+                serde_json::to_value(&meta).unwrap()
+            );
+            assert!(same(&decode_listed(&stored).unwrap(), &listed_of(&meta)));
+        }
+    }
+
+    /// Records written as plain JSON, before the head existed, still read both ways.
+    #[test]
+    fn a_json_record_still_reads() {
+        let meta = sample();
+        let stored = serde_json::to_vec(&meta).unwrap();
+        assert_eq!(decode(&stored).unwrap().etag, meta.etag);
+        assert!(same(&decode_listed(&stored).unwrap(), &listed_of(&meta)));
+    }
+
+    #[test]
+    fn a_damaged_record_is_corrupt_not_a_panic() {
+        let stored = encode(&sample());
+        for cut in 0..stored.len() {
+            assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
+        }
+        for cut in 0..27 {
+            assert!(decode_listed(&stored[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = stored.clone();
+        bad[0] = 0x02;
+        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        let mut bad = stored.clone();
+        bad[17] = 9;
+        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        let mut bad = stored.clone();
+        bad[18] = 7;
+        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        let mut bad = stored;
+        bad[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+    }
+}
