@@ -714,7 +714,7 @@ impl PolicyEngine {
             let reasons: Vec<String> = response
                 .diagnostics()
                 .reason()
-                .map(|id| id.to_string())
+                .map(|id| AsRef::<str>::as_ref(id).to_owned())
                 .collect();
             // A forbid that failed to evaluate is treated as satisfied: an error never turns
             // a deny into an allow.

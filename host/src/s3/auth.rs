@@ -357,7 +357,7 @@ async fn verify_header_signature(
         header(headers, "x-amz-security-token"),
     )
     .await?;
-    let key = SigningKey::derive(&credential.secret, cred);
+    let key = SigningKey::derive_cached(&credential.secret, cred);
     let input = CanonicalInput {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
@@ -529,7 +529,7 @@ async fn authenticate_presigned(
         presigned: true,
         latin1_headers: false,
     };
-    let key = SigningKey::derive(&credential.secret, &cred);
+    let key = SigningKey::derive_cached(&credential.secret, &cred);
     if !sigv4::verify(&input, amz_date, &cred.scope(), &key, &signature)? {
         return Err(signature_mismatch());
     }

@@ -1,6 +1,9 @@
 //! SigV4 verification with S3's canonicalization: the path is URI-encoded once and never
 //! normalized, the query is sorted by encoded name and value. Pure functions; no I/O.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -241,7 +244,30 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 #[derive(Clone)]
 pub struct SigningKey([u8; 32]);
 
+/// Signing keys already derived, by secret and scope. A key holds for a whole day and deriving
+/// one takes four HMACs, which every request would otherwise pay.
+static DERIVED: LazyLock<Mutex<HashMap<String, SigningKey>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// [`DERIVED`] is emptied when it reaches this many keys (scopes are chosen by clients).
+const DERIVED_LIMIT: usize = 4096;
+
 impl SigningKey {
+    /// [`SigningKey::derive`], remembering the key for the next request in the same scope.
+    pub fn derive_cached(secret: &str, cred: &Credential) -> SigningKey {
+        let id = format!("{secret}\n{}\n{}\n{}", cred.date, cred.region, cred.service);
+        let mut derived = DERIVED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = derived.get(&id) {
+            return key.clone();
+        }
+        let key = SigningKey::derive(secret, cred);
+        if derived.len() >= DERIVED_LIMIT {
+            derived.clear();
+        }
+        derived.insert(id, key.clone());
+        key
+    }
+
     pub fn derive(secret: &str, cred: &Credential) -> SigningKey {
         let k_date = hmac(format!("AWS4{secret}").as_bytes(), cred.date.as_bytes());
         let k_region = hmac(&k_date, cred.region.as_bytes());
@@ -359,6 +385,18 @@ mod tests {
             key.sign(&sts),
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
+        // A remembered key is the same key, and another secret or scope gets its own.
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        for _ in 0..2 {
+            assert_eq!(SigningKey::derive_cached(secret, &cred).0, key.0);
+        }
+        let other_day =
+            Credential::parse("AKIAIOSFODNN7EXAMPLE/20130525/us-east-1/s3/aws4_request").unwrap();
+        for (secret, cred) in [(secret, &other_day), ("other-secret", &cred)] {
+            let cached = SigningKey::derive_cached(secret, cred);
+            assert_eq!(cached.0, SigningKey::derive(secret, cred).0);
+            assert_ne!(cached.0, key.0);
+        }
     }
 
     #[test]
