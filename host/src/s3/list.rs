@@ -13,7 +13,6 @@ use super::error::{S3Error, S3Result};
 use super::sigv4::uri_encode;
 use super::xml::XmlWriter;
 use super::{RequestCtx, xml_response};
-
 use crate::store::{ListPage, ListQuery, ListedObject};
 
 const MAX_KEYS: usize = 1000;

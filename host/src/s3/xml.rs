@@ -128,7 +128,8 @@ impl XmlWriter {
         self.close(tag)
     }
 
-    /// `<tag>` holding Unix milliseconds `millis` as [`iso8601`] (no escaping needed).
+    /// `<tag>` holding Unix milliseconds `millis` as [`push_iso8601`] writes them (no escaping
+    /// needed).
     pub fn time(&mut self, tag: &str, millis: i64) -> &mut Self {
         self.open(tag);
         push_iso8601(&mut self.buf, millis);
@@ -199,18 +200,12 @@ pub struct DeleteObjectEntry {
     pub etag: Option<String>,
 }
 
-/// Unix milliseconds as S3 writes times in XML: `2006-02-03T16:45:09.000Z`.
-pub fn iso8601(millis: i64) -> String {
-    let mut s = String::with_capacity(24);
-    push_iso8601(&mut s, millis);
-    s
-}
-
-/// Appends [`iso8601`] of `millis` to `s`, digit by digit from the day count: a listing writes
-/// one per key, and going through chrono's calendar types or `format` (which re-parses its
-/// pattern each time) cost a tenth of a listing. Years outside 0..=9999 do not occur (S3 times
-/// are now-ish Unix milliseconds); their digits are clamped to that range.
-pub fn push_iso8601(s: &mut String, millis: i64) {
+/// Appends Unix milliseconds `millis` to `s` as S3 writes times in XML
+/// (`2006-02-03T16:45:09.000Z`), digit by digit from the day count: a listing writes one per
+/// key, and going through chrono's calendar types or `format` (which re-parses its pattern each
+/// time) cost a tenth of a listing. Years outside 0..=9999 do not occur (S3 times are now-ish
+/// Unix milliseconds); their digits are clamped to that range.
+fn push_iso8601(s: &mut String, millis: i64) {
     const DAY_MS: i64 = 86_400_000;
     let (year, month, day) = civil_from_days(millis.div_euclid(DAY_MS));
     let of_day = millis.rem_euclid(DAY_MS) as u32;
@@ -279,6 +274,12 @@ mod tests {
                 format!("x{expected}y{expected}")
             );
         }
+    }
+
+    fn iso8601(millis: i64) -> String {
+        let mut s = String::new();
+        push_iso8601(&mut s, millis);
+        s
     }
 
     #[test]

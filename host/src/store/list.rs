@@ -63,9 +63,6 @@ impl ListQuery {
 pub struct PageBuilder<'q> {
     query: &'q ListQuery,
     page: ListPage,
-    /// Whether the entry added last was a common prefix (`None`: nothing added yet); `last` is
-    /// filled from it once, at the end.
-    last_was_prefix: Option<bool>,
 }
 
 pub enum Feed {
@@ -82,7 +79,6 @@ impl<'q> PageBuilder<'q> {
         PageBuilder {
             query,
             page: ListPage::default(),
-            last_was_prefix: None,
         }
     }
 
@@ -106,7 +102,6 @@ impl<'q> PageBuilder<'q> {
                         return Feed::Done;
                     }
                     self.page.common_prefixes.push(cp.to_string());
-                    self.last_was_prefix = Some(true);
                 }
                 Feed::SkipPrefix(cp.to_string())
             }
@@ -117,19 +112,20 @@ impl<'q> PageBuilder<'q> {
                 }
                 if let Some(m) = meta() {
                     self.page.objects.push((key.to_string(), m));
-                    self.last_was_prefix = Some(false);
                 }
                 Feed::Next
             }
         }
     }
 
+    /// The page, with `last` the greater of its last key and its last common prefix: entries
+    /// come in ascending order, a key added before a prefix does not start with it (it would
+    /// have rolled up) and so sorts below it, and a key added after one sorts above every key
+    /// under it.
     pub fn finish(mut self) -> ListPage {
-        self.page.last = match self.last_was_prefix {
-            None => None,
-            Some(true) => self.page.common_prefixes.last().cloned(),
-            Some(false) => self.page.objects.last().map(|(k, _)| k.clone()),
-        };
+        let last_key = self.page.objects.last().map(|(k, _)| k.as_str());
+        let last_prefix = self.page.common_prefixes.last().map(String::as_str);
+        self.page.last = last_key.max(last_prefix).map(str::to_string);
         self.page
     }
 }

@@ -18,6 +18,7 @@
 //! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
 
 use super::list::{ListedChecksum, ListedObject};
+use super::local;
 use super::{ObjectMeta, StoreError};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
@@ -26,7 +27,7 @@ const TAG: u8 = 0xB1;
 
 /// The stored form of `meta`.
 pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
-    let json = serde_json::to_vec(meta).expect("object metadata serializes");
+    let json = local::encode(meta);
     let mut out = Vec::with_capacity(27 + meta.etag.len() + meta.owner_id.len() + json.len());
     out.push(TAG);
     out.extend_from_slice(&meta.size.to_le_bytes());
@@ -57,13 +58,13 @@ pub fn decode(bytes: &[u8]) -> Result<ObjectMeta, StoreError> {
         Some(b'{') => bytes,
         _ => read_head(bytes)?.1,
     };
-    serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+    local::decode(json)
 }
 
 /// What a listing shows of the record.
 pub fn decode_listed(bytes: &[u8]) -> Result<ListedObject, StoreError> {
     match bytes.first() {
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string())),
+        Some(b'{') => local::decode(bytes),
         _ => Ok(read_head(bytes)?.0),
     }
 }
