@@ -623,10 +623,7 @@ impl Store for LocalStore {
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
-        match t.get((bucket, key))? {
-            Some(v) => Ok(Some(record::decode(v.value())?)),
-            None => Ok(None),
-        }
+        record::get(&t, bucket, key)
     }
 
     async fn open_body(
@@ -1223,13 +1220,9 @@ fn update_object(
     change: impl FnOnce(&mut ObjectMeta),
 ) -> Result<Outcome, StoreError> {
     require_bucket(t, bucket)?;
-    let mut meta = match t.objects.get((bucket, key))? {
-        Some(v) => record::decode(v.value())?,
-        None => return Err(StoreError::NoSuchKey),
-    };
+    let mut meta = record::get(&t.objects, bucket, key)?.ok_or(StoreError::NoSuchKey)?;
     change(&mut meta);
-    t.objects
-        .insert((bucket, key), record::encode(&meta).as_slice())?;
+    record::put(&mut t.objects, bucket, key, &meta)?;
     Ok(Outcome::default())
 }
 
@@ -1304,10 +1297,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             condition,
         } => {
             require_bucket(t, bucket)?;
-            let old = match t.objects.get((bucket.as_str(), key.as_str()))? {
-                Some(v) => Some(record::decode(v.value())?),
-                None => None,
-            };
+            let old = record::get(&t.objects, bucket, key)?;
             if condition.if_none_match_any && old.is_some() {
                 return Err(StoreError::PreconditionFailed);
             }
@@ -1331,10 +1321,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 t.tombstones.remove((bucket.as_str(), key.as_str()))?;
             }
             replication_queue::enqueue_put(&t.config, &mut t.queue, bucket, key, &mut stored, now)?;
-            t.objects.insert(
-                (bucket.as_str(), key.as_str()),
-                record::encode(&stored).as_slice(),
-            )?;
+            record::put(&mut t.objects, bucket, key, &stored)?;
             release(old, &mut t.inline)
         }
         MetaOp::DeleteObject {
@@ -1345,10 +1332,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
         } => {
             require_bucket(t, bucket)?;
             if if_match.is_some() || replica_time.is_some() {
-                let current = match t.objects.get((bucket.as_str(), key.as_str()))? {
-                    Some(v) => Some(record::decode(v.value())?),
-                    None => None,
-                };
+                let current = record::get(&t.objects, bucket, key)?;
                 if let Some(expected) = if_match {
                     match &current {
                         None => return Err(StoreError::NoSuchKey),
@@ -1446,10 +1430,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                     now,
                 )?
             {
-                t.objects.insert(
-                    (bucket.as_str(), key.as_str()),
-                    record::encode(&meta).as_slice(),
-                )?;
+                record::put(&mut t.objects, bucket, key, &meta)?;
             }
             outcome.completed = Some(meta);
             Ok(outcome)
@@ -1486,20 +1467,14 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 .as_ref()
                 .filter(|s| s.as_str() == replication_queue::FAILED || !waiting);
             if let Some(status) = status {
-                let current = match t.objects.get((task.bucket.as_str(), task.key.as_str()))? {
-                    Some(v) => Some(record::decode(v.value())?),
-                    None => None,
-                };
+                let current = record::get(&t.objects, &task.bucket, &task.key)?;
                 if let Some(mut m) = current
                     && m.etag == task.etag
                     && m.last_modified == task.last_modified
                     && m.replication_status.as_deref() != Some(replication_queue::FAILED)
                 {
                     m.replication_status = Some(status.clone());
-                    t.objects.insert(
-                        (task.bucket.as_str(), task.key.as_str()),
-                        record::encode(&m).as_slice(),
-                    )?;
+                    record::put(&mut t.objects, &task.bucket, &task.key, &m)?;
                 }
             }
             Ok(Outcome::default())

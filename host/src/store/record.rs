@@ -17,6 +17,8 @@
 //! | 4 + n | ETag (hex, no quotes): length u32 little-endian, then UTF-8 |
 //! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
 
+use redb::{ReadableTable, Table};
+
 use super::list::{ListedChecksum, ListedObject};
 use super::local;
 use super::{ObjectMeta, StoreError};
@@ -25,8 +27,34 @@ use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 /// First byte of a record with a head (a JSON record starts with `{`).
 const TAG: u8 = 0xB1;
 
+/// The objects table's key: (bucket, object key).
+type ObjectKey = (&'static str, &'static str);
+
+/// The object stored under `bucket`/`key` in the objects table.
+pub fn get(
+    objects: &impl ReadableTable<ObjectKey, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectMeta>, StoreError> {
+    objects
+        .get((bucket, key))?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
+/// Stores `meta` under `bucket`/`key` in the objects table.
+pub fn put(
+    objects: &mut Table<'_, ObjectKey, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+    meta: &ObjectMeta,
+) -> Result<(), StoreError> {
+    objects.insert((bucket, key), encode(meta).as_slice())?;
+    Ok(())
+}
+
 /// The stored form of `meta`.
-pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
+fn encode(meta: &ObjectMeta) -> Vec<u8> {
     let json = local::encode(meta);
     let mut out = Vec::with_capacity(27 + meta.etag.len() + meta.owner_id.len() + json.len());
     out.push(TAG);

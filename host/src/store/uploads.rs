@@ -288,10 +288,7 @@ pub(super) fn complete(
         }
         last = p.part_number;
     }
-    let old = match objects.get((args.bucket, args.key))? {
-        Some(v) => Some(super::record::decode(v.value())?),
-        None => None,
-    };
+    let old = super::record::get(objects, args.bucket, args.key)?;
     if args.condition.if_none_match_any && old.is_some() {
         return Err(StoreError::PreconditionFailed);
     }
@@ -361,10 +358,7 @@ pub(super) fn complete(
     if let Some(o) = &old {
         freed.extend(o.body.file_ids().into_iter().map(String::from));
     }
-    objects.insert(
-        (args.bucket, args.key),
-        super::record::encode(&meta).as_slice(),
-    )?;
+    super::record::put(objects, args.bucket, args.key, &meta)?;
     completed.insert(
         args.upload_id,
         encode(&CompletedRecord {
