@@ -116,6 +116,8 @@ struct Entry {
     /// The policy may read an object's metadata attributes (`owner`, `size`, tags), so a
     /// request it may apply to must carry them.
     object_meta: bool,
+    /// See [`key_blind`].
+    key_blind: bool,
 }
 
 /// Whether a policy's text may read an object's `owner`, `size` or tags. Errs towards yes:
@@ -129,6 +131,61 @@ fn mentions_object_meta(text: &str) -> bool {
         .unwrap_or(0);
     let body = text[start..].replace(".bucket.owner", "");
     body.contains("owner") || body.contains("size") || body.contains("Tag")
+}
+
+/// Whether a policy decides every object of a bucket alike when the objects carry no metadata
+/// (an object entity with only `key` and `bucket`): the policy never reads `resource.key`, never
+/// compares the resource with anything, and tests it only for its type, its attributes being
+/// there (`has`), its `bucket` and other attributes (absent on such objects, an error whatever
+/// the key), and membership in literal entities that are not objects (the object's only
+/// parent is its bucket). Errs towards no: any other use of `resource`, and any template slot,
+/// counts as reading the key.
+fn key_blind(e: &ast::Expr) -> bool {
+    use ast::ExprKind as K;
+    let is_resource = |x: &ast::Expr| matches!(x.expr_kind(), K::Var(ast::Var::Resource));
+    let not_objects = |x: &ast::Expr| {
+        let object: &ast::EntityType = entities::types().object.as_ref();
+        let lit = |x: &ast::Expr| match x.expr_kind() {
+            K::Lit(ast::Literal::EntityUID(uid)) => uid.entity_type() != object,
+            _ => false,
+        };
+        match x.expr_kind() {
+            K::Set(items) => items.iter().all(lit),
+            _ => lit(x),
+        }
+    };
+    match e.expr_kind() {
+        K::Var(ast::Var::Resource) | K::Slot(_) | K::Unknown(_) => false,
+        K::Lit(_) | K::Var(_) => true,
+        K::GetAttr { expr, attr } if is_resource(expr) => attr != "key",
+        K::HasAttr { expr, .. } | K::ExtHasAttr { expr, .. } | K::Is { expr, .. }
+            if is_resource(expr) =>
+        {
+            true
+        }
+        K::BinaryApp {
+            op: ast::BinaryOp::In,
+            arg1,
+            arg2,
+        } if is_resource(arg1) => not_objects(arg2),
+        K::If {
+            test_expr,
+            then_expr,
+            else_expr,
+        } => key_blind(test_expr) && key_blind(then_expr) && key_blind(else_expr),
+        K::And { left, right } | K::Or { left, right } => key_blind(left) && key_blind(right),
+        K::BinaryApp { arg1, arg2, .. } => key_blind(arg1) && key_blind(arg2),
+        K::UnaryApp { arg, .. } => key_blind(arg),
+        K::ExtensionFunctionApp { args, .. } | K::Set(args) => args.iter().all(key_blind),
+        K::GetAttr { expr, .. }
+        | K::HasAttr { expr, .. }
+        | K::ExtHasAttr { expr, .. }
+        | K::Like { expr, .. }
+        | K::Is { expr, .. } => key_blind(expr),
+        K::Record(fields) => fields.values().all(key_blind),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 impl Entry {
@@ -166,6 +223,7 @@ impl Entry {
             .as_ref()
             .is_none_or(|t| *t == entities::types().object)
             && mentions_object_meta(&policy.to_string());
+        let key_blind = key_blind(&AsRef::<ast::Policy>::as_ref(&policy).condition());
         Entry {
             policy,
             actions,
@@ -173,6 +231,7 @@ impl Entry {
             resource_type,
             principals,
             object_meta,
+            key_blind,
         }
     }
 
@@ -187,7 +246,7 @@ impl Entry {
             && self
                 .resource_type
                 .as_ref()
-                .is_none_or(|t| t == q.resource.type_name())
+                .is_none_or(|t| t == q.resource_type)
             && self
                 .principals
                 .as_ref()
@@ -203,7 +262,7 @@ pub const PRINCIPALS_ANNOTATION: &str = "principals";
 struct Query<'a> {
     action: &'a str,
     principal: &'a EntityUid,
-    resource: &'a EntityUid,
+    resource_type: &'a EntityTypeName,
 }
 
 /// Cache key of the candidate policies for one kind of request: who (with groups), which
@@ -230,6 +289,68 @@ struct Candidates {
     broken: Option<String>,
     /// Some candidate may read the object's metadata attributes.
     object_meta: bool,
+    /// Every candidate is [`key_blind`].
+    key_blind: bool,
+    /// The last decision made with these candidates, and what it was made for.
+    last: RwLock<Option<Arc<Memo>>>,
+}
+
+/// A decision and every input it was made from but the object's key: the principal, its IAM
+/// groups, the resource (bucket facts; for objects, only when they carry no metadata and the
+/// candidates are key-blind), the action (the candidates are per action) and the context.
+/// The policies are the candidates it is kept in, rebuilt whenever any policy changes. So a
+/// request that matches it would be decided the same way, and is answered with it.
+struct Memo {
+    principal: Principal,
+    iam_groups: Vec<String>,
+    resource: MemoResource,
+    context: RequestContext,
+    decision: Decision,
+}
+
+#[derive(PartialEq)]
+enum MemoResource {
+    Node,
+    Key(String),
+    Bucket(BucketFacts),
+    /// Any object without metadata in this bucket.
+    BlankObject(BucketFacts),
+}
+
+impl MemoResource {
+    /// What `r` is remembered as; `None` when its decision may depend on more than is kept.
+    fn of(r: &Resource<'_>, key_blind: bool) -> Option<MemoResource> {
+        Some(match r {
+            Resource::Node => MemoResource::Node,
+            Resource::Key(id) => MemoResource::Key(id.to_string()),
+            Resource::Bucket(b) => MemoResource::Bucket((*b).clone()),
+            Resource::Object(b, o) if key_blind && o.is_blank() => {
+                MemoResource::BlankObject((*b).clone())
+            }
+            Resource::Object(..) => return None,
+        })
+    }
+
+    fn matches(&self, r: &Resource<'_>, key_blind: bool) -> bool {
+        match (self, r) {
+            (MemoResource::Node, Resource::Node) => true,
+            (MemoResource::Key(a), Resource::Key(b)) => a == b,
+            (MemoResource::Bucket(a), Resource::Bucket(b)) => a == *b,
+            (MemoResource::BlankObject(a), Resource::Object(b, o)) => {
+                key_blind && o.is_blank() && a == *b
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Memo {
+    fn matches(&self, req: &AccessRequest<'_>, iam_groups: &[String], key_blind: bool) -> bool {
+        self.principal == *req.principal
+            && self.iam_groups == iam_groups
+            && self.context == *req.context
+            && self.resource.matches(&req.resource, key_blind)
+    }
 }
 
 /// Most candidate sets kept; the cache starts over when full.
@@ -289,7 +410,7 @@ impl Slices {
             groups,
             bucket: bucket.map(str::to_string),
             action: q.action.to_string(),
-            resource_type: q.resource.type_name().clone(),
+            resource_type: q.resource_type.clone(),
             skip_bucket_policy,
         };
         if let Some(c) = read(&self.candidates).get(&key) {
@@ -298,9 +419,11 @@ impl Slices {
         let mut c = Candidates::default();
         let mut broken = None;
         let mut object_meta = false;
+        let mut key_blind = true;
         let mut add = |set: &mut PolicySet, entries: Option<&Vec<Entry>>| {
             for e in entries.into_iter().flatten().filter(|e| e.may_apply(q)) {
                 object_meta |= e.object_meta;
+                key_blind &= e.key_blind;
                 // Ids are unique by construction (every source prefixes its own); should two
                 // ever meet, the decision is a deny rather than one of them silently missing.
                 if let Err(err) = set.add(e.policy.clone()) {
@@ -329,6 +452,7 @@ impl Slices {
         }
         c.broken = broken;
         c.object_meta = object_meta;
+        c.key_blind = key_blind;
         let c = Arc::new(c);
         let mut cache = write(&self.candidates);
         if cache.len() >= MAX_CANDIDATES {
@@ -529,30 +653,27 @@ impl PolicyEngine {
         &self,
         principal: &Principal,
         groups: &[String],
-    ) -> Result<(EntityUid, ast::Entity), String> {
+    ) -> Result<Arc<CachedPrincipal>, String> {
         let key = hash_of(&(principal, groups));
         if let Some(c) = read(&self.principal_entities).get(&key)
             && c.principal == *principal
             && c.groups == groups
         {
-            return Ok((c.uid.clone(), c.entity.clone()));
+            return Ok(c.clone());
         }
         let (uid, entity) = principal_entity(principal, groups)?;
-        let entity = entity.as_ref().clone();
+        let cached = Arc::new(CachedPrincipal {
+            principal: principal.clone(),
+            groups: groups.to_vec(),
+            uid,
+            entity: entity.as_ref().clone(),
+        });
         let mut cache = write(&self.principal_entities);
         if cache.len() >= MAX_ENTITIES {
             cache.clear();
         }
-        cache.insert(
-            key,
-            Arc::new(CachedPrincipal {
-                principal: principal.clone(),
-                groups: groups.to_vec(),
-                uid: uid.clone(),
-                entity: entity.clone(),
-            }),
-        );
-        Ok((uid, entity))
+        cache.insert(key, cached.clone());
+        Ok(cached)
     }
 
     /// The bucket's entity, from the cache when its facts are unchanged.
@@ -602,7 +723,7 @@ impl PolicyEngine {
             Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
             _ => &[],
         };
-        let Ok((principal_uid, _)) = self.principal_entity(principal, iam_groups) else {
+        let Ok(cached) = self.principal_entity(principal, iam_groups) else {
             return true;
         };
         let facts = BucketFacts {
@@ -616,11 +737,10 @@ impl PolicyEngine {
             resource: Resource::Object(&facts, &object),
             context: &RequestContext::new("anonymous"),
         };
-        let resource = entities::object_uid(bucket, "");
         let q = Query {
             action,
-            principal: &principal_uid,
-            resource: &resource,
+            principal: &cached.uid,
+            resource_type: &entities::types().object,
         };
         Self::candidates_for(&state, &req, &q, iam_groups, Some(bucket)).object_meta
     }
@@ -632,7 +752,7 @@ impl PolicyEngine {
             Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
             _ => &[],
         };
-        let (principal_uid, principal) = match self.principal_entity(req.principal, iam_groups) {
+        let principal = match self.principal_entity(req.principal, iam_groups) {
             Ok(p) => p,
             Err(e) => return Decision::deny(format!("principal entity: {e}")),
         };
@@ -640,25 +760,71 @@ impl PolicyEngine {
         let Some(action_entity) = self.action_entities.get(&action) else {
             return Decision::deny(format!("`{}` is not an action of the schema", req.action));
         };
-        let mut list = vec![principal, action_entity.clone()];
-        let (resource_uid, bucket) = match req.resource {
+        let t = entities::types();
+        let (resource_type, bucket) = match req.resource {
+            Resource::Node => (&t.node, None),
+            Resource::Key(_) => (&t.key, None),
+            Resource::Bucket(b) => (&t.bucket, Some(b.name.as_str())),
+            Resource::Object(b, _) => (&t.object, Some(b.name.as_str())),
+        };
+        let q = Query {
+            action: req.action,
+            principal: &principal.uid,
+            resource_type,
+        };
+        let candidates = Self::candidates_for(&state, req, &q, iam_groups, bucket);
+        if let Some(why) = &candidates.broken {
+            return Decision::deny(why.clone());
+        }
+        if let Some(m) = read(&candidates.last).as_ref()
+            && m.matches(req, iam_groups, candidates.key_blind)
+        {
+            return m.decision.clone();
+        }
+        let decision = self.evaluate(req, &principal, action, action_entity, &candidates);
+        // A decision with errors is not kept: their text may name the object.
+        if decision.errors.is_empty()
+            && let Some(resource) = MemoResource::of(&req.resource, candidates.key_blind)
+        {
+            *write(&candidates.last) = Some(Arc::new(Memo {
+                principal: req.principal.clone(),
+                iam_groups: iam_groups.to_vec(),
+                resource,
+                context: req.context.clone(),
+                decision: decision.clone(),
+            }));
+        }
+        decision
+    }
+
+    /// Evaluates the candidate policies for one request.
+    fn evaluate(
+        &self,
+        req: &AccessRequest<'_>,
+        principal: &CachedPrincipal,
+        action: EntityUid,
+        action_entity: &ast::Entity,
+        candidates: &Candidates,
+    ) -> Decision {
+        let mut list = vec![principal.entity.clone(), action_entity.clone()];
+        let resource_uid = match req.resource {
             Resource::Node => {
                 list.push(ast::Entity::with_uid(entities::node_uid().into()));
-                (entities::node_uid(), None)
+                entities::node_uid()
             }
             Resource::Key(id) => {
                 match entities::key_entity(id) {
                     Ok(e) => list.push(e.as_ref().clone()),
                     Err(e) => return Decision::deny(format!("key entity: {e}")),
                 }
-                (entities::key_uid(id), None)
+                entities::key_uid(id)
             }
             Resource::Bucket(b) => {
                 match self.bucket_entity(b) {
                     Ok(e) => list.push(e),
                     Err(e) => return Decision::deny(format!("bucket entity: {e}")),
                 }
-                (entities::bucket_uid(&b.name), Some(b.name.as_str()))
+                entities::bucket_uid(&b.name)
             }
             Resource::Object(b, o) => {
                 match self.bucket_entity(b) {
@@ -668,7 +834,7 @@ impl PolicyEngine {
                     }
                     Err(e) => return Decision::deny(format!("bucket entity: {e}")),
                 }
-                (entities::object_uid(&b.name, &o.key), Some(b.name.as_str()))
+                entities::object_uid(&b.name, &o.key)
             }
         };
         let context = match cedar_context(req.context) {
@@ -679,26 +845,12 @@ impl PolicyEngine {
             Ok(s) => s,
             Err(e) => return Decision::deny(format!("entities: {e}")),
         };
-        let request = match Request::new(
-            principal_uid.clone(),
-            action,
-            resource_uid.clone(),
-            context,
-            None,
-        ) {
+        let request = match Request::new(principal.uid.clone(), action, resource_uid, context, None)
+        {
             Ok(r) => r,
             Err(e) => return Decision::deny(format!("request: {e}")),
         };
 
-        let q = Query {
-            action: req.action,
-            principal: &principal_uid,
-            resource: &resource_uid,
-        };
-        let candidates = Self::candidates_for(&state, req, &q, iam_groups, bucket);
-        if let Some(why) = &candidates.broken {
-            return Decision::deny(why.clone());
-        }
         let sets = [
             Some((&candidates.policies, true)),
             candidates.forbid_only.as_ref().map(|s| (s, false)),
@@ -787,6 +939,16 @@ mod tests {
             action,
             resource: Resource::Object(b, &o),
             context: &ctx,
+        })
+        .allowed
+    }
+
+    fn ask_with(e: &PolicyEngine, p: &Principal, b: &BucketFacts, o: &ObjectFacts) -> bool {
+        e.decide(&AccessRequest {
+            principal: p,
+            action: "s3:GetObject",
+            resource: Resource::Object(b, o),
+            context: &RequestContext::new("sigv4-header"),
         })
         .allowed
     }
@@ -883,6 +1045,105 @@ mod tests {
         );
         let e = PolicyEngine::new(p);
         assert!(e.needs_object_facts(&user("alice"), "s3:GetObject", "b"));
+    }
+
+    #[test]
+    fn key_blind_policies_are_those_that_cannot_tell_objects_apart() {
+        let blind = |text: &str| {
+            let p = files::parse_text("t", "t", text).unwrap();
+            key_blind(&AsRef::<ast::Policy>::as_ref(&p[0]).condition())
+        };
+        for p in files::load_defaults().unwrap() {
+            assert!(
+                key_blind(&AsRef::<ast::Policy>::as_ref(&p).condition()),
+                "{}",
+                p.id()
+            );
+        }
+        for text in [
+            r#"permit(principal, action, resource in Sluice::Bucket::"b") when { resource has acl && resource.acl.read.containsAny(principal.grantees) };"#,
+            r#"permit(principal, action, resource is Sluice::Object in Sluice::Bucket::"b");"#,
+            r#"permit(principal, action, resource) when { resource in [Sluice::Bucket::"b", Sluice::Bucket::"c"] && context.now > 5 };"#,
+            r#"forbid(principal, action, resource) unless { resource has size && resource.size < 10 };"#,
+        ] {
+            assert!(blind(text), "{text}");
+        }
+        for text in [
+            r#"permit(principal, action, resource) when { resource.key like "a*" };"#,
+            r#"permit(principal, action, resource == Sluice::Object::"b/k");"#,
+            r#"permit(principal, action, resource in Sluice::Object::"b/k");"#,
+            r#"permit(principal, action, resource) when { resource in [Sluice::Bucket::"b", Sluice::Object::"b/k"] };"#,
+            r#"permit(principal, action, resource) when { principal.home == resource };"#,
+            r#"permit(principal, action, resource) when { resource in principal.homes };"#,
+            r#"permit(principal, action, resource) when { if resource.bucket.owner == "a" then resource.key == "k" else false };"#,
+            r#"permit(principal, action, resource) when { {r: resource}.r.key == "k" };"#,
+        ] {
+            assert!(!blind(text), "{text}");
+        }
+    }
+
+    /// A remembered decision answers only a request with the same inputs: another key where
+    /// the policies cannot tell keys apart, never another principal, bucket, context or
+    /// policy set, and never another key where a policy reads it.
+    #[test]
+    fn remembered_decisions_follow_every_input() {
+        let text = r#"
+            @id("tmp") permit(principal, action == Sluice::Action::"s3:GetObject", resource in Sluice::Bucket::"k") when { resource.key like "tmp/*" };
+            @id("big") forbid(principal, action, resource) when { resource has size && resource.size > 10 };
+            @id("early") forbid(principal == Sluice::User::"erin", action, resource) when { context.now < 1000 };
+        "#;
+        let mut policies = files::load_defaults().unwrap();
+        policies.extend(files::parse_text("t", "t", text).unwrap());
+        let e = PolicyEngine::new(policies);
+        let b = bucket("b", "alice");
+        assert!(ask(&e, &user("alice"), "s3:GetObject", &b, "one"));
+        assert!(ask(&e, &user("alice"), "s3:GetObject", &b, "two"));
+        assert!(!ask(&e, &user("bob"), "s3:GetObject", &b, "two"));
+        assert!(!ask(
+            &e,
+            &user("alice"),
+            "s3:GetObject",
+            &bucket("b", "bob"),
+            "two"
+        ));
+        // The bucket "k" has a policy reading the key: nothing is shared between keys.
+        let k = bucket("k", "carol");
+        assert!(ask(&e, &user("bob"), "s3:GetObject", &k, "tmp/a"));
+        assert!(!ask(&e, &user("bob"), "s3:GetObject", &k, "other"));
+        assert!(ask(&e, &user("bob"), "s3:GetObject", &k, "tmp/b"));
+        // The context: the same request an instant apart in time.
+        let at = |now: i64| {
+            let mut ctx = RequestContext::new("sigv4-header");
+            ctx.now = now;
+            let o = object("x");
+            e.decide(&AccessRequest {
+                principal: &user("erin"),
+                action: "s3:GetObject",
+                resource: Resource::Object(&bucket("b", "erin"), &o),
+                context: &ctx,
+            })
+            .allowed
+        };
+        assert!(!at(999));
+        assert!(at(1000));
+        assert!(!at(999));
+        // An object with metadata is never answered from a blank object's decision.
+        let big = |size: Option<u64>| {
+            let o = ObjectFacts {
+                size,
+                ..object("x")
+            };
+            ask_with(&e, &user("alice"), &b, &o)
+        };
+        assert!(big(None));
+        assert!(!big(Some(20)));
+        assert!(big(Some(5)));
+        // A policy change drops what was remembered.
+        assert!(ask(&e, &user("alice"), "s3:GetObject", &b, "three"));
+        let mut p = files::load_defaults().unwrap();
+        p.extend(files::parse_text("t", "t", r#"forbid(principal, action, resource);"#).unwrap());
+        e.replace_files(p);
+        assert!(!ask(&e, &user("alice"), "s3:GetObject", &b, "three"));
     }
 
     /// The sliced engine decides exactly as one policy set holding every policy would.

@@ -285,6 +285,13 @@ pub struct ObjectFacts {
     pub acl: Option<AclSets>,
 }
 
+impl ObjectFacts {
+    /// Only the key is known: the entity has no attribute but `key` and `bucket`, and no tags.
+    pub fn is_blank(&self) -> bool {
+        self.owner.is_none() && self.size.is_none() && self.tags.is_empty() && self.acl.is_none()
+    }
+}
+
 /// The object's entity, built from values directly: its attributes are plain strings, a long,
 /// sets and a record, so Cedar's expression evaluator (what `Entity::new_with_tags` runs on
 /// every attribute) has nothing to do. It is built for every object request.
