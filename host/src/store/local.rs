@@ -13,6 +13,7 @@ use futures::StreamExt;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::bucket_cache::BucketCache;
 use super::files::{self, body_path};
 use super::list::{Feed, PageBuilder};
 use super::record;
@@ -44,6 +45,7 @@ pub struct LocalStore {
     root: PathBuf,
     inline_threshold: usize,
     commits: mpsc::Sender<CommitJob>,
+    buckets: Arc<BucketCache>,
 }
 
 /// Removes a body file that was written but never committed (client gone, checks failed).
@@ -127,6 +129,28 @@ enum MetaOp {
     },
 }
 
+impl MetaOp {
+    /// Whether the operation may change a bucket or its configuration (what [`BucketCache`]
+    /// keeps).
+    fn changes_buckets(&self) -> bool {
+        match self {
+            MetaOp::CreateBucket(_) | MetaOp::DeleteBucket(_) | MetaOp::PutBucketConfig { .. } => {
+                true
+            }
+            MetaOp::PutObject { .. }
+            | MetaOp::DeleteObject { .. }
+            | MetaOp::CreateUpload(_)
+            | MetaOp::PutPart { .. }
+            | MetaOp::CompleteUpload { .. }
+            | MetaOp::AbortUpload { .. }
+            | MetaOp::SetObjectTags { .. }
+            | MetaOp::SetObjectAcl { .. }
+            | MetaOp::FinishReplication { .. }
+            | MetaOp::RescheduleReplication { .. } => false,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Outcome {
     /// The operation found something to replace or remove.
@@ -188,14 +212,17 @@ impl LocalStore {
         let (tx, rx) = mpsc::channel();
         let thread_db = db.clone();
         let thread_root = root.to_path_buf();
+        let buckets = Arc::new(BucketCache::default());
+        let thread_buckets = buckets.clone();
         std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || commit_loop(thread_db, thread_root, rx))?;
+            .spawn(move || commit_loop(thread_db, thread_root, thread_buckets, rx))?;
         Ok(LocalStore {
             db,
             root: root.to_path_buf(),
             inline_threshold,
             commits: tx,
+            buckets,
         })
     }
 
@@ -253,12 +280,18 @@ impl LocalStore {
     }
 
     fn read_bucket(&self, name: &str) -> Result<Option<BucketInfo>, StoreError> {
+        let at = self.buckets.generation();
+        if let Some(kept) = self.buckets.bucket(at, name) {
+            return Ok(kept);
+        }
         let txn = self.db.begin_read()?;
         let t = txn.open_table(BUCKETS)?;
-        match t.get(name)? {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        let info: Option<BucketInfo> = match t.get(name)? {
+            Some(v) => Some(decode(v.value())?),
+            None => None,
+        };
+        self.buckets.keep_bucket(at, name, info.clone());
+        Ok(info)
     }
 }
 
@@ -765,9 +798,15 @@ impl Store for LocalStore {
     }
 
     async fn bucket_config(&self, bucket: &str, kind: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let at = self.buckets.generation();
+        if let Some(kept) = self.buckets.config(at, bucket, kind) {
+            return Ok(kept);
+        }
         let txn = self.db.begin_read()?;
         let t = txn.open_table(BUCKET_CONFIG)?;
-        Ok(t.get((bucket, kind))?.map(|v| v.value().to_vec()))
+        let value = t.get((bucket, kind))?.map(|v| v.value().to_vec());
+        self.buckets.keep_config(at, bucket, kind, value.clone());
+        Ok(value)
     }
 
     async fn put_bucket_config(
@@ -1103,7 +1142,12 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
 
 /// The group-commit thread: takes every job waiting, applies them in one redb transaction with
 /// immediate durability, then answers each.
-fn commit_loop(db: Arc<Database>, root: PathBuf, rx: mpsc::Receiver<CommitJob>) {
+fn commit_loop(
+    db: Arc<Database>,
+    root: PathBuf,
+    buckets: Arc<BucketCache>,
+    rx: mpsc::Receiver<CommitJob>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -1123,6 +1167,10 @@ fn commit_loop(db: Arc<Database>, root: PathBuf, rx: mpsc::Receiver<CommitJob>) 
                     .collect()
             }
         };
+        // Before any writer is answered: see the bucket cache.
+        if batch.iter().any(|job| job.op.changes_buckets()) {
+            buckets.changed();
+        }
         let mut freed = Vec::new();
         for (job, result) in batch.into_iter().zip(results) {
             if let Ok(outcome) = &result {

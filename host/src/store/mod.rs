@@ -2,6 +2,7 @@
 //! that a gateway backend (an upstream S3 cluster) can replace the local one.
 
 pub mod acl;
+mod bucket_cache;
 pub mod files;
 pub mod list;
 pub mod local;
