@@ -472,6 +472,8 @@ struct Sources {
 }
 
 struct State {
+    /// Unique among every state this process builds (a new one at each policy change).
+    id: u64,
     sources: Sources,
     slices: Slices,
     /// IAM user id -> the IAM groups it is in.
@@ -508,7 +510,23 @@ fn hash_of(v: &impl std::hash::Hash) -> u64 {
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(v)
 }
 
+fn next_state_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The last answer of `needs_object_facts` on this thread, with what it was asked for.
+struct LastNeeds {
+    state: u64,
+    principal: Principal,
+    action: String,
+    bucket: String,
+    answer: bool,
+}
+
 thread_local! {
+    static LAST_NEEDS: std::cell::RefCell<Option<LastNeeds>> = const { std::cell::RefCell::new(None) };
+
     /// The last context built on this thread: requests from one client within one second
     /// share it.
     static LAST_CONTEXT: std::cell::RefCell<Option<(RequestContext, cedar_policy::Context)>> =
@@ -542,6 +560,7 @@ impl PolicyEngine {
         };
         let engine = PolicyEngine {
             state: RwLock::new(Arc::new(State {
+                id: next_state_id(),
                 slices: Slices::default(),
                 sources: sources.clone(),
                 groups: Arc::default(),
@@ -576,6 +595,7 @@ impl PolicyEngine {
         let all = sources.files.iter().chain(sources.attached.iter());
         let slices = Slices::build(all, &sources.buckets);
         *guard = Arc::new(State {
+            id: next_state_id(),
             slices,
             sources,
             groups: groups.unwrap_or_else(|| guard.groups.clone()),
@@ -719,6 +739,38 @@ impl PolicyEngine {
     /// not, the caller can skip reading the object before the decision.
     pub fn needs_object_facts(&self, principal: &Principal, action: &str, bucket: &str) -> bool {
         let state = self.current();
+        let hit = LAST_NEEDS.with(|last| {
+            last.borrow().as_ref().and_then(|l| {
+                (l.state == state.id
+                    && l.action == action
+                    && l.bucket == bucket
+                    && l.principal == *principal)
+                    .then_some(l.answer)
+            })
+        });
+        if let Some(answer) = hit {
+            return answer;
+        }
+        let answer = self.find_needs_object_facts(&state, principal, action, bucket);
+        LAST_NEEDS.with(|last| {
+            *last.borrow_mut() = Some(LastNeeds {
+                state: state.id,
+                principal: principal.clone(),
+                action: action.to_string(),
+                bucket: bucket.to_string(),
+                answer,
+            })
+        });
+        answer
+    }
+
+    fn find_needs_object_facts(
+        &self,
+        state: &State,
+        principal: &Principal,
+        action: &str,
+        bucket: &str,
+    ) -> bool {
         let iam_groups: &[String] = match principal {
             Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
             _ => &[],
@@ -742,7 +794,7 @@ impl PolicyEngine {
             principal: &cached.uid,
             resource_type: &entities::types().object,
         };
-        Self::candidates_for(&state, &req, &q, iam_groups, Some(bucket)).object_meta
+        Self::candidates_for(state, &req, &q, iam_groups, Some(bucket)).object_meta
     }
 
     /// Decides one request.

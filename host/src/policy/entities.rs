@@ -392,8 +392,16 @@ impl RequestContext {
 
     /// Takes the condition-key headers from a request.
     pub fn with_headers(mut self, headers: &http::HeaderMap) -> RequestContext {
-        for name in CONTEXT_HEADERS {
-            if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+        // Looked up by prepared names: a `&str` is parsed into a header name at every lookup.
+        static NAMES: OnceLock<Vec<(&'static str, http::HeaderName)>> = OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            CONTEXT_HEADERS
+                .iter()
+                .map(|n| (*n, http::HeaderName::from_static(n)))
+                .collect()
+        });
+        for (name, header) in names {
+            if let Some(v) = headers.get(header).and_then(|v| v.to_str().ok()) {
                 self.headers.push((name, v.to_string()));
             }
         }

@@ -239,19 +239,30 @@ pub async fn authorize_object(
     bucket: &BucketInfo,
     key: &str,
 ) -> S3Result<()> {
+    let context = caller.context(endpoint);
+    authorize_object_in(app, caller, action, bucket, key, &context).await
+}
+
+async fn authorize_object_in(
+    app: &App,
+    caller: &Caller<'_>,
+    action: &str,
+    bucket: &BucketInfo,
+    key: &str,
+    context: &RequestContext,
+) -> S3Result<()> {
     let store = app.store.as_ref();
     let (b, mode) = bucket_facts(store, bucket).await?;
     let needs_meta = app
         .policy
         .needs_object_facts(caller.principal, action, &bucket.name);
     let o = object_facts(store, &bucket.name, key, action, mode, needs_meta).await;
-    let context = caller.context(endpoint);
     decide(
         app,
         caller.principal,
         action,
         Resource::Object(&b, &o),
-        &context,
+        context,
     )
     .await
 }
@@ -295,7 +306,7 @@ pub async fn authorize(
         return Ok(());
     }
     match endpoint.key() {
-        Some(key) => authorize_object(app, caller, Some(endpoint), action, info, key).await,
+        Some(key) => authorize_object_in(app, caller, action, info, key, &context).await,
         None => {
             let (b, _) = bucket_facts(app.store.as_ref(), info).await?;
             decide(

@@ -294,15 +294,14 @@ pub fn header_text(value: &HeaderValue) -> String {
 /// Inserts a header whose value came from stored data (see [`header_text`]); values that are
 /// not valid header bytes are skipped rather than failing the response.
 pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    let bytes: Vec<u8> = if value.chars().all(|c| (c as u32) < 256) {
-        value.chars().map(|c| c as u8).collect()
+    let value = if value.is_ascii() {
+        HeaderValue::from_str(value)
+    } else if value.chars().all(|c| (c as u32) < 256) {
+        HeaderValue::from_bytes(&value.chars().map(|c| c as u8).collect::<Vec<u8>>())
     } else {
-        value.as_bytes().to_vec()
+        HeaderValue::from_bytes(value.as_bytes())
     };
-    if let (Ok(n), Ok(v)) = (
-        http::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_bytes(&bytes),
-    ) {
+    if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), value) {
         headers.insert(n, v);
     }
 }

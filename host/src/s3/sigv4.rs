@@ -323,14 +323,45 @@ pub fn signatures_equal(a: &str, b: &str) -> bool {
 
 /// Parses `x-amz-date` / `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`).
 pub fn parse_amz_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|n| n.and_utc())
+    // `YYYYMMDDTHHMMSSZ`, read by position (chrono's format parser was 1.5 % of a GET).
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(4, 6)?, num(6, 8)?)?;
+    let time = date.and_hms_opt(num(9, 11)?, num(11, 13)?, num(13, 15)?)?;
+    Some(time.and_utc())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amz_dates_parse_strictly() {
+        let t = parse_amz_date("20261202T045901Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-02T04:59:01+00:00");
+        for bad in [
+            "",
+            "20261202T045901",
+            "20261202 045901Z",
+            "2026120XT045901Z",
+            "20261302T045901Z",
+            "20260230T045901Z",
+            "20261202T245901Z",
+            "20261202T046001Z",
+            "+0261202T045901Z",
+            "20261202T045901Z ",
+            "2026-12-02T04:59:01Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn path_is_encoded_once_and_not_normalized() {
