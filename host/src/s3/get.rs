@@ -138,13 +138,15 @@ pub async fn get_object(
     ctx.existing_bucket(bucket).await?;
     // A body removed by a concurrent overwrite is retried against the new metadata.
     for _ in 0..3 {
-        let meta = ctx
-            .app
-            .store
-            .object(bucket, key)
-            .await?
-            .ok_or_else(|| S3Error::no_such_key(key))?;
-        match answer(ctx, &meta, head).await {
+        let store = &ctx.app.store;
+        // A GET takes an inline body in the same read as the metadata; a HEAD needs none.
+        let found = if head {
+            store.object(bucket, key).await?.map(|m| (m, None))
+        } else {
+            store.object_for_read(bucket, key).await?
+        };
+        let (meta, inline) = found.ok_or_else(|| S3Error::no_such_key(key))?;
+        match answer(ctx, &meta, inline, head).await {
             Err(RetryOrError::Retry) => continue,
             Err(RetryOrError::Error(e)) => return Err(e),
             Ok(r) => return Ok(r),
@@ -170,6 +172,7 @@ impl From<S3Error> for RetryOrError {
 async fn answer(
     ctx: &RequestCtx<'_>,
     meta: &ObjectMeta,
+    inline: Option<bytes::Bytes>,
     head: bool,
 ) -> Result<Response<Body>, RetryOrError> {
     let cipher = super::encryption::read_cipher(
@@ -242,7 +245,12 @@ async fn answer(
     let body = if head {
         Body::empty()
     } else {
-        match ctx.app.store.open_body(meta, range, cipher.as_ref()).await {
+        let opened = ctx
+            .app
+            .store
+            .open_body_read(meta, inline, range, cipher.as_ref())
+            .await;
+        match opened {
             Ok(stream) => Body::from_stream(stream),
             Err(StoreError::NoSuchKey) => return Err(RetryOrError::Retry),
             Err(e) => return Err(S3Error::from(e).into()),

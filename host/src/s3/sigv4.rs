@@ -123,7 +123,10 @@ pub fn uri_encode(input: &[u8], keep_slash: bool) -> String {
         {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
     out
@@ -165,22 +168,42 @@ pub fn canonical_query(raw_query: &str, skip_signature: bool) -> String {
         .join("&")
 }
 
-/// The canonical value of a header: all its values, trimmed, inner runs of spaces collapsed,
-/// joined by commas. `None` when the request does not have it.
-fn canonical_header_value(headers: &HeaderMap, name: &str, latin1: bool) -> Option<String> {
+/// Appends the canonical value of a header: all its values, trimmed, inner runs of spaces
+/// collapsed, joined by commas. `false` when the request does not have it.
+fn push_canonical_header_value(
+    out: &mut String,
+    headers: &HeaderMap,
+    name: &str,
+    latin1: bool,
+) -> bool {
     let mut values = headers.get_all(name).iter().peekable();
-    values.peek()?;
-    let joined: Vec<String> = values
-        .map(|v| {
-            let s: String = if latin1 {
-                v.as_bytes().iter().map(|&b| b as char).collect()
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        })
-        .collect();
-    Some(joined.join(","))
+    if values.peek().is_none() {
+        return false;
+    }
+    let push_words = |out: &mut String, text: &str| {
+        for (i, word) in text.split_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    };
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let bytes = v.as_bytes();
+        match std::str::from_utf8(bytes) {
+            // ASCII reads the same both ways.
+            Ok(text) if bytes.is_ascii() => push_words(out, text),
+            _ if latin1 => {
+                let text: String = bytes.iter().map(|&b| b as char).collect();
+                push_words(out, &text);
+            }
+            _ => push_words(out, &String::from_utf8_lossy(bytes)),
+        }
+    }
+    true
 }
 
 pub struct CanonicalInput<'a> {
@@ -205,19 +228,25 @@ pub fn canonical_request(input: &CanonicalInput<'_>) -> S3Result<String> {
     out.push_str(&canonical_query(input.raw_query, input.presigned));
     out.push('\n');
     for name in input.signed_headers {
-        let value = canonical_header_value(input.headers, name, input.latin1_headers).ok_or_else(|| {
-            S3Error::new(
-                ErrorCode::SignatureDoesNotMatch,
-                format!("The request signature we calculated does not match the signature you provided: signed header `{name}` is missing"),
-            )
-        })?;
         out.push_str(name);
         out.push(':');
-        out.push_str(&value);
+        if !push_canonical_header_value(&mut out, input.headers, name, input.latin1_headers) {
+            return Err(S3Error::new(
+                ErrorCode::SignatureDoesNotMatch,
+                format!(
+                    "The request signature we calculated does not match the signature you provided: signed header `{name}` is missing"
+                ),
+            ));
+        }
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&input.signed_headers.join(";"));
+    for (i, name) in input.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(input.payload_hash);
     Ok(out)
@@ -341,6 +370,26 @@ pub fn parse_amz_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_trimmed_collapsed_and_joined() {
+        let mut h = HeaderMap::new();
+        h.append("x-amz-meta-a", "  one   two\tthree ".parse().unwrap());
+        h.append("x-amz-meta-a", "four".parse().unwrap());
+        h.insert(
+            "x-amz-meta-b",
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9  x").unwrap(),
+        );
+        let value = |name: &str, latin1: bool| {
+            let mut out = String::new();
+            push_canonical_header_value(&mut out, &h, name, latin1).then_some(out)
+        };
+        assert_eq!(value("x-amz-meta-a", false).unwrap(), "one two three,four");
+        assert_eq!(value("x-amz-meta-b", false).unwrap(), "caf\u{e9} x");
+        assert_eq!(value("x-amz-meta-b", true).unwrap(), "caf\u{c3}\u{a9} x");
+        assert_eq!(value("x-amz-meta-c", false), None);
+        assert_eq!(uri_encode(b"a b/\xff~", false), "a%20b%2F%FF~");
+    }
 
     #[test]
     fn amz_dates_parse_strictly() {

@@ -659,9 +659,30 @@ impl Store for LocalStore {
         record::get(&t, bucket, key)
     }
 
-    async fn open_body(
+    async fn object_for_read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectMeta, Option<Bytes>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(OBJECTS)?;
+        let Some(meta) = record::get(&t, bucket, key)? else {
+            return Ok(None);
+        };
+        let inline = match &meta.body {
+            BodyLocation::Inline(id) => txn
+                .open_table(INLINE_BODIES)?
+                .get(id.as_str())?
+                .map(|v| Bytes::copy_from_slice(v.value())),
+            BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
+        };
+        Ok(Some((meta, inline)))
+    }
+
+    async fn open_body_read(
         &self,
         meta: &ObjectMeta,
+        inline: Option<Bytes>,
         range: Option<ByteRange>,
         cipher: Option<&ObjectCipher>,
     ) -> Result<BodyStream, StoreError> {
@@ -677,11 +698,16 @@ impl Store for LocalStore {
         let seal = meta.encryption.as_ref().and_then(|e| e.piece);
         match &meta.body {
             BodyLocation::Inline(id) => {
-                let txn = self.db.begin_read()?;
-                let t = txn.open_table(INLINE_BODIES)?;
-                let bytes = match t.get(id.as_str())? {
-                    Some(v) => Bytes::copy_from_slice(v.value()),
-                    None => return Err(StoreError::NoSuchKey),
+                let bytes = match inline {
+                    Some(b) => b,
+                    None => {
+                        let txn = self.db.begin_read()?;
+                        let t = txn.open_table(INLINE_BODIES)?;
+                        match t.get(id.as_str())? {
+                            Some(v) => Bytes::copy_from_slice(v.value()),
+                            None => return Err(StoreError::NoSuchKey),
+                        }
+                    }
                 };
                 let (from, n) = match &cipher {
                     Some(_) => {

@@ -325,12 +325,30 @@ pub trait Store: Send + Sync {
         condition: WriteCondition,
     ) -> Result<ObjectMeta, StoreError>;
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
+    /// The object as [`Store::object`] gives it and, when its body is stored inline, that
+    /// body's stored bytes, read at the same instant: for [`Store::open_body_read`].
+    async fn object_for_read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectMeta, Option<Bytes>)>, StoreError>;
     /// Opens the body of `meta` (as returned by [`Store::object`]), optionally a range of it.
     /// An encrypted body needs its data key (`Encrypted` otherwise); only the segments that
     /// cover the range are read and opened.
     async fn open_body(
         &self,
         meta: &ObjectMeta,
+        range: Option<ByteRange>,
+        cipher: Option<&ObjectCipher>,
+    ) -> Result<BodyStream, StoreError> {
+        self.open_body_read(meta, None, range, cipher).await
+    }
+    /// [`Store::open_body`] with the inline bytes [`Store::object_for_read`] returned beside
+    /// `meta` (`None`: read them now).
+    async fn open_body_read(
+        &self,
+        meta: &ObjectMeta,
+        inline: Option<Bytes>,
         range: Option<ByteRange>,
         cipher: Option<&ObjectCipher>,
     ) -> Result<BodyStream, StoreError>;
