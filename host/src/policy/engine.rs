@@ -138,13 +138,14 @@ fn mentions_object_meta(text: &str) -> bool {
 /// compares the resource with anything, and tests it only for its type, its attributes being
 /// there (`has`), its `bucket` and other attributes (absent on such objects, an error whatever
 /// the key), and membership in literal entities that are not objects (the object's only
-/// parent is its bucket). Errs towards no: any other use of `resource`, and any template slot,
-/// counts as reading the key.
+/// parent is its bucket). Errs towards no: any other use of `resource`, any template slot and
+/// any object literal (the request's entity store holds only the object asked about) counts
+/// as reading the key.
 fn key_blind(e: &ast::Expr) -> bool {
     use ast::ExprKind as K;
     let is_resource = |x: &ast::Expr| matches!(x.expr_kind(), K::Var(ast::Var::Resource));
+    let object: &ast::EntityType = entities::types().object.as_ref();
     let not_objects = |x: &ast::Expr| {
-        let object: &ast::EntityType = entities::types().object.as_ref();
         let lit = |x: &ast::Expr| match x.expr_kind() {
             K::Lit(ast::Literal::EntityUID(uid)) => uid.entity_type() != object,
             _ => false,
@@ -156,6 +157,9 @@ fn key_blind(e: &ast::Expr) -> bool {
     };
     match e.expr_kind() {
         K::Var(ast::Var::Resource) | K::Slot(_) | K::Unknown(_) => false,
+        // The request's store holds only the object asked about: what an object literal has,
+        // or whether it is `in` something, depends on which object that is.
+        K::Lit(ast::Literal::EntityUID(uid)) => uid.entity_type() != object,
         K::Lit(_) | K::Var(_) => true,
         K::GetAttr { expr, attr } if is_resource(expr) => attr != "key",
         K::HasAttr { expr, .. } | K::ExtHasAttr { expr, .. } | K::Is { expr, .. }
@@ -1129,6 +1133,9 @@ mod tests {
             r#"permit(principal, action, resource) when { resource in principal.homes };"#,
             r#"permit(principal, action, resource) when { if resource.bucket.owner == "a" then resource.key == "k" else false };"#,
             r#"permit(principal, action, resource) when { {r: resource}.r.key == "k" };"#,
+            r#"permit(principal, action, resource) when { Sluice::Object::"b/x" has key };"#,
+            r#"permit(principal, action, resource) when { Sluice::Object::"b/x" in Sluice::Bucket::"b" };"#,
+            r#"permit(principal, action, resource) when { Sluice::Object::"b/x".key == "x" };"#,
         ] {
             assert!(!blind(text), "{text}");
         }
