@@ -192,6 +192,11 @@ fn key_blind(e: &ast::Expr) -> bool {
     }
 }
 
+/// [`key_blind`] of a whole policy: its scope and conditions.
+fn policy_key_blind(policy: &Policy) -> bool {
+    key_blind(&AsRef::<ast::Policy>::as_ref(policy).condition())
+}
+
 impl Entry {
     /// `bucket_policy`: a translated bucket-policy statement, whose `@principals` annotation
     /// (written by the translator) narrows whom it is evaluated for.
@@ -227,7 +232,7 @@ impl Entry {
             .as_ref()
             .is_none_or(|t| *t == entities::types().object)
             && mentions_object_meta(&policy.to_string());
-        let key_blind = key_blind(&AsRef::<ast::Policy>::as_ref(&policy).condition());
+        let key_blind = policy_key_blind(&policy);
         Entry {
             policy,
             actions,
@@ -335,25 +340,25 @@ impl MemoResource {
         })
     }
 
-    fn matches(&self, r: &Resource<'_>, key_blind: bool) -> bool {
+    /// Whether `r` is what was remembered. A `BlankObject` is only ever kept in key-blind
+    /// candidates (see [`MemoResource::of`]), so any blank object of its bucket matches.
+    fn matches(&self, r: &Resource<'_>) -> bool {
         match (self, r) {
             (MemoResource::Node, Resource::Node) => true,
             (MemoResource::Key(a), Resource::Key(b)) => a == b,
             (MemoResource::Bucket(a), Resource::Bucket(b)) => a == *b,
-            (MemoResource::BlankObject(a), Resource::Object(b, o)) => {
-                key_blind && o.is_blank() && a == *b
-            }
+            (MemoResource::BlankObject(a), Resource::Object(b, o)) => o.is_blank() && a == *b,
             _ => false,
         }
     }
 }
 
 impl Memo {
-    fn matches(&self, req: &AccessRequest<'_>, iam_groups: &[String], key_blind: bool) -> bool {
+    fn matches(&self, req: &AccessRequest<'_>, iam_groups: &[String]) -> bool {
         self.principal == *req.principal
             && self.iam_groups == iam_groups
             && self.context == *req.context
-            && self.resource.matches(&req.resource, key_blind)
+            && self.resource.matches(&req.resource)
     }
 }
 
@@ -512,6 +517,16 @@ const MAX_ENTITIES: usize = 10_000;
 fn hash_of(v: &impl std::hash::Hash) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(v)
+}
+
+impl State {
+    /// The IAM groups of an IAM user (none for other principals).
+    fn iam_groups(&self, principal: &Principal) -> &[String] {
+        match principal {
+            Principal::User { id, .. } => self.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
 }
 
 fn next_state_id() -> u64 {
@@ -775,10 +790,7 @@ impl PolicyEngine {
         action: &str,
         bucket: &str,
     ) -> bool {
-        let iam_groups: &[String] = match principal {
-            Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
-            _ => &[],
-        };
+        let iam_groups = state.iam_groups(principal);
         let Ok(cached) = self.principal_entity(principal, iam_groups) else {
             return true;
         };
@@ -804,10 +816,7 @@ impl PolicyEngine {
     /// Decides one request.
     pub fn decide(&self, req: &AccessRequest<'_>) -> Decision {
         let state = self.current();
-        let iam_groups: &[String] = match req.principal {
-            Principal::User { id, .. } => state.groups.get(id).map(Vec::as_slice).unwrap_or(&[]),
-            _ => &[],
-        };
+        let iam_groups = state.iam_groups(req.principal);
         let principal = match self.principal_entity(req.principal, iam_groups) {
             Ok(p) => p,
             Err(e) => return Decision::deny(format!("principal entity: {e}")),
@@ -833,7 +842,7 @@ impl PolicyEngine {
             return Decision::deny(why.clone());
         }
         if let Some(m) = read(&candidates.last).as_ref()
-            && m.matches(req, iam_groups, candidates.key_blind)
+            && m.matches(req, iam_groups)
         {
             return m.decision.clone();
         }
@@ -988,21 +997,19 @@ mod tests {
     }
 
     fn ask(e: &PolicyEngine, p: &Principal, action: &str, b: &BucketFacts, key: &str) -> bool {
-        let ctx = RequestContext::new("sigv4-header");
-        let o = object(key);
+        ask_about(e, p, action, b, &object(key))
+    }
+
+    fn ask_about(
+        e: &PolicyEngine,
+        p: &Principal,
+        action: &str,
+        b: &BucketFacts,
+        o: &ObjectFacts,
+    ) -> bool {
         e.decide(&AccessRequest {
             principal: p,
             action,
-            resource: Resource::Object(b, &o),
-            context: &ctx,
-        })
-        .allowed
-    }
-
-    fn ask_with(e: &PolicyEngine, p: &Principal, b: &BucketFacts, o: &ObjectFacts) -> bool {
-        e.decide(&AccessRequest {
-            principal: p,
-            action: "s3:GetObject",
             resource: Resource::Object(b, o),
             context: &RequestContext::new("sigv4-header"),
         })
@@ -1105,16 +1112,9 @@ mod tests {
 
     #[test]
     fn key_blind_policies_are_those_that_cannot_tell_objects_apart() {
-        let blind = |text: &str| {
-            let p = files::parse_text("t", "t", text).unwrap();
-            key_blind(&AsRef::<ast::Policy>::as_ref(&p[0]).condition())
-        };
+        let blind = |text: &str| policy_key_blind(&files::parse_text("t", "t", text).unwrap()[0]);
         for p in files::load_defaults().unwrap() {
-            assert!(
-                key_blind(&AsRef::<ast::Policy>::as_ref(&p).condition()),
-                "{}",
-                p.id()
-            );
+            assert!(policy_key_blind(&p), "{}", p.id());
         }
         for text in [
             r#"permit(principal, action, resource in Sluice::Bucket::"b") when { resource has acl && resource.acl.read.containsAny(principal.grantees) };"#,
@@ -1192,7 +1192,7 @@ mod tests {
                 size,
                 ..object("x")
             };
-            ask_with(&e, &user("alice"), &b, &o)
+            ask_about(&e, &user("alice"), "s3:GetObject", &b, &o)
         };
         assert!(big(None));
         assert!(!big(Some(20)));

@@ -670,10 +670,7 @@ impl Store for LocalStore {
             return Ok(None);
         };
         let inline = match &meta.body {
-            BodyLocation::Inline(id) => txn
-                .open_table(INLINE_BODIES)?
-                .get(id.as_str())?
-                .map(|v| Bytes::copy_from_slice(v.value())),
+            BodyLocation::Inline(id) => read_inline(&txn, id)?,
             BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
         };
         Ok(Some((meta, inline)))
@@ -701,12 +698,7 @@ impl Store for LocalStore {
                 let bytes = match inline {
                     Some(b) => b,
                     None => {
-                        let txn = self.db.begin_read()?;
-                        let t = txn.open_table(INLINE_BODIES)?;
-                        match t.get(id.as_str())? {
-                            Some(v) => Bytes::copy_from_slice(v.value()),
-                            None => return Err(StoreError::NoSuchKey),
-                        }
+                        read_inline(&self.db.begin_read()?, id)?.ok_or(StoreError::NoSuchKey)?
                     }
                 };
                 let (from, n) = match &cipher {
@@ -1097,6 +1089,12 @@ async fn open_file_range(
     .await
     .map_err(std::io::Error::other)??;
     Ok(Box::pin(files::FileChunks::new(file, len, chunk)))
+}
+
+/// An inline body's stored bytes.
+fn read_inline(txn: &redb::ReadTransaction, id: &str) -> Result<Option<Bytes>, StoreError> {
+    let t = txn.open_table(INLINE_BODIES)?;
+    Ok(t.get(id)?.map(|v| Bytes::copy_from_slice(v.value())))
 }
 
 fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
