@@ -350,3 +350,80 @@ def test_last_modified_in_listings_matches_head(s3, bucket):
     head = s3.head_object(Bucket=bucket, Key="t")["LastModified"]
     assert listed == head
     assert listed.microsecond == 0
+
+
+def test_hot_objects_show_every_acknowledged_change(server, s3, bucket):
+    """Objects read over and over (kept in the server's object cache) never answer with what an
+    acknowledged overwrite, delete, tagging, metadata copy or multipart completion replaced, and
+    never with a mix of two versions."""
+    import threading
+
+    small = [content_for(f"hot-small-{i}", 1000 + i) for i in range(4)]
+    large = [content_for(f"hot-large-{i}", 70_000 + i) for i in range(2)]  # past the inline limit
+    written = {md5_etag(b) for b in small + large}
+    part = content_for("hot-part", 5 * 1024 * 1024)
+    s3.put_object(Bucket=bucket, Key="hot", Body=small[0])
+    stop = threading.Event()
+    seen: list[str] = []
+    wrong: list[str] = []
+
+    def reader():
+        client = server.client()
+        while not stop.is_set():
+            try:
+                got = client.get_object(Bucket=bucket, Key="hot")
+                body = got["Body"].read()
+            except client.exceptions.NoSuchKey:
+                continue
+            seen.append(got["ETag"])
+            if got["ETag"].endswith('-1"'):  # the multipart completion at the end
+                whole = md5_etag(body) == md5_etag(part)
+            else:
+                whole = md5_etag(body) == got["ETag"] and got["ETag"] in written
+            if not whole:
+                wrong.append(got["ETag"])
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(12):
+            body = (small + large)[i % 6]
+            s3.put_object(Bucket=bucket, Key="hot", Body=body)
+            got = s3.get_object(Bucket=bucket, Key="hot")
+            assert got["Body"].read() == body, f"round {i}: an older body after the overwrite"
+            assert s3.head_object(Bucket=bucket, Key="hot")["ContentLength"] == len(body)
+            s3.put_object_tagging(
+                Bucket=bucket, Key="hot", Tagging={"TagSet": [{"Key": "round", "Value": str(i)}]}
+            )
+            assert s3.get_object(Bucket=bucket, Key="hot")["TagCount"] == 1
+            assert s3.get_object_tagging(Bucket=bucket, Key="hot")["TagSet"] == [
+                {"Key": "round", "Value": str(i)}
+            ]
+            s3.copy_object(
+                Bucket=bucket,
+                Key="hot",
+                CopySource={"Bucket": bucket, "Key": "hot"},
+                Metadata={"round": str(i)},
+                MetadataDirective="REPLACE",
+            )
+            assert s3.head_object(Bucket=bucket, Key="hot")["Metadata"] == {"round": str(i)}
+            if i % 4 == 3:
+                s3.delete_object(Bucket=bucket, Key="hot")
+                expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="hot")
+                expect_error(404, None, s3.head_object, Bucket=bucket, Key="hot")
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="hot")["UploadId"]
+        etag = s3.upload_part(Bucket=bucket, Key="hot", UploadId=upload, PartNumber=1, Body=part)["ETag"]
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="hot",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+        )
+        assert s3.get_object(Bucket=bucket, Key="hot")["Body"].read() == part
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert len(seen) > 50, "the readers did not keep the object hot"
+    assert not wrong, f"torn or unknown bodies: {wrong[:5]}"

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::bucket_cache::BucketCache;
 use super::files::{self, body_path};
 use super::list::{Feed, PageBuilder};
+use super::object_cache::{KeptBody, ObjectCache, ObjectChange};
 use super::record;
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
@@ -46,6 +47,7 @@ pub struct LocalStore {
     inline_threshold: usize,
     commits: mpsc::Sender<CommitJob>,
     buckets: Arc<BucketCache>,
+    objects: Arc<ObjectCache>,
 }
 
 /// Removes a body file that was written but never committed (client gone, checks failed).
@@ -149,6 +151,27 @@ impl MetaOp {
             | MetaOp::RescheduleReplication { .. } => false,
         }
     }
+
+    /// Which objects the operation may change (what [`ObjectCache`] keeps).
+    fn object_change(&self) -> ObjectChange<'_> {
+        match self {
+            MetaOp::PutObject { bucket, key, .. }
+            | MetaOp::DeleteObject { bucket, key, .. }
+            | MetaOp::CompleteUpload { bucket, key, .. }
+            | MetaOp::SetObjectTags { bucket, key, .. }
+            | MetaOp::SetObjectAcl { bucket, key, .. } => ObjectChange::Key { bucket, key },
+            MetaOp::FinishReplication { task, .. } => ObjectChange::Key {
+                bucket: &task.bucket,
+                key: &task.key,
+            },
+            MetaOp::CreateBucket(_) | MetaOp::DeleteBucket(_) => ObjectChange::Any,
+            MetaOp::CreateUpload(_)
+            | MetaOp::PutPart { .. }
+            | MetaOp::AbortUpload { .. }
+            | MetaOp::PutBucketConfig { .. }
+            | MetaOp::RescheduleReplication { .. } => ObjectChange::Nothing,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -213,16 +236,21 @@ impl LocalStore {
         let thread_db = db.clone();
         let thread_root = root.to_path_buf();
         let buckets = Arc::new(BucketCache::default());
-        let thread_buckets = buckets.clone();
+        let objects = Arc::new(ObjectCache::default());
+        let caches = Caches {
+            buckets: buckets.clone(),
+            objects: objects.clone(),
+        };
         std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || commit_loop(thread_db, thread_root, thread_buckets, rx))?;
+            .spawn(move || commit_loop(thread_db, thread_root, caches, rx))?;
         Ok(LocalStore {
             db,
             root: root.to_path_buf(),
             inline_threshold,
             commits: tx,
             buckets,
+            objects,
         })
     }
 
@@ -654,9 +682,17 @@ impl Store for LocalStore {
     }
 
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        if let Some(kept) = self.objects.get(bucket, key) {
+            return Ok(Some(kept.meta));
+        }
+        let at = self.objects.generation();
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
-        record::get(&t, bucket, key)
+        let meta = record::get(&t, bucket, key)?;
+        if let Some(meta) = &meta {
+            self.objects.keep(at, bucket, key, meta, None);
+        }
+        Ok(meta)
     }
 
     async fn object_for_read(
@@ -664,6 +700,14 @@ impl Store for LocalStore {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(ObjectMeta, Option<Bytes>)>, StoreError> {
+        if let Some(kept) = self.objects.get(bucket, key) {
+            match kept.body {
+                KeptBody::NotInline => return Ok(Some((kept.meta, None))),
+                KeptBody::Inline(bytes) => return Ok(Some((kept.meta, Some(bytes)))),
+                KeptBody::InlineNotKept => {}
+            }
+        }
+        let at = self.objects.generation();
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
         let Some(meta) = record::get(&t, bucket, key)? else {
@@ -673,6 +717,7 @@ impl Store for LocalStore {
             BodyLocation::Inline(id) => read_inline(&txn, id)?,
             BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
         };
+        self.objects.keep(at, bucket, key, &meta, inline.as_ref());
         Ok(Some((meta, inline)))
     }
 
@@ -1166,12 +1211,13 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
 
 /// The group-commit thread: takes every job waiting, applies them in one redb transaction with
 /// immediate durability, then answers each.
-fn commit_loop(
-    db: Arc<Database>,
-    root: PathBuf,
+/// What the commit thread tells of each commit before it answers the writers.
+struct Caches {
     buckets: Arc<BucketCache>,
-    rx: mpsc::Receiver<CommitJob>,
-) {
+    objects: Arc<ObjectCache>,
+}
+
+fn commit_loop(db: Arc<Database>, root: PathBuf, caches: Caches, rx: mpsc::Receiver<CommitJob>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -1191,10 +1237,13 @@ fn commit_loop(
                     .collect()
             }
         };
-        // Before any writer is answered: see the bucket cache.
+        // Before any writer is answered (even when the commit failed): see the caches.
         if batch.iter().any(|job| job.op.changes_buckets()) {
-            buckets.changed();
+            caches.buckets.changed();
         }
+        caches
+            .objects
+            .changed(batch.iter().map(|job| job.op.object_change()));
         let mut freed = Vec::new();
         for (job, result) in batch.into_iter().zip(results) {
             if let Ok(outcome) = &result {

@@ -6,6 +6,7 @@ mod bucket_cache;
 pub mod files;
 pub mod list;
 pub mod local;
+mod object_cache;
 mod record;
 pub mod replication_queue;
 mod tables;
