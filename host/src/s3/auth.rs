@@ -335,8 +335,9 @@ pub async fn authenticate_sts(
     if !amz_date.starts_with(&cred.date) {
         return Err(signature_mismatch());
     }
+    let scope = cred.scope();
     let (credential, _) =
-        verify_header_signature(parts, &parsed, amz_date, sources, body_sha256).await?;
+        verify_header_signature(parts, &parsed, amz_date, &scope, sources, body_sha256).await?;
     Ok(credential.principal)
 }
 
@@ -346,6 +347,7 @@ async fn verify_header_signature(
     parts: &Parts,
     parsed: &AuthorizationHeader,
     amz_date: &str,
+    scope: &str,
     sources: Sources<'_>,
     payload_hash: &str,
 ) -> S3Result<(IamCredential, SigningKey)> {
@@ -368,7 +370,7 @@ async fn verify_header_signature(
         presigned: false,
         latin1_headers: false,
     };
-    if !sigv4::verify(&input, amz_date, &cred.scope(), &key, &parsed.signature)? {
+    if !sigv4::verify(&input, amz_date, scope, &key, &parsed.signature)? {
         return Err(signature_mismatch());
     }
     check_all_amz_signed(headers, &parsed.signed_headers)?;
@@ -404,9 +406,9 @@ async fn authenticate_header(
             "Missing required header for this request: x-amz-content-sha256",
         )
     })?;
-    let (credential, key) =
-        verify_header_signature(parts, &parsed, amz_date, sources, content_sha).await?;
     let scope = cred.scope();
+    let (credential, key) =
+        verify_header_signature(parts, &parsed, amz_date, &scope, sources, content_sha).await?;
     let payload = match content_sha {
         sigv4::UNSIGNED_PAYLOAD => Payload::Unsigned,
         sigv4::STREAMING_UNSIGNED_TRAILER => Payload::Chunked {

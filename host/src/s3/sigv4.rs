@@ -53,10 +53,14 @@ impl Credential {
     }
 
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        let mut scope =
+            String::with_capacity(self.date.len() + self.region.len() + self.service.len() + 15);
+        for part in [&self.date, &self.region, &self.service] {
+            scope.push_str(part);
+            scope.push('/');
+        }
+        scope.push_str("aws4_request");
+        scope
     }
 }
 
@@ -257,10 +261,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+    for part in [ALGORITHM, amz_date, scope] {
+        out.push_str(part);
+        out.push('\n');
+    }
+    out.push_str(&sha256_hex(canonical_request.as_bytes()));
+    out
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -284,7 +291,14 @@ const DERIVED_LIMIT: usize = 4096;
 impl SigningKey {
     /// [`SigningKey::derive`], remembering the key for the next request in the same scope.
     pub fn derive_cached(secret: &str, cred: &Credential) -> SigningKey {
-        let id = format!("{secret}\n{}\n{}\n{}", cred.date, cred.region, cred.service);
+        let mut id = String::with_capacity(
+            secret.len() + cred.date.len() + cred.region.len() + cred.service.len() + 3,
+        );
+        for part in [secret, &cred.date, &cred.region] {
+            id.push_str(part);
+            id.push('\n');
+        }
+        id.push_str(&cred.service);
         let mut derived = DERIVED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = derived.get(&id) {
             return key.clone();
@@ -328,11 +342,11 @@ pub fn verify(
     key: &SigningKey,
     given: &str,
 ) -> S3Result<bool> {
-    let mut readings = vec![false];
-    if has_non_ascii(input.headers, input.signed_headers) {
-        readings.push(true);
-    }
-    for latin1 in readings {
+    for latin1 in [false, true] {
+        // The second reading exists only for non-ASCII header bytes.
+        if latin1 && !has_non_ascii(input.headers, input.signed_headers) {
+            break;
+        }
         let creq = canonical_request(&CanonicalInput {
             latin1_headers: latin1,
             ..*input
