@@ -2,11 +2,11 @@
 //! does not open a read transaction for each (a GET reads the bucket and its ownership setting).
 //!
 //! Every entry carries the generation it was read at. The commit thread moves the generation
-//! on after each commit that may change a bucket or its configuration, before it answers the
-//! writer. A reader takes the generation before its read transaction and keeps what it read
-//! under that generation. So an entry read before a change, or read while one was being
-//! committed, is never answered after the writer was acknowledged: it carries an older
-//! generation and counts as missing.
+//! on both before and after each commit that may change a bucket or its configuration (and
+//! before it answers the writer). A reader takes the generation before its read transaction and
+//! keeps what it read under that generation. So an entry read before a change is not answered
+//! once the change may be visible in redb, and one read while it was being committed is not
+//! answered after it: either carries an older generation and counts as missing.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -34,7 +34,7 @@ impl BucketCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A commit that may have changed buckets or their configuration is durable.
+    /// A commit that may change buckets or their configuration is about to happen, or is over.
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }

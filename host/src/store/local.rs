@@ -688,11 +688,11 @@ impl Store for LocalStore {
         let at = self.objects.generation();
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
-        let meta = record::get(&t, bucket, key)?;
-        if let Some(meta) = &meta {
-            self.objects.keep(at, bucket, key, meta, None);
-        }
-        Ok(meta)
+        let Some((meta, record_len)) = record::get_sized(&t, bucket, key)? else {
+            return Ok(None);
+        };
+        self.objects.keep(at, bucket, key, &meta, record_len, None);
+        Ok(Some(meta))
     }
 
     async fn object_for_read(
@@ -710,14 +710,15 @@ impl Store for LocalStore {
         let at = self.objects.generation();
         let txn = self.db.begin_read()?;
         let t = txn.open_table(OBJECTS)?;
-        let Some(meta) = record::get(&t, bucket, key)? else {
+        let Some((meta, record_len)) = record::get_sized(&t, bucket, key)? else {
             return Ok(None);
         };
         let inline = match &meta.body {
             BodyLocation::Inline(id) => read_inline(&txn, id)?,
             BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
         };
-        self.objects.keep(at, bucket, key, &meta, inline.as_ref());
+        self.objects
+            .keep(at, bucket, key, &meta, record_len, inline.as_ref());
         Ok(Some((meta, inline)))
     }
 
@@ -1209,14 +1210,20 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
     Ok(builder.finish())
 }
 
-/// The group-commit thread: takes every job waiting, applies them in one redb transaction with
-/// immediate durability, then answers each.
-/// What the commit thread tells of each commit before it answers the writers.
+/// What the commit thread tells of each commit: see [`commit_loop`].
 struct Caches {
     buckets: Arc<BucketCache>,
     objects: Arc<ObjectCache>,
 }
 
+/// The group-commit thread: takes every job waiting, applies them in one redb transaction with
+/// immediate durability, then answers each.
+///
+/// The caches learn of a commit on both sides of it. Before it, whatever they hold of what the
+/// batch may change stops being answered, so that nothing read from them after the commit
+/// became visible (to a listing, to the replication worker it wakes) is older than what redb
+/// shows. After it, and before any writer is answered, reads that began meanwhile (and may have
+/// seen either state) are disowned too. Both happen even when the commit fails.
 fn commit_loop(db: Arc<Database>, root: PathBuf, caches: Caches, rx: mpsc::Receiver<CommitJob>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -1226,6 +1233,13 @@ fn commit_loop(db: Arc<Database>, root: PathBuf, caches: Caches, rx: mpsc::Recei
                 Err(_) => break,
             }
         }
+        let buckets_change = batch.iter().any(|job| job.op.changes_buckets());
+        if buckets_change {
+            caches.buckets.changed();
+        }
+        let next = caches
+            .objects
+            .changing(batch.iter().map(|job| job.op.object_change()));
         let results = match apply_batch(&db, &batch) {
             Ok(results) => results,
             Err(e) => {
@@ -1237,13 +1251,10 @@ fn commit_loop(db: Arc<Database>, root: PathBuf, caches: Caches, rx: mpsc::Recei
                     .collect()
             }
         };
-        // Before any writer is answered (even when the commit failed): see the caches.
-        if batch.iter().any(|job| job.op.changes_buckets()) {
+        if buckets_change {
             caches.buckets.changed();
         }
-        caches
-            .objects
-            .changed(batch.iter().map(|job| job.op.object_change()));
+        caches.objects.changed(next);
         let mut freed = Vec::new();
         for (job, result) in batch.into_iter().zip(results) {
             if let Ok(outcome) = &result {

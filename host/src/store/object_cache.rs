@@ -2,16 +2,21 @@
 //! and small, its body, so that a GET or HEAD of an object read recently opens no read
 //! transaction and decodes no record.
 //!
-//! Coherence is the bucket cache's, per key. A reader takes the generation before its read
-//! transaction and keeps what it read under that generation. After every commit, before it
-//! answers any writer, the commit thread moves the generation on and stamps the new generation
-//! on the change slot of each key the batch may have written (or on every key, for a batch that
-//! may touch any). An entry is answered only while no change was stamped on its slot after the
-//! generation it was read at. So once a writer is acknowledged, nothing read before its commit is
-//! answered for that key again; keys that share a change slot only miss more often.
+//! Coherence works by generations, per key. A reader takes the published generation before its
+//! read transaction and keeps what it read under that generation. Before each commit the commit
+//! thread stamps the next generation on the change slot of each key the batch may write (or on
+//! every key, for a batch that may touch any); after the commit, and before it answers any
+//! writer, it publishes that generation. An entry is answered only while no change was stamped
+//! on its slot after the generation it was read at. So from the moment a commit can be seen in
+//! redb, nothing kept from before it is answered for the keys it changed, and what was read
+//! while it happened (either state) is disowned too; keys that share a change slot only miss
+//! more often.
 //!
 //! Memory is bounded: at most [`SHARDS`] × [`ENTRIES_PER_SHARD`] entries and [`SHARDS`] ×
-//! [`BYTES_PER_SHARD`] bytes of records and bodies, whatever the objects' sizes.
+//! [`BYTES_PER_SHARD`] bytes, counting each record at twice its stored length (what it takes
+//! decoded, roughly) and each body at its length. Records larger than [`LARGEST_RECORD`] (many
+//! parts, much metadata) are not kept, nor bodies larger than [`LARGEST_BODY`]. When a shard is
+//! full, whichever entry its map yields first makes room.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -29,8 +34,10 @@ const ENTRIES_PER_SHARD: usize = 512;
 const BYTES_PER_SHARD: usize = 512 * 1024;
 /// Larger inline bodies are not kept (their records still are).
 const LARGEST_BODY: usize = 64 * 1024;
-/// What an entry is counted as besides its body and names: the record's fields, roughly.
-const ENTRY_OVERHEAD: usize = 512;
+/// Objects whose record counts for more are not kept at all.
+const LARGEST_RECORD: usize = 64 * 1024;
+/// What an entry is counted as besides its record, names and body.
+const ENTRY_OVERHEAD: usize = 256;
 const CHANGE_SLOTS: usize = 1 << 16;
 
 /// What one committed operation may have changed in the objects table.
@@ -122,8 +129,10 @@ impl ObjectCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A commit that may have made `changes` is durable; call before answering its writers.
-    pub fn changed<'a>(&self, changes: impl IntoIterator<Item = ObjectChange<'a>>) {
+    /// A commit that may make `changes` is about to happen: from now on nothing kept of those
+    /// objects is answered. Returns the generation to publish with [`ObjectCache::changed`]
+    /// once the commit is over.
+    pub fn changing<'a>(&self, changes: impl IntoIterator<Item = ObjectChange<'a>>) -> u64 {
         // Only the commit thread moves the generation on.
         let next = self.generation.load(Ordering::Acquire) + 1;
         for change in changes {
@@ -136,6 +145,12 @@ impl ObjectCache {
                 ObjectChange::Any => self.any_changed.store(next, Ordering::Release),
             }
         }
+        next
+    }
+
+    /// The commit that [`ObjectCache::changing`] returned `next` for is over (made or failed);
+    /// call before answering its writers.
+    pub fn changed(&self, next: u64) {
         self.generation.store(next, Ordering::Release);
     }
 
@@ -162,11 +177,23 @@ impl ObjectCache {
         })
     }
 
-    /// Keeps what a read transaction begun at generation `at` found: the record and, when read,
-    /// the inline body. Absent objects are not kept.
-    pub fn keep(&self, at: u64, bucket: &str, key: &str, meta: &ObjectMeta, body: Option<&Bytes>) {
+    /// Keeps what a read transaction begun at generation `at` found: the record (`record_len`
+    /// bytes stored) and, when read, the inline body. Absent objects are not kept.
+    pub fn keep(
+        &self,
+        at: u64,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        record_len: usize,
+        body: Option<&Bytes>,
+    ) {
+        let record_cost = ENTRY_OVERHEAD + bucket.len() + key.len() + 2 * record_len;
+        if record_cost > LARGEST_RECORD {
+            return;
+        }
         let body = body.filter(|b| b.len() <= LARGEST_BODY);
-        let cost = ENTRY_OVERHEAD + bucket.len() + key.len() + body.map_or(0, |b| b.len());
+        let cost = record_cost + body.map_or(0, |b| b.len());
         let hash = self.hash(bucket, key);
         let mut shard = lock(self.shard(hash));
         if shard.entries.get(&hash).is_some_and(|e| e.at > at) {
@@ -221,6 +248,14 @@ mod tests {
         }
     }
 
+    impl ObjectCache {
+        /// A commit of `changes`, whole.
+        fn changed_now<'a>(&self, changes: impl IntoIterator<Item = ObjectChange<'a>>) {
+            let next = self.changing(changes);
+            self.changed(next);
+        }
+    }
+
     fn etag_of(c: &ObjectCache, bucket: &str, key: &str) -> Option<String> {
         c.get(bucket, key).map(|k| k.meta.etag)
     }
@@ -234,9 +269,10 @@ mod tests {
             "b",
             "k",
             &meta("1", true),
+            100,
             Some(&Bytes::from_static(b"abc")),
         );
-        c.keep(at, "b", "other", &meta("2", false), None);
+        c.keep(at, "b", "other", &meta("2", false), 100, None);
         let kept = c.get("b", "k").unwrap();
         assert!(matches!(kept.body, KeptBody::Inline(ref b) if b.as_ref() == b"abc"));
         assert_eq!(etag_of(&c, "b", "k").as_deref(), Some("1"));
@@ -245,12 +281,12 @@ mod tests {
 
         // A read that began before a change to b/k keeps what it saw under the old generation.
         let before = c.generation();
-        c.changed([ObjectChange::Key {
+        c.changed_now([ObjectChange::Key {
             bucket: "b",
             key: "k",
         }]);
         assert!(c.get("b", "k").is_none());
-        c.keep(before, "b", "k", &meta("stale", true), None);
+        c.keep(before, "b", "k", &meta("stale", true), 100, None);
         assert!(c.get("b", "k").is_none());
         // Other keys stay (unless they share the change slot, which is a miss, never stale).
         let other = c.get("b", "other").map(|k| k.meta.etag);
@@ -262,23 +298,46 @@ mod tests {
 
         // Read after the change: answered, and an older read does not replace it.
         let now = c.generation();
-        c.keep(now, "b", "k", &meta("3", true), None);
+        c.keep(now, "b", "k", &meta("3", true), 100, None);
         assert!(matches!(
             c.get("b", "k").unwrap().body,
             KeptBody::InlineNotKept
         ));
-        c.keep(before, "b", "k", &meta("stale", true), None);
+        c.keep(before, "b", "k", &meta("stale", true), 100, None);
         assert_eq!(etag_of(&c, "b", "k").as_deref(), Some("3"));
 
         // A change to any object (a bucket operation) drops everything read before it.
-        c.changed([ObjectChange::Nothing, ObjectChange::Any]);
+        c.changed_now([ObjectChange::Nothing, ObjectChange::Any]);
         assert!(c.get("b", "k").is_none());
         assert!(c.get("b", "other").is_none());
         // A batch that changed nothing object-related still moves the generation on only.
         let at = c.generation();
-        c.keep(at, "b", "k", &meta("4", false), None);
-        c.changed([ObjectChange::Nothing]);
+        c.keep(at, "b", "k", &meta("4", false), 100, None);
+        c.changed_now([ObjectChange::Nothing]);
         assert_eq!(etag_of(&c, "b", "k").as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn a_commit_in_progress_hides_what_it_changes_and_disowns_reads_made_meanwhile() {
+        let c = ObjectCache::default();
+        let at = c.generation();
+        c.keep(at, "b", "k", &meta("old", false), 100, None);
+        let next = c.changing([ObjectChange::Key {
+            bucket: "b",
+            key: "k",
+        }]);
+        // The commit may already be visible in redb: the old record is no longer answered.
+        assert!(c.get("b", "k").is_none());
+        // A read during the commit (it may have seen either state) is not answered later.
+        let during = c.generation();
+        c.keep(during, "b", "k", &meta("either", false), 100, None);
+        assert!(c.get("b", "k").is_none());
+        c.changed(next);
+        assert!(c.get("b", "k").is_none());
+        let after = c.generation();
+        assert_eq!(after, next);
+        c.keep(after, "b", "k", &meta("new", false), 100, None);
+        assert_eq!(etag_of(&c, "b", "k").as_deref(), Some("new"));
     }
 
     #[test]
@@ -286,13 +345,16 @@ mod tests {
         let c = ObjectCache::default();
         let body = Bytes::from(vec![7u8; LARGEST_BODY]);
         let big = Bytes::from(vec![7u8; LARGEST_BODY + 1]);
-        c.keep(0, "b", "big", &meta("big", true), Some(&big));
+        c.keep(0, "b", "big", &meta("big", true), 100, Some(&big));
         assert!(matches!(
             c.get("b", "big").unwrap().body,
             KeptBody::InlineNotKept
         ));
+        // A record of many parts is not kept at all.
+        c.keep(0, "b", "parts", &meta("p", false), LARGEST_RECORD / 2, None);
+        assert!(c.get("b", "parts").is_none());
         for i in 0..SHARDS * ENTRIES_PER_SHARD * 2 {
-            c.keep(0, "b", &format!("k{i}"), &meta("x", true), Some(&body));
+            c.keep(0, "b", &format!("k{i}"), &meta("x", true), 100, Some(&body));
         }
         let (mut entries, mut bytes) = (0, 0);
         for shard in c.shards.iter() {

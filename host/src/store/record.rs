@@ -36,9 +36,18 @@ pub fn get(
     bucket: &str,
     key: &str,
 ) -> Result<Option<ObjectMeta>, StoreError> {
+    Ok(get_sized(objects, bucket, key)?.map(|(meta, _)| meta))
+}
+
+/// [`get`], with the stored record's length in bytes.
+pub fn get_sized(
+    objects: &impl ReadableTable<ObjectKey, &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(ObjectMeta, usize)>, StoreError> {
     objects
         .get((bucket, key))?
-        .map(|v| decode(v.value()))
+        .map(|v| Ok((decode(v.value())?, v.value().len())))
         .transpose()
 }
 
