@@ -62,6 +62,9 @@ pub fn escape_into(out: &mut String, s: &str) {
 /// Builds an XML document element by element.
 pub struct XmlWriter {
     buf: String,
+    /// The last time [`XmlWriter::time`] wrote, and its text: listings repeat times (objects
+    /// written in the same second) thousands of times a page.
+    last_time: Option<(i64, String)>,
 }
 
 impl XmlWriter {
@@ -70,7 +73,10 @@ impl XmlWriter {
         let mut buf = String::with_capacity(1024);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root} xmlns=\"{S3_NS}\">"));
-        XmlWriter { buf }
+        XmlWriter {
+            buf,
+            last_time: None,
+        }
     }
 
     /// Starts a document whose root element carries namespace `ns` (STS answers).
@@ -78,7 +84,10 @@ impl XmlWriter {
         let mut buf = String::with_capacity(1024);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root} xmlns=\"{ns}\">"));
-        XmlWriter { buf }
+        XmlWriter {
+            buf,
+            last_time: None,
+        }
     }
 
     /// Starts a document whose root element has no namespace (error bodies).
@@ -86,7 +95,10 @@ impl XmlWriter {
         let mut buf = String::with_capacity(512);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root}>"));
-        XmlWriter { buf }
+        XmlWriter {
+            buf,
+            last_time: None,
+        }
     }
 
     pub fn open(&mut self, tag: &str) -> &mut Self {
@@ -117,8 +129,20 @@ impl XmlWriter {
 
     /// Appends a number inside the element opened last.
     pub fn number(&mut self, n: u64) -> &mut Self {
-        use std::fmt::Write;
-        let _ = write!(self.buf, "{n}");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &d in &digits[at..] {
+            self.buf.push(char::from(d));
+        }
         self
     }
 
@@ -132,7 +156,15 @@ impl XmlWriter {
     /// needed).
     pub fn time(&mut self, tag: &str, millis: i64) -> &mut Self {
         self.open(tag);
-        push_iso8601(&mut self.buf, millis);
+        match &mut self.last_time {
+            Some((at, text)) if *at == millis => self.buf.push_str(text),
+            last => {
+                let mut text = String::with_capacity(24);
+                push_iso8601(&mut text, millis);
+                self.buf.push_str(&text);
+                *last = Some((millis, text));
+            }
+        }
         self.close(tag)
     }
 
@@ -330,6 +362,37 @@ mod tests {
         ] {
             assert_eq!(iso8601(ms), strftime(ms), "{ms}");
         }
+    }
+
+    #[test]
+    fn numbers_and_repeated_times_are_written_exactly() {
+        let numbers = [0, 7, 10, 99, 1_000, 1_234_567_890, u64::MAX];
+        let times = [
+            0,
+            0,
+            1_764_600_000_000,
+            1_764_600_000_000,
+            0,
+            -1,
+            -1,
+            1_764_600_000_000,
+        ];
+        let mut w = XmlWriter::bare("R");
+        for n in numbers {
+            w.open("N").number(n).close("N");
+        }
+        for t in times {
+            w.time("T", t);
+        }
+        let mut expected = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R>");
+        for n in numbers {
+            expected.push_str(&format!("<N>{n}</N>"));
+        }
+        for t in times {
+            expected.push_str(&format!("<T>{}</T>", iso8601(t)));
+        }
+        expected.push_str("</R>");
+        assert_eq!(w.finish("R"), expected);
     }
 
     #[test]
