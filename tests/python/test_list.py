@@ -75,6 +75,9 @@ def test_v2_lists_every_key_in_utf8_binary_order(s3, lb):
     for o in page["Contents"]:
         assert o["Size"] == len(o["Key"].encode()) and o["ETag"] == md5_etag(o["Key"].encode())
         assert "Owner" not in o  # V2 only returns owners with fetch-owner=true
+    owned = s3.list_objects_v2(Bucket=lb, FetchOwner=True)["Contents"]
+    v1_owners = [o["Owner"]["ID"] for o in s3.list_objects(Bucket=lb)["Contents"]]
+    assert [o["Owner"]["ID"] for o in owned] == v1_owners and all(v1_owners)
 
 
 def test_v1_lists_every_key_in_utf8_binary_order(s3, lb):

@@ -132,6 +132,7 @@ fn base_query(ctx: &RequestCtx<'_>) -> S3Result<ListQuery> {
             .map(str::to_string),
         start_after: None,
         max_keys: parse_max(ctx, "max-keys")?,
+        skip_owner: false,
     })
 }
 
@@ -195,6 +196,7 @@ pub async fn list_objects_v2(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
     // The token wins over start-after, as S3 documents.
     q.start_after = token_key.or_else(|| start_after.clone().filter(|s| !s.is_empty()));
     let fetch_owner = ctx.query.get("fetch-owner") == Some("true");
+    q.skip_owner = !fetch_owner;
     let page = ctx.app.store.list_objects(bucket, &q).await?;
 
     let mut w = XmlWriter::new("ListBucketResult");

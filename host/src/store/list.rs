@@ -12,6 +12,9 @@ pub struct ListQuery {
     /// Keys (and common prefixes) up to and including this are skipped.
     pub start_after: Option<String>,
     pub max_keys: usize,
+    /// The page's objects need no owner (ListObjectsV2 without fetch-owner): their owner ids
+    /// are left empty instead of copied.
+    pub skip_owner: bool,
 }
 
 /// What a listing shows of an object. It is read straight from the stored

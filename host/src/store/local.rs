@@ -1182,11 +1182,13 @@ fn list_blocking(db: &Database, bucket: &str, query: &ListQuery) -> Result<ListP
                 skip = None;
             }
             let mut decode_err = None;
-            let feed = builder.feed(key, || match record::decode_listed(v.value()) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    decode_err = Some(e);
-                    None
+            let feed = builder.feed(key, || {
+                match record::decode_listed(v.value(), !query.skip_owner) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        decode_err = Some(e);
+                        None
+                    }
                 }
             });
             if let Some(e) = decode_err {

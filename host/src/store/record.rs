@@ -93,16 +93,17 @@ fn encode(meta: &ObjectMeta) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<ObjectMeta, StoreError> {
     let json = match bytes.first() {
         Some(b'{') => bytes,
-        _ => read_head(bytes)?.1,
+        _ => read_head(bytes, true)?.1,
     };
     local::decode(json)
 }
 
-/// What a listing shows of the record.
-pub fn decode_listed(bytes: &[u8]) -> Result<ListedObject, StoreError> {
+/// What a listing shows of the record; `with_owner: false` leaves the owner id empty (records
+/// still in JSON have it anyway).
+pub fn decode_listed(bytes: &[u8], with_owner: bool) -> Result<ListedObject, StoreError> {
     match bytes.first() {
         Some(b'{') => local::decode(bytes),
-        _ => Ok(read_head(bytes)?.0),
+        _ => Ok(read_head(bytes, with_owner)?.0),
     }
 }
 
@@ -117,7 +118,7 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// Reads a record's head: what it holds and the JSON after it.
-fn read_head(bytes: &[u8]) -> Result<(ListedObject, &[u8]), StoreError> {
+fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), StoreError> {
     let mut r = Reader(bytes);
     if r.take(1)? != [TAG] {
         return Err(corrupt("unknown format"));
@@ -139,7 +140,12 @@ fn read_head(bytes: &[u8]) -> Result<(ListedObject, &[u8]), StoreError> {
         }),
     };
     let etag = r.string()?;
-    let owner_id = r.string()?;
+    let owner_id = if with_owner {
+        r.string()?
+    } else {
+        r.skip_string()?;
+        String::new()
+    };
     let listed = ListedObject {
         size,
         etag,
@@ -170,12 +176,20 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, StoreError> {
-        let len = u32::from_le_bytes(self.array()?);
-        let len = usize::try_from(len).map_err(|_| corrupt("string length"))?;
-        let raw = self.take(len)?;
-        std::str::from_utf8(raw)
+        std::str::from_utf8(self.string_bytes()?)
             .map(str::to_string)
             .map_err(|_| corrupt("string is not UTF-8"))
+    }
+
+    /// Passes over a string without copying it (its length is still checked).
+    fn skip_string(&mut self) -> Result<(), StoreError> {
+        self.string_bytes().map(|_| ())
+    }
+
+    fn string_bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = u32::from_le_bytes(self.array()?);
+        let len = usize::try_from(len).map_err(|_| corrupt("string length"))?;
+        self.take(len)
     }
 }
 
@@ -255,7 +269,16 @@ mod tests {
                 serde_json::to_value(&whole).unwrap(),
                 serde_json::to_value(&meta).unwrap()
             );
-            assert!(same(&decode_listed(&stored).unwrap(), &listed_of(&meta)));
+            assert!(same(
+                &decode_listed(&stored, true).unwrap(),
+                &listed_of(&meta)
+            ));
+            // Without the owner: the same but for it.
+            let no_owner = ListedObject {
+                owner_id: String::new(),
+                ..listed_of(&meta)
+            };
+            assert!(same(&decode_listed(&stored, false).unwrap(), &no_owner));
         }
     }
 
@@ -270,7 +293,10 @@ mod tests {
         for meta in [sample(), plain] {
             let stored = serde_json::to_vec(&meta).unwrap();
             assert_eq!(decode(&stored).unwrap().etag, meta.etag);
-            assert!(same(&decode_listed(&stored).unwrap(), &listed_of(&meta)));
+            assert!(same(
+                &decode_listed(&stored, true).unwrap(),
+                &listed_of(&meta)
+            ));
         }
     }
 
@@ -281,19 +307,35 @@ mod tests {
             assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
         }
         for cut in 0..27 {
-            assert!(decode_listed(&stored[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
+            assert!(
+                decode_listed(&stored[..cut], false).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = stored.clone();
         bad[0] = 0x02;
-        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_listed(&bad, true),
+            Err(StoreError::Corrupt(_))
+        ));
         let mut bad = stored.clone();
         bad[17] = 9;
-        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_listed(&bad, true),
+            Err(StoreError::Corrupt(_))
+        ));
         let mut bad = stored.clone();
         bad[18] = 7;
-        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_listed(&bad, true),
+            Err(StoreError::Corrupt(_))
+        ));
         let mut bad = stored;
         bad[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_listed(&bad), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_listed(&bad, true),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
