@@ -299,7 +299,7 @@ impl SigningKey {
             id.push('\n');
         }
         id.push_str(&cred.service);
-        let mut derived = DERIVED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut derived = crate::locks::lock(&DERIVED);
         if let Some(key) = derived.get(&id) {
             return key.clone();
         }

@@ -73,10 +73,7 @@ impl XmlWriter {
         let mut buf = String::with_capacity(1024);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root} xmlns=\"{S3_NS}\">"));
-        XmlWriter {
-            buf,
-            last_time: None,
-        }
+        XmlWriter::starting(buf)
     }
 
     /// Starts a document whose root element carries namespace `ns` (STS answers).
@@ -84,10 +81,7 @@ impl XmlWriter {
         let mut buf = String::with_capacity(1024);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root} xmlns=\"{ns}\">"));
-        XmlWriter {
-            buf,
-            last_time: None,
-        }
+        XmlWriter::starting(buf)
     }
 
     /// Starts a document whose root element has no namespace (error bodies).
@@ -95,6 +89,10 @@ impl XmlWriter {
         let mut buf = String::with_capacity(512);
         buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         buf.push_str(&format!("<{root}>"));
+        XmlWriter::starting(buf)
+    }
+
+    fn starting(buf: String) -> XmlWriter {
         XmlWriter {
             buf,
             last_time: None,
@@ -129,20 +127,7 @@ impl XmlWriter {
 
     /// Appends a number inside the element opened last.
     pub fn number(&mut self, n: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = n;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
-            self.buf.push(char::from(d));
-        }
+        self.buf.push_str(itoa::Buffer::new().format(n));
         self
     }
 

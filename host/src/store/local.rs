@@ -307,6 +307,37 @@ impl LocalStore {
         BodyFile::create(body_path(&self.root, id), md5).await
     }
 
+    /// The object's record and, `with_body`, its inline body (if stored inline), from the
+    /// object cache or else from one read transaction (and then kept).
+    fn read_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        with_body: bool,
+    ) -> Result<Option<(ObjectMeta, Option<Bytes>)>, StoreError> {
+        if let Some(kept) = self.objects.get(bucket, key) {
+            match kept.body {
+                KeptBody::NotInline => return Ok(Some((kept.meta, None))),
+                KeptBody::Inline(bytes) => return Ok(Some((kept.meta, Some(bytes)))),
+                KeptBody::InlineNotKept if !with_body => return Ok(Some((kept.meta, None))),
+                KeptBody::InlineNotKept => {}
+            }
+        }
+        let at = self.objects.generation();
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(OBJECTS)?;
+        let Some((meta, record_len)) = record::get_sized(&t, bucket, key)? else {
+            return Ok(None);
+        };
+        let inline = match &meta.body {
+            BodyLocation::Inline(id) if with_body => read_inline(&txn, id)?,
+            BodyLocation::Inline(_) | BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
+        };
+        self.objects
+            .keep(at, bucket, key, &meta, record_len, inline.as_ref());
+        Ok(Some((meta, inline)))
+    }
+
     fn read_bucket(&self, name: &str) -> Result<Option<BucketInfo>, StoreError> {
         let at = self.buckets.generation();
         if let Some(kept) = self.buckets.bucket(at, name) {
@@ -682,17 +713,7 @@ impl Store for LocalStore {
     }
 
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-        if let Some(kept) = self.objects.get(bucket, key) {
-            return Ok(Some(kept.meta));
-        }
-        let at = self.objects.generation();
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(OBJECTS)?;
-        let Some((meta, record_len)) = record::get_sized(&t, bucket, key)? else {
-            return Ok(None);
-        };
-        self.objects.keep(at, bucket, key, &meta, record_len, None);
-        Ok(Some(meta))
+        Ok(self.read_object(bucket, key, false)?.map(|(meta, _)| meta))
     }
 
     async fn object_for_read(
@@ -700,26 +721,7 @@ impl Store for LocalStore {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(ObjectMeta, Option<Bytes>)>, StoreError> {
-        if let Some(kept) = self.objects.get(bucket, key) {
-            match kept.body {
-                KeptBody::NotInline => return Ok(Some((kept.meta, None))),
-                KeptBody::Inline(bytes) => return Ok(Some((kept.meta, Some(bytes)))),
-                KeptBody::InlineNotKept => {}
-            }
-        }
-        let at = self.objects.generation();
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(OBJECTS)?;
-        let Some((meta, record_len)) = record::get_sized(&t, bucket, key)? else {
-            return Ok(None);
-        };
-        let inline = match &meta.body {
-            BodyLocation::Inline(id) => read_inline(&txn, id)?,
-            BodyLocation::File(_) | BodyLocation::Multipart(_) => None,
-        };
-        self.objects
-            .keep(at, bucket, key, &meta, record_len, inline.as_ref());
-        Ok(Some((meta, inline)))
+        self.read_object(bucket, key, true)
     }
 
     async fn open_body_read(
