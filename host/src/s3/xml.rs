@@ -70,29 +70,30 @@ pub struct XmlWriter {
 impl XmlWriter {
     /// Starts a document whose root element carries the S3 namespace.
     pub fn new(root: &str) -> XmlWriter {
-        let mut buf = String::with_capacity(1024);
-        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        buf.push_str(&format!("<{root} xmlns=\"{S3_NS}\">"));
-        XmlWriter::starting(buf)
+        XmlWriter::starting(1024, root, Some(S3_NS))
     }
 
     /// Starts a document whose root element carries namespace `ns` (STS answers).
     pub fn with_namespace(root: &str, ns: &str) -> XmlWriter {
-        let mut buf = String::with_capacity(1024);
-        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        buf.push_str(&format!("<{root} xmlns=\"{ns}\">"));
-        XmlWriter::starting(buf)
+        XmlWriter::starting(1024, root, Some(ns))
     }
 
     /// Starts a document whose root element has no namespace (error bodies).
     pub fn bare(root: &str) -> XmlWriter {
-        let mut buf = String::with_capacity(512);
-        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        buf.push_str(&format!("<{root}>"));
-        XmlWriter::starting(buf)
+        XmlWriter::starting(512, root, None)
     }
 
-    fn starting(buf: String) -> XmlWriter {
+    /// The XML declaration and the root's start tag, with namespace `ns` when given.
+    fn starting(capacity: usize, root: &str, ns: Option<&str>) -> XmlWriter {
+        let mut buf = String::with_capacity(capacity);
+        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        buf.push_str(root);
+        if let Some(ns) = ns {
+            buf.push_str(" xmlns=\"");
+            buf.push_str(ns);
+            buf.push('"');
+        }
+        buf.push('>');
         XmlWriter {
             buf,
             last_time: None,
@@ -378,6 +379,23 @@ mod tests {
         }
         expected.push_str("</R>");
         assert_eq!(w.finish("R"), expected);
+    }
+
+    #[test]
+    fn documents_start_with_the_declaration_and_their_namespace() {
+        let decl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+        assert_eq!(
+            XmlWriter::new("ListAllMyBucketsResult").finish("ListAllMyBucketsResult"),
+            format!("{decl}<ListAllMyBucketsResult xmlns=\"{S3_NS}\"></ListAllMyBucketsResult>")
+        );
+        assert_eq!(
+            XmlWriter::with_namespace("R", "urn:x").finish("R"),
+            format!("{decl}<R xmlns=\"urn:x\"></R>")
+        );
+        assert_eq!(
+            XmlWriter::bare("Error").finish("Error"),
+            format!("{decl}<Error></Error>")
+        );
     }
 
     #[test]
