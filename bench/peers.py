@@ -47,7 +47,7 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
-METHOD = "drained-disk, listings x30/x100"
+METHOD = "drained-disk, listings x30/x100, page cache dropped before each server"
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
 SECRET_KEY = "5eed" * 16
@@ -501,6 +501,28 @@ def drain(f: Path) -> float:
     return round(dd_rate(["if=/dev/zero", f"of={f}", "bs=1M", f"count={DRAIN_MIB}", "conv=fsync"]), 1)
 
 
+def drop_page_cache() -> bool:
+    """Starts each server (and the run) with the guest's memory in the same state, whatever ran
+    before: dirty pages written back, then the page cache dropped (root only; False where it
+    cannot be).
+
+    How fast this VM takes large writes depends on where the page cache's new pages come from.
+    Free guest memory is reported to the host (virtio-balloon free page reporting, a few seconds
+    after it is freed), and filling such pages runs at ~250-300 MB/s (81 % of a buffered write's
+    time in the copy into fresh pages); pages the kernel recycles before they are reported (from
+    the page cache once it has used up free memory, or just freed) take the same writes at
+    0.8-1.4 GB/s. In one five-round run without this, the fourth and fifth rounds of large PUTs
+    found the page cache full: probes of 263, 268, 227, then 772 and 1 208 MiB/s. Dropping the
+    cache before every round would not make rounds alike: the pages it frees are fast until
+    they are reported."""
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
 def disk_limits(workdir: Path, quick: bool) -> dict:
     """The data disk, written the way a server writes large objects: fresh files, each ending in
     fsync; first one file on the disk as the run found it (context: how much burst it had), then,
@@ -655,6 +677,24 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
             over = [f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in diffs if p > 15]
     if not parts:
         return "no common figures between the two newest runs.", []
+    # The same comparison for what no server's code touches: how far the host itself moved.
+    ceiling = [
+        (abs(a - b) / ((a + b) / 2) * 100, label, a, b, unit)
+        for label, r in new.get("http", {}).items()
+        if (o := old.get("http", {}).get(label))
+        for (a, unit), (b, _) in [(primary(label, r), primary(label, o))]
+        if a and b
+    ]
+    if ceiling:
+        within = sum(1 for d in ceiling if d[0] <= 15)
+        parts.append(
+            f"loopback ceiling (`sluice-sink`, no storage, no server code): {within} of {len(ceiling)} "
+            "figures within 15 %: "
+            + ", ".join(f"{lab} {fmt(b)} → {fmt(a)} {unit}" for _, lab, a, b, unit in sorted(ceiling, key=lambda d: d[1]))
+        )
+    md5_new, md5_old = new.get("md5", {}).get("start"), old.get("md5", {}).get("start")
+    if md5_new and md5_old:
+        parts.append(f"one MD5 stream at the start: {fmt(md5_old)} → {fmt(md5_new)} MiB/s")
     return f"between the runs of {old['date']} and {new['date']}:\n\n" + "\n".join(f"- {p}" for p in parts), over
 
 
@@ -856,7 +896,7 @@ def publish(run: dict):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="length of each timed trial")
-    ap.add_argument("--rounds", type=int, default=3, help="trials per workload (the median is reported)")
+    ap.add_argument("--rounds", type=int, default=5, help="trials per workload (the median is reported)")
     ap.add_argument("--only", nargs="*", help="servers to run (sluice garage-fsync garage-nofsync s3s-fs)")
     ap.add_argument("--quick", action="store_true", help="smaller large-object and listing runs (not recorded)")
     ap.add_argument("--workdir", default=None, help="where data dirs go (default: a temp dir under /tmp)")
@@ -901,6 +941,7 @@ def main():
     if s3s_bin:
         run["versions"]["s3s-fs"] = "0.14.1 (" + version_of([str(s3s_bin), "--version"]) + ")"
     try:
+        run["page_cache_dropped"] = drop_page_cache()
         log("disk limits")
         run["disk"] = disk_limits(base, args.quick)
         run["md5"] = {"start": md5_stream()}
@@ -923,6 +964,7 @@ def main():
         run["method"] = METHOD
         for server in servers:
             log(f"{server.description}")
+            run["page_cache_dropped"] = drop_page_cache() and run["page_cache_dropped"]
             run["md5"][server.name] = md5_stream()
             server.start()
             try:
