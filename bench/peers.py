@@ -642,12 +642,13 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}×" if a / b >= 10 else f"{a / b:.2f}×"
 
 
-def differences(new: dict, old: dict, server: str) -> list[tuple[float, str, float, float, str]]:
-    """(percent, label, new, old, unit) for each figure of `server` in both runs, largest first;
-    the percentage is of the two figures' mean."""
+def differences(new: dict, old: dict) -> list[tuple[float, str, float, float, str]]:
+    """(percent, label, new, old, unit) for each figure in both label -> result maps (one
+    server's, or the loopback ceiling's, from two runs), largest first; the percentage is of
+    the two figures' mean."""
     diffs = []
-    for label, r in new["results"].get(server, {}).items():
-        o = old["results"].get(server, {}).get(label)
+    for label, r in new.items():
+        o = old.get(label)
         if not o:
             continue
         a, unit = primary(label, r)
@@ -664,7 +665,7 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
     new, old = runs[-1], runs[-2]
     parts, over = [], []
     for server in new["results"]:
-        diffs = differences(new, old, server)
+        diffs = differences(new["results"][server], old["results"].get(server, {}))
         if not diffs:
             continue
         med = statistics.median(d[0] for d in diffs)
@@ -678,13 +679,7 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
     if not parts:
         return "no common figures between the two newest runs.", []
     # The same comparison for what no server's code touches: how far the host itself moved.
-    ceiling = [
-        (abs(a - b) / ((a + b) / 2) * 100, label, a, b, unit)
-        for label, r in new.get("http", {}).items()
-        if (o := old.get("http", {}).get(label))
-        for (a, unit), (b, _) in [(primary(label, r), primary(label, o))]
-        if a and b
-    ]
+    ceiling = differences(new.get("http", {}), old.get("http", {}))
     if ceiling:
         within = sum(1 for d in ceiling if d[0] <= 15)
         parts.append(
