@@ -47,7 +47,9 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
-METHOD = "drained-disk, listings x30/x100, page cache dropped before each server"
+METHOD = "drained-disk, listings timed 10 s, page cache dropped before each server"
+# How long each listing trial lists for (at least one listing).
+LIST_SECONDS = 10.0
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
 SECRET_KEY = "5eed" * 16
@@ -360,14 +362,28 @@ def bench(server: Server, op: str, check: bool = True, **kw) -> dict | None:
     return json.loads(lines[-1]) if lines else {}
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of all CPUs since boot, from /proc/stat's first line."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    return fields[7], sum(fields[:8])
+
+
 def measured(server: Server, label: str, op: str, **kw) -> dict:
     server.rss_reset()
+    steal0, total0 = cpu_ticks()
     r = bench(server, op, **kw)
+    steal1, total1 = cpu_ticks()
     r["rss_mib"] = round(server.rss_peak_mib(), 1)
+    # The share of the guest's CPU time the host gave to someone else during the trial: this VM's
+    # figures move with it (a boot with ~45 % steal had the no-op loopback sink at 8 839 GETs/s
+    # of 4 KiB; calmer ones, 35 000-61 000).
+    r["steal_pct"] = round(100 * (steal1 - steal0) / max(1, total1 - total0), 1)
     r["label"] = label
     log(
         f"  {server.name:15} {label:28} {r['ops_per_sec']:>10.1f} ops/s {r['mb_per_sec']:>8.1f} MiB/s "
-        f"p50 {r['p50_ms']:>8.2f} ms p99 {r['p99_ms']:>8.2f} ms rss {r['rss_mib']:>7.1f} MiB"
+        f"p50 {r['p50_ms']:>8.2f} ms p99 {r['p99_ms']:>8.2f} ms rss {r['rss_mib']:>7.1f} MiB "
+        f"steal {r['steal_pct']:>4.1f} %"
     )
     return r
 
@@ -395,6 +411,7 @@ class Trials:
             # the lowest trial is the one that shows the workload's own peak.
             mid["rss_trials"] = [r["rss_mib"] for r in trials]
             mid["rss_mib"] = min(mid["rss_trials"])
+            mid["steal_trials"] = [r.get("steal_pct", float("nan")) for r in trials]
             res[label] = mid
         return res
 
@@ -428,8 +445,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     server.restart()
     large = [256 * MIB] if quick else [256 * MIB, GIB]
     # Nothing is deleted or replaced until the phase ends: every round writes new objects into
-    # new buckets, and the drain and probe files stay (a deletion would hand the disk back its
-    # burst; see `drain`).
+    # new buckets, and the drain and probe files stay (a deletion would hand the page cache
+    # pages it can recycle fast; see `drain`).
     scratch = server.dir / "data" / "bench-disk"
     scratch.mkdir()
     probes = []
@@ -446,19 +463,21 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
                 label = f"{op.upper()} {size_name(size)} c=1"
                 t.run(label, op, bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
     shutil.rmtree(scratch)
-    # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole (30 times)
-    # and up to 5 000 (100 times), each for at most a minute, then deleted. The counts make p99
-    # a percentile: out of 20 listings it was the slowest one, and one stall of the host moved
-    # it by a third.
+    # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
+    # 5 000 keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count
+    # (30 and 100 listings) lasted 0.3-0.5 s on Sluice, so one spell of the host moved a whole
+    # trial: its five trials ranged 94-121 listings/s in one run and two runs' medians differed
+    # by 18-21 %. Ten seconds is ~1 000 listings on Sluice (p99 a real percentile) and 4-5 on
+    # s3s-fs (which takes ~2.5 s per listing of 10 000; its p99 is its slowest listing).
     n = 2000 if quick else 10_000
     half = n // 2
     for i in range(rounds):
         bucket = f"listing-{i + 1}"
         bench(server, "create-bucket", bucket=bucket)
         t.run(f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900)
-        t.run(f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=30, seconds=60)
+        t.run(f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, seconds=LIST_SECONDS)
         t.run(
-            f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=100, list_limit=half, seconds=60
+            f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, list_limit=half, seconds=LIST_SECONDS
         )
         t.run(f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900)
     return t.results(), round(statistics.median(probes), 1)
@@ -490,14 +509,12 @@ def fresh_writes(d: Path, prefix: str, count: int, mib: int) -> float:
 def drain(f: Path) -> float:
     """Writes DRAIN_MIB into the new file `f` with dd, fsyncs it, keeps it and returns MiB/s.
 
-    This VM's disk has two states. Rested, it takes the first ~0.5 GiB of fsynced writes at
-    0.7-1 GB/s; once that is used up it takes ~180 MB/s (10 fresh 512 MiB files in a row, each
-    fsynced: 980, then 171-196 MB/s). Resting 1-10 s after 1 GiB does not bring the burst back;
-    deleting files does (their blocks are discarded: `discard` mount option), and so, probably,
-    does other tenants' traffic on the host. How much of the burst a 256 MiB PUT got therefore
-    depended on what had been deleted just before, which made large PUTs differ by up to 25 %
-    between runs with steady trials inside each run. Every probe and large PUT therefore runs
-    after a drain, in the sustained state, for every server."""
+    A buffered write on this VM runs at the speed the kernel finds pages for the page cache
+    (see `drop_page_cache`): fast while it recycles pages it freed moments ago, ~250-300 MB/s
+    once it takes pages the guest has reported free to the host. Which of the two the first
+    few hundred MiB got depended on what had run and been deleted just before, which made
+    large PUTs differ by up to 25 % between runs with steady trials inside each run. Every probe
+    and large PUT therefore runs after a drain, in the sustained state, for every server."""
     return round(dd_rate(["if=/dev/zero", f"of={f}", "bs=1M", f"count={DRAIN_MIB}", "conv=fsync"]), 1)
 
 
@@ -525,7 +542,7 @@ def drop_page_cache() -> bool:
 
 def disk_limits(workdir: Path, quick: bool) -> dict:
     """The data disk, written the way a server writes large objects: fresh files, each ending in
-    fsync; first one file on the disk as the run found it (context: how much burst it had), then,
+    fsync; first one file as the run found the guest (context: how fast its page cache was), then,
     after a drain, the sustained rate the servers' large PUTs are judged against."""
     d = workdir / "dd"
     d.mkdir()
@@ -658,6 +675,15 @@ def differences(new: dict, old: dict) -> list[tuple[float, str, float, float, st
     return sorted(diffs, reverse=True)
 
 
+def steal(results: dict) -> tuple[float, float] | None:
+    """(median, largest) host steal in percent over every trial in a label -> result map; None
+    for runs saved before steal was recorded."""
+    pcts = []
+    for r in results.values():
+        pcts += [v for v in r.get("steal_trials", [r.get("steal_pct")]) if v is not None and v == v]
+    return (statistics.median(pcts), max(pcts)) if pcts else None
+
+
 def spread(runs: list[dict]) -> tuple[str, list[str]]:
     """Compares the two newest runs, server by server: (summary, Sluice's figures over 15 %)."""
     if len(runs) < 2:
@@ -686,6 +712,12 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
             f"loopback ceiling (`sluice-sink`, no storage, no server code): {within} of {len(ceiling)} "
             "figures within 15 %: "
             + ", ".join(f"{lab} {fmt(b)} → {fmt(a)} {unit}" for _, lab, a, b, unit in sorted(ceiling, key=lambda d: d[1]))
+        )
+    steal_new, steal_old = steal(new["results"].get("sluice", {})), steal(old["results"].get("sluice", {}))
+    if steal_new and steal_old:
+        parts.append(
+            f"CPU stolen by the host during Sluice's trials (median / largest): "
+            f"{steal_old[0]:.1f} / {steal_old[1]:.1f} % → {steal_new[0]:.1f} / {steal_new[1]:.1f} %"
         )
     md5_new, md5_old = new.get("md5", {}).get("start"), old.get("md5", {}).get("start")
     if md5_new and md5_old:
@@ -822,6 +854,15 @@ def report(run: dict, runs: list[dict]) -> str:
             f"AWS-LC): {fmt(md5['start'])} MiB/s at the start; just before each server: "
             + ", ".join(f"{n} {fmt(v)}" for n, v in md5.items() if n != "start")
             + " MiB/s."
+        )
+    stolen = {n: steal(res[n]) for n in names}
+    stolen["http-sink"] = steal(http)
+    if all(stolen.values()):
+        out.append(
+            "- CPU the host gave to other guests during the trials (steal in /proc/stat, share of this "
+            "VM's CPU time; median / largest trial; every figure above moves with it): "
+            + ", ".join(f"{n} {m:.1f} / {x:.1f} %" for n, (m, x) in stolen.items())
+            + "."
         )
     s = res["sluice"]
     probe = run.get("disk_probe", {}).get("sluice", float("nan"))
