@@ -376,8 +376,8 @@ def measured(server: Server, label: str, op: str, **kw) -> dict:
     steal1, total1 = cpu_ticks()
     r["rss_mib"] = round(server.rss_peak_mib(), 1)
     # The share of the guest's CPU time the host gave to someone else during the trial: this VM's
-    # figures move with it (a boot with ~45 % steal had the no-op loopback sink at 8 839 GETs/s
-    # of 4 KiB; calmer ones, 35 000-61 000).
+    # figures move with it (on one host, the no-op loopback sink did 8 839 GETs/s of 4 KiB at
+    # ~45 % steal and 27 804 at 1 %).
     r["steal_pct"] = round(100 * (steal1 - steal0) / max(1, total1 - total0), 1)
     r["label"] = label
     log(
@@ -411,7 +411,7 @@ class Trials:
             # the lowest trial is the one that shows the workload's own peak.
             mid["rss_trials"] = [r["rss_mib"] for r in trials]
             mid["rss_mib"] = min(mid["rss_trials"])
-            mid["steal_trials"] = [r.get("steal_pct", float("nan")) for r in trials]
+            mid["steal_trials"] = [r["steal_pct"] for r in trials]
             res[label] = mid
         return res
 
@@ -467,8 +467,8 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     # 5 000 keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count
     # (30 and 100 listings) lasted 0.3-0.5 s on Sluice, so one spell of the host moved a whole
     # trial: its five trials ranged 94-121 listings/s in one run and two runs' medians differed
-    # by 18-21 %. Ten seconds is ~1 000 listings on Sluice (p99 a real percentile) and 4-5 on
-    # s3s-fs (which takes ~2.5 s per listing of 10 000; its p99 is its slowest listing).
+    # by 18-21 %. Ten seconds is ~1 000 listings on Sluice (p99 a real percentile) and 3-5 on
+    # s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is its slowest listing).
     n = 2000 if quick else 10_000
     half = n // 2
     for i in range(rounds):
@@ -511,7 +511,8 @@ def drain(f: Path) -> float:
 
     A buffered write on this VM runs at the speed the kernel finds pages for the page cache
     (see `drop_page_cache`): fast while it recycles pages it freed moments ago, ~250-300 MB/s
-    once it takes pages the guest has reported free to the host. Which of the two the first
+    on the AMD host once it takes pages the guest has reported free to the host (the Intel
+    host of 2026-12-03 took them at ~1 GB/s). Which of the two the first
     few hundred MiB got depended on what had run and been deleted just before, which made
     large PUTs differ by up to 25 % between runs with steady trials inside each run. Every probe
     and large PUT therefore runs after a drain, in the sustained state, for every server."""
@@ -680,7 +681,7 @@ def steal(results: dict) -> tuple[float, float] | None:
     for runs saved before steal was recorded."""
     pcts = []
     for r in results.values():
-        pcts += [v for v in r.get("steal_trials", [r.get("steal_pct")]) if v is not None and v == v]
+        pcts += [v for v in r.get("steal_trials", [r.get("steal_pct")]) if v is not None]
     return (statistics.median(pcts), max(pcts)) if pcts else None
 
 
