@@ -47,7 +47,20 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
-METHOD = "drained-disk, listings timed 10 s, page cache dropped before each server"
+METHOD = "drained-disk, listings timed 10 s, page cache dropped before each server, stolen trials retaken"
+# A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
+# measured the host, not the server: on this VM the no-op loopback sink did 8 839 GETs/s of 4 KiB
+# at ~45 % steal and 27 804 at 1 %, and two runs' figures differed by 20-43 % only where one of
+# them ran at 11-19 % steal. Such a trial is retaken, up to RETAKES times, each after waiting
+# (up to QUIET_WAIT s) for a quiet spell; the attempt with the least steal is kept, and the
+# report counts every retake. The choice is made on steal alone, never on the figure.
+# A server's phase spends at most RETAKE_BUDGET s on waits and retakes: in a long noisy spell
+# (it lasted a whole 30-minute phase once) the run goes on, and the report shows the steal.
+STEAL_LIMIT = 5.0
+RETAKES = 2
+QUIET_WAIT = 60.0
+RETAKE_BUDGET = 180.0
+retake_budget = RETAKE_BUDGET
 # How long each listing trial lists for (at least one listing).
 LIST_SECONDS = 10.0
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
@@ -369,6 +382,48 @@ def cpu_ticks() -> tuple[int, int]:
     return fields[7], sum(fields[:8])
 
 
+def wait_quiet(limit: float = STEAL_LIMIT, max_wait: float = QUIET_WAIT) -> float:
+    """Waits until the host steals less than `limit` % over a 2 s window, or `max_wait` s have
+    passed; returns the last window's steal."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        steal0, total0 = cpu_ticks()
+        time.sleep(2)
+        steal1, total1 = cpu_ticks()
+        pct = 100 * (steal1 - steal0) / max(1, total1 - total0)
+        if pct < limit or time.monotonic() >= deadline:
+            return round(pct, 1)
+
+
+def least_stolen(attempts: list[list[dict]]) -> list[dict]:
+    """The attempt (a list of trials taken together) whose most-stolen trial was stolen least;
+    the others are recorded in its first trial's `retaken` as (steal, figure) pairs."""
+    keep = min(attempts, key=lambda a: max(r["steal_pct"] for r in a))
+    for r in keep:
+        r["retaken"] = [
+            (other[j]["steal_pct"], round(primary(r["label"], other[j])[0], 1))
+            for other in attempts
+            if other is not keep
+            for j in range(len(other))
+            if other[j]["label"] == r["label"]
+        ]
+    return keep
+
+
+def retaking(take, what: str) -> list[dict]:
+    """Runs `take()` (which returns the trials it took) and retakes it while the host stole more
+    than STEAL_LIMIT % during any of its trials, at most RETAKES times."""
+    global retake_budget
+    attempts = [take()]
+    while max(r["steal_pct"] for r in attempts[-1]) > STEAL_LIMIT and len(attempts) <= RETAKES and retake_budget > 0:
+        start = time.monotonic()
+        quiet = wait_quiet(max_wait=min(QUIET_WAIT, retake_budget))
+        log(f"  retaking {what}: {max(r['steal_pct'] for r in attempts[-1]):.1f} % stolen (now {quiet:.1f} %)")
+        attempts.append(take())
+        retake_budget -= time.monotonic() - start
+    return least_stolen(attempts)
+
+
 def measured(server: Server, label: str, op: str, **kw) -> dict:
     server.rss_reset()
     steal0, total0 = cpu_ticks()
@@ -397,8 +452,15 @@ class Trials:
         self.server = server
         self.trials: dict[str, list[dict]] = {}
 
-    def run(self, label: str, op: str, **kw):
-        self.trials.setdefault(label, []).append(measured(self.server, label, op, **kw))
+    def run(self, label: str, op: str, retake: bool = True, **kw):
+        """One trial; retaken if the host stole more than STEAL_LIMIT % of it and running it again
+        measures the same thing (not for writes of new objects: the second would replace them)."""
+        take = lambda: [measured(self.server, label, op, **kw)]  # noqa: E731
+        self.add(retaking(take, label) if retake else take())
+
+    def add(self, trials: list[dict]):
+        for r in trials:
+            self.trials.setdefault(r["label"], []).append(r)
 
     def results(self) -> dict:
         res = {}
@@ -412,6 +474,8 @@ class Trials:
             mid["rss_trials"] = [r["rss_mib"] for r in trials]
             mid["rss_mib"] = min(mid["rss_trials"])
             mid["steal_trials"] = [r["steal_pct"] for r in trials]
+            # (steal %, figure) of each attempt that a retake replaced, over all trials.
+            mid["retaken"] = [x for r in trials for x in r.get("retaken", [])]
             res[label] = mid
         return res
 
@@ -427,6 +491,8 @@ def size_name(n: int) -> str:
 def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple[dict, float]:
     """The same sequence against every server. Returns label -> result, and the median of dd
     probes taken in the server's data dir just before each round's large PUTs."""
+    global retake_budget
+    retake_budget = RETAKE_BUDGET
     t = Trials(server)
     buckets = {size: f"bench-{size_name(size).replace(' ', '').lower()}" for size in (4 * KIB, MIB)}
     keys = 1000
@@ -461,7 +527,9 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
             # GETs come from the page cache and take a tenth of a PUT's time: twice as many.
             for op, count in (("put", keys), ("get", 2 * keys)):
                 label = f"{op.upper()} {size_name(size)} c=1"
-                t.run(label, op, bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
+                # A PUT's retake would replace the objects it wrote, and free their pages for the
+                # next write to recycle fast; the disk state is this phase's control, so not that.
+                t.run(label, op, retake=op == "get", bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
     shutil.rmtree(scratch)
     # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
     # 5 000 keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count
@@ -471,15 +539,27 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     # s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is its slowest listing).
     n = 2000 if quick else 10_000
     half = n // 2
+    # The four are one unit (the PUT fills the bucket the listings read and the DELETE empties),
+    # so a retake takes all four again, in a new bucket.
     for i in range(rounds):
-        bucket = f"listing-{i + 1}"
-        bench(server, "create-bucket", bucket=bucket)
-        t.run(f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900)
-        t.run(f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, seconds=LIST_SECONDS)
-        t.run(
-            f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, list_limit=half, seconds=LIST_SECONDS
-        )
-        t.run(f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900)
+        attempt = 0
+
+        def listing_round() -> list[dict]:
+            nonlocal attempt
+            attempt += 1
+            bucket = f"listing-{i + 1}" + (f"-{attempt}" if attempt > 1 else "")
+            bench(server, "create-bucket", bucket=bucket)
+            return [
+                measured(server, f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900),
+                measured(server, f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, seconds=LIST_SECONDS),
+                measured(
+                    server, f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, list_limit=half,
+                    seconds=LIST_SECONDS,
+                ),
+                measured(server, f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900),
+            ]
+
+        t.add(retaking(listing_round, f"listing round {i + 1}"))
     return t.results(), round(statistics.median(probes), 1)
 
 
@@ -864,6 +944,19 @@ def report(run: dict, runs: list[dict]) -> str:
             "VM's CPU time; median / largest trial; every figure above moves with it): "
             + ", ".join(f"{n} {m:.1f} / {x:.1f} %" for n, (m, x) in stolen.items())
             + "."
+        )
+    if "stolen trials retaken" in run.get("method", ""):
+        counts = []
+        for n in names:
+            kept = sum(len(r.get("trials", [])) for r in res[n].values())
+            retaken = [x for r in res[n].values() for x in r.get("retaken", [])]
+            counts.append(f"{n} {len(retaken)} (for {kept} kept)")
+        out.append(
+            f"- Trials retaken because the host stole more than {STEAL_LIMIT:.0f} % of the CPU during them "
+            f"(up to {RETAKES} retakes each, after waiting up to {QUIET_WAIT:.0f} s for a quiet spell, and at "
+            f"most {RETAKE_BUDGET:.0f} s of waits and retakes per server; the "
+            "attempt with the least steal is kept, chosen on steal alone; the steal figures above are "
+            "the kept trials'): " + ", ".join(counts) + "."
         )
     s = res["sluice"]
     probe = run.get("disk_probe", {}).get("sluice", float("nan"))
