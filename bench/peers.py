@@ -51,14 +51,15 @@ METHOD = "drained-disk, listings timed 10 s, page cache dropped before each serv
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
 # measured the host, not the server: on this VM the no-op loopback sink did 8 839 GETs/s of 4 KiB
 # at ~45 % steal and 27 804 at 1 %, and two runs' figures differed by 20-43 % only where one of
-# them ran at 11-19 % steal. Such a trial is retaken, up to RETAKES times, each after waiting
-# (up to QUIET_WAIT s) for a quiet spell; the attempt with the least steal is kept, and the
-# report counts every retake. The choice is made on steal alone, never on the figure.
-# A server's phase spends at most RETAKE_BUDGET s on waits and retakes: in a long noisy spell
+# them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
+# with the least steal is kept, and the report counts every retake. The choice is made on steal
+# alone, never on the figure. (Waiting for a quiet spell first did not help: a 2 s probe with
+# every CPU spinning read 0-4 % steal before each of 25 retakes, which then ran at 2-43 %: it
+# did not predict the next trial's steal.)
+# A server's phase spends at most RETAKE_BUDGET s on retakes: in a long noisy spell
 # (it lasted a whole 30-minute phase once) the run goes on, and the report shows the steal.
 STEAL_LIMIT = 5.0
 RETAKES = 2
-QUIET_WAIT = 60.0
 RETAKE_BUDGET = 180.0
 retake_budget = RETAKE_BUDGET
 # How long each listing trial lists for (at least one listing).
@@ -382,34 +383,6 @@ def cpu_ticks() -> tuple[int, int]:
     return fields[7], sum(fields[:8])
 
 
-def steal_under_load(seconds: float = 2.0) -> float:
-    """Host steal in percent while every CPU of this VM spins for `seconds`. An idle VM reads ~1 %
-    steal even when the host is contended (nothing asks for the CPU it would withhold): seen here,
-    1 % idle between trials that ran at 30-40 % steal."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
-    try:
-        time.sleep(0.2)
-        steal0, total0 = cpu_ticks()
-        time.sleep(seconds)
-        steal1, total1 = cpu_ticks()
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
-    return round(100 * (steal1 - steal0) / max(1, total1 - total0), 1)
-
-
-def wait_quiet(limit: float = STEAL_LIMIT, max_wait: float = QUIET_WAIT) -> float:
-    """Waits until the host steals less than `limit` % of a loaded VM, or `max_wait` s have
-    passed; returns the last probe's steal."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        pct = steal_under_load()
-        if pct < limit or time.monotonic() >= deadline:
-            return pct
-        time.sleep(min(3.0, max(0.0, deadline - time.monotonic())))
-
-
 def least_stolen(attempts: list[list[dict]]) -> list[dict]:
     """The attempt (a list of trials taken together) whose most-stolen trial was stolen least;
     the others are recorded in its first trial's `retaken` as (steal, figure) pairs."""
@@ -432,8 +405,7 @@ def retaking(take, what: str) -> list[dict]:
     attempts = [take()]
     while max(r["steal_pct"] for r in attempts[-1]) > STEAL_LIMIT and len(attempts) <= RETAKES and retake_budget > 0:
         start = time.monotonic()
-        quiet = wait_quiet(max_wait=min(QUIET_WAIT, retake_budget))
-        log(f"  retaking {what}: {max(r['steal_pct'] for r in attempts[-1]):.1f} % stolen (now {quiet:.1f} %)")
+        log(f"  retaking {what}: {max(r['steal_pct'] for r in attempts[-1]):.1f} % stolen")
         attempts.append(take())
         retake_budget -= time.monotonic() - start
     return least_stolen(attempts)
@@ -968,8 +940,7 @@ def report(run: dict, runs: list[dict]) -> str:
             counts.append(f"{n} {len(retaken)} (for {kept} kept)")
         out.append(
             f"- Trials retaken because the host stole more than {STEAL_LIMIT:.0f} % of the CPU during them "
-            f"(up to {RETAKES} retakes each, after waiting up to {QUIET_WAIT:.0f} s for a quiet spell, and at "
-            f"most {RETAKE_BUDGET:.0f} s of waits and retakes per server; the "
+            f"(up to {RETAKES} retakes each, at most {RETAKE_BUDGET:.0f} s of retakes per server; the "
             "attempt with the least steal is kept, chosen on steal alone; the steal figures above are "
             "the kept trials'): " + ", ".join(counts) + "."
         )
