@@ -38,8 +38,10 @@ test-build:
 test-rust: plugins
 	$(CARGO) test
 
+# The Python tests run the binary in this target dir (also under a custom CARGO_TARGET_DIR),
+# unless TEST_SLUICE_BIN names another.
 test-python: venv test-build plugins
-	$(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
+	TEST_SLUICE_BIN="$${TEST_SLUICE_BIN:-$(abspath $(TARGET_DIR))/debug/sluice}" $(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 venv: $(VENV)/.installed
 
