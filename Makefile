@@ -30,7 +30,7 @@ test: venv test-build plugins test-rust test-python
 
 # `cargo test` builds the server binary too (the integration tests run it), with the features its
 # dev-dependencies add to shared crates (hyper, rustls, hashbrown, ...). A separate `cargo build`
-# without them compiled wasmtime, cranelift, cedar and axum a second time: ~13 of CI's minutes.
+# without them compiled wasmtime, cranelift, cedar and axum a second time: ~12 of CI's minutes.
 # So the tests, Rust and Python, use the binary that `cargo test` builds.
 test-build:
 	$(CARGO) test --no-run

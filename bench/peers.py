@@ -49,9 +49,8 @@ DRAIN_MIB = 1024
 # compared.
 METHOD = "drained-disk, listings timed 10 s, page cache dropped before each server, stolen trials retaken"
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
-# measured the host, not the server: on this VM the no-op loopback sink did 8 839 GETs/s of 4 KiB
-# at ~45 % steal and 27 804 at 1 %, and two runs' figures differed by 20-43 % only where one of
-# them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
+# measured the host, not the server (see `measured`): two runs' figures differed by 20-43 % only
+# where one of them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
 # with the least steal is kept, and the report counts every retake. The choice is made on steal
 # alone, never on the figure. (Waiting for a quiet spell first did not help: a 2 s probe with
 # every CPU spinning read 0-4 % steal before each of 25 retakes, which then ran at 2-43 %: it
@@ -61,7 +60,6 @@ METHOD = "drained-disk, listings timed 10 s, page cache dropped before each serv
 STEAL_LIMIT = 5.0
 RETAKES = 2
 RETAKE_BUDGET = 180.0
-retake_budget = RETAKE_BUDGET
 # How long each listing trial lists for (at least one listing).
 LIST_SECONDS = 10.0
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
@@ -383,32 +381,25 @@ def cpu_ticks() -> tuple[int, int]:
     return fields[7], sum(fields[:8])
 
 
+def most_stolen(attempt: list[dict]) -> float:
+    """The largest steal among the trials of one attempt."""
+    return max(r["steal_pct"] for r in attempt)
+
+
 def least_stolen(attempts: list[list[dict]]) -> list[dict]:
     """The attempt (a list of trials taken together) whose most-stolen trial was stolen least;
-    the others are recorded in its first trial's `retaken` as (steal, figure) pairs."""
-    keep = min(attempts, key=lambda a: max(r["steal_pct"] for r in a))
+    each of its trials records the same workload's trials in the other attempts in `retaken`, as
+    (steal, figure) pairs."""
+    keep = min(attempts, key=most_stolen)
     for r in keep:
         r["retaken"] = [
-            (other[j]["steal_pct"], round(primary(r["label"], other[j])[0], 1))
+            (o["steal_pct"], round(primary(o["label"], o)[0], 1))
             for other in attempts
             if other is not keep
-            for j in range(len(other))
-            if other[j]["label"] == r["label"]
+            for o in other
+            if o["label"] == r["label"]
         ]
     return keep
-
-
-def retaking(take, what: str) -> list[dict]:
-    """Runs `take()` (which returns the trials it took) and retakes it while the host stole more
-    than STEAL_LIMIT % during any of its trials, at most RETAKES times."""
-    global retake_budget
-    attempts = [take()]
-    while max(r["steal_pct"] for r in attempts[-1]) > STEAL_LIMIT and len(attempts) <= RETAKES and retake_budget > 0:
-        start = time.monotonic()
-        log(f"  retaking {what}: {max(r['steal_pct'] for r in attempts[-1]):.1f} % stolen")
-        attempts.append(take())
-        retake_budget -= time.monotonic() - start
-    return least_stolen(attempts)
 
 
 def measured(server: Server, label: str, op: str, **kw) -> dict:
@@ -438,15 +429,26 @@ class Trials:
     def __init__(self, server: Server):
         self.server = server
         self.trials: dict[str, list[dict]] = {}
+        # Seconds of retakes left for this server's phase.
+        self.retake_budget = RETAKE_BUDGET
 
     def run(self, label: str, op: str, retake: bool = True, **kw):
-        """One trial; retaken if the host stole more than STEAL_LIMIT % of it and running it again
-        measures the same thing (not for writes of new objects: the second would replace them)."""
-        take = lambda: [measured(self.server, label, op, **kw)]  # noqa: E731
-        self.add(retaking(take, label) if retake else take())
+        """One trial of one workload; `retake` as in `take` (not for writes of new objects: the
+        second attempt would replace them)."""
+        self.take(lambda: [measured(self.server, label, op, **kw)], label, retake)
 
-    def add(self, trials: list[dict]):
-        for r in trials:
+    def take(self, attempt, what: str, retake: bool = True):
+        """Runs `attempt()` (which returns the trials it took, of one or more workloads) and keeps
+        its trials. With `retake`, the attempt is made again while the host stole more than
+        STEAL_LIMIT % during any of its trials, at most RETAKES times and while the phase's budget
+        lasts, and the least-stolen attempt is kept."""
+        attempts = [attempt()]
+        while retake and most_stolen(attempts[-1]) > STEAL_LIMIT and len(attempts) <= RETAKES and self.retake_budget > 0:
+            start = time.monotonic()
+            log(f"  retaking {what}: {most_stolen(attempts[-1]):.1f} % stolen")
+            attempts.append(attempt())
+            self.retake_budget -= time.monotonic() - start
+        for r in least_stolen(attempts):
             self.trials.setdefault(r["label"], []).append(r)
 
     def results(self) -> dict:
@@ -478,8 +480,6 @@ def size_name(n: int) -> str:
 def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple[dict, float]:
     """The same sequence against every server. Returns label -> result, and the median of dd
     probes taken in the server's data dir just before each round's large PUTs."""
-    global retake_budget
-    retake_budget = RETAKE_BUDGET
     t = Trials(server)
     buckets = {size: f"bench-{size_name(size).replace(' ', '').lower()}" for size in (4 * KIB, MIB)}
     keys = 1000
@@ -546,7 +546,7 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
                 measured(server, f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900),
             ]
 
-        t.add(retaking(listing_round, f"listing round {i + 1}"))
+        t.take(listing_round, f"listing round {i + 1}")
     return t.results(), round(statistics.median(probes), 1)
 
 
