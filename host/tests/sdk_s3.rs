@@ -112,8 +112,8 @@ async fn bucket_lifecycle_and_errors() {
     let s3 = server.root();
     s3.create_bucket().bucket("life").send().await.unwrap();
     s3.head_bucket().bucket("life").send().await.unwrap();
-    let again = s3.create_bucket().bucket("life").send().await.unwrap_err();
-    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+    // us-east-1 keeps S3's legacy answer to re-creating a bucket its caller owns: 200.
+    s3.create_bucket().bucket("life").send().await.unwrap();
     let bad = s3
         .create_bucket()
         .bucket("Bad_Name")

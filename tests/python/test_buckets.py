@@ -104,8 +104,33 @@ def test_valid_edge_bucket_names_are_accepted(raw, s3, name):
         empty_and_delete(s3, name)
 
 
-def test_recreating_own_bucket_is_bucket_already_owned_by_you(s3, bucket):
-    expect_error(409, "BucketAlreadyOwnedByYou", s3.create_bucket, Bucket=bucket)
+def test_recreating_own_bucket_in_us_east_1_answers_200_and_keeps_its_objects(s3, bucket):
+    # S3's legacy answer in us-east-1 (the default region): 200, nothing in the bucket lost.
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"still here")
+    r = s3.create_bucket(Bucket=bucket)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert r["Location"] == f"/{bucket}"
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"still here"
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]].count(bucket) == 1
+
+
+def test_recreating_own_bucket_in_us_east_1_resets_its_acl(s3, bucket):
+    s3.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    )
+    s3.put_bucket_acl(Bucket=bucket, ACL="log-delivery-write")
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 3
+    s3.create_bucket(Bucket=bucket)
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], grants
+
+
+def test_recreating_own_bucket_elsewhere_is_bucket_already_owned_by_you(start_server):
+    c = start_server(region="eu-west-1").client()
+    name = unique_name("b")
+    cfg = {"LocationConstraint": "eu-west-1"}
+    c.create_bucket(Bucket=name, CreateBucketConfiguration=cfg)
+    expect_error(409, "BucketAlreadyOwnedByYou", c.create_bucket, Bucket=name, CreateBucketConfiguration=cfg)
 
 
 def test_creating_a_bucket_another_user_owns_is_bucket_already_exists(server, make_user, make_bucket):

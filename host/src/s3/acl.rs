@@ -489,6 +489,14 @@ pub fn for_new_bucket(
     Ok((acl, requested))
 }
 
+/// What CreateBucket does to a bucket its caller already owns in us-east-1: S3's legacy answer
+/// there is 200 OK with the bucket's ACL reset, to the one the request asks for or else private.
+pub async fn reset_bucket_acl(app: &App, bucket: &BucketInfo, acl: Option<Acl>) -> S3Result<()> {
+    let acl = acl.unwrap_or_else(|| Acl::private(&bucket.owner_id));
+    check_settable(app, bucket, &acl).await?;
+    set_bucket_acl(app.store.as_ref(), &bucket.name, &acl).await
+}
+
 /// Stores a new bucket's ACL.
 pub async fn set_bucket_acl(store: &dyn Store, bucket: &str, acl: &Acl) -> S3Result<()> {
     let v = serde_json::to_vec(acl).map_err(S3Error::internal)?;
