@@ -163,6 +163,30 @@ def test_clock_skew_within_15_minutes_is_accepted(raw, bucket, minutes):
     assert r.status == 200, r
 
 
+def test_boto3_request_dated_by_the_date_header_alone(server, bucket):
+    # botocore signs with the Date header, and drops x-amz-date, when the caller set a Date.
+    c = server.client()
+    c.meta.events.register("before-sign.s3.PutObject", lambda request, **_: request.headers.__setitem__("Date", "x"))
+    sent = record_sent_headers(c, "PutObject")
+    c.put_object(Bucket=bucket, Key="dated", Body=b"dated by Date")
+    assert header(sent[-1], "Date") and header(sent[-1], "X-Amz-Date") is None, sent[-1]
+    assert c.get_object(Bucket=bucket, Key="dated")["Body"].read() == b"dated by Date"
+
+
+@pytest.mark.parametrize("minutes", [-20, 20])
+def test_date_header_skewed_over_15_minutes_is_rejected(raw, bucket, minutes):
+    r = raw.request("GET", f"/{bucket}", date_header=True, amz_date=sigv4.amz_now(dt.timedelta(minutes=minutes)))
+    assert_s3_error(r, 403, "RequestTimeTooSkewed")
+
+
+def test_date_header_is_part_of_what_was_signed(raw, bucket):
+    target, headers, _ = raw.build("GET", f"/{bucket}", date_header=True)
+    assert raw.send("GET", target, headers).status == 200
+    later = sigv4.amz_now(dt.timedelta(minutes=1))
+    headers["Date"] = raw.build("GET", f"/{bucket}", date_header=True, amz_date=later)[1]["Date"]
+    assert_s3_error(raw.send("GET", target, headers), 403, "SignatureDoesNotMatch")
+
+
 def test_wrong_secret_is_signature_does_not_match(server, raw, bucket):
     bad = s3_client(server.endpoint, server.access_key, "W" * 40)
     expect_error(403, "SignatureDoesNotMatch", bad.list_objects_v2, Bucket=bucket)

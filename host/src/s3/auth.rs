@@ -83,6 +83,23 @@ fn missing_date() -> S3Error {
     )
 }
 
+/// When a header-signed SigV4 request was signed, as the `YYYYMMDDTHHMMSSZ` timestamp its
+/// string to sign holds: `x-amz-date`, or else the `Date` header (SigV4 takes either; botocore
+/// sends only `Date` when the caller set one), reformatted.
+fn signing_time(headers: &HeaderMap) -> S3Result<(String, chrono::DateTime<Utc>)> {
+    if let Some(amz_date) = header(headers, "x-amz-date") {
+        let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
+        return Ok((amz_date.to_string(), when));
+    }
+    let date = header(headers, "date").ok_or_else(missing_date)?.trim();
+    // An HTTP date (`GMT`), or RFC 2822 with a numeric zone: botocore writes `-0000`.
+    let when = httpdate::parse_http_date(date)
+        .map(chrono::DateTime::<Utc>::from)
+        .or_else(|_| chrono::DateTime::parse_from_rfc2822(date).map(|d| d.with_timezone(&Utc)))
+        .map_err(|_| missing_date())?;
+    Ok((when.format("%Y%m%dT%H%M%SZ").to_string(), when))
+}
+
 /// Header-signed requests must be dated within 15 minutes of the server's clock.
 fn check_skew(when: chrono::DateTime<Utc>, given: &str) -> S3Result<()> {
     let now = Utc::now();
@@ -329,8 +346,8 @@ pub async fn authenticate_sts(
             ),
         ));
     }
-    let amz_date = header(headers, "x-amz-date").ok_or_else(missing_date)?;
-    let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
+    let (amz_date, when) = signing_time(headers)?;
+    let amz_date = amz_date.as_str();
     check_skew(when, amz_date)?;
     if !amz_date.starts_with(&cred.date) {
         return Err(signature_mismatch());
@@ -387,8 +404,8 @@ async fn authenticate_header(
     let parsed = AuthorizationHeader::parse(auth)?;
     let cred = &parsed.credential;
     check_scope(cred, region, ErrorCode::AuthorizationHeaderMalformed)?;
-    let amz_date = header(headers, "x-amz-date").ok_or_else(missing_date)?;
-    let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
+    let (amz_date, when) = signing_time(headers)?;
+    let amz_date = amz_date.as_str();
     check_skew(when, amz_date)?;
     // A scope dated another day than the request cannot have signed it.
     if !amz_date.starts_with(&cred.date) {

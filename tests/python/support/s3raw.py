@@ -107,6 +107,7 @@ class RawS3:
         access_key: str | None = None,
         secret_key: str | None = None,
         scope_region: str | None = None,
+        date_header: bool = False,
     ) -> tuple[str, dict[str, str], sigv4.Signed | None]:
         """Return (request target, headers, signing info)."""
         if isinstance(query, dict):
@@ -129,6 +130,7 @@ class RawS3:
                 self.region,
                 amz_date=amz_date,
                 scope_region=scope_region,
+                date_header=date_header,
             )
             hdrs = signed.headers
         target = path + ("?" + sigv4.canonical_query(query) if query else "")

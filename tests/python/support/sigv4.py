@@ -7,6 +7,7 @@ send (skewed clocks, wrong payload hashes, aws-chunked bodies, virtual-hosted Ho
 from __future__ import annotations
 
 import datetime as _dt
+import email.utils
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -77,15 +78,21 @@ def sign_headers(
     amz_date: str | None = None,
     service: str = "s3",
     scope_region: str | None = None,
+    date_header: bool = False,
 ) -> Signed:
     """Return `headers` plus x-amz-date, x-amz-content-sha256 and Authorization.
 
     `path` is the exact (already encoded) request path that will be sent; S3 does not normalise it.
-    `headers` must contain Host. Every header given is signed.
+    `headers` must contain Host. Every header given is signed. With `date_header`, the time goes
+    in a `Date` header (HTTP format) instead of x-amz-date, as SigV4 allows.
     """
     amz_date = amz_date or amz_now()
     out = dict(headers)
-    out["x-amz-date"] = amz_date
+    if date_header:
+        when = _dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc)
+        out["Date"] = email.utils.format_datetime(when, usegmt=True)
+    else:
+        out["x-amz-date"] = amz_date
     out["x-amz-content-sha256"] = payload_hash
     lower = {k.lower().strip(): " ".join(str(v).split()) for k, v in out.items()}
     names = sorted(lower)
