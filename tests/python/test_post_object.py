@@ -2,9 +2,12 @@
 requests: conditions (eq, starts-with, content-length-range), success_action_status,
 success_action_redirect, ${filename}, refused extra fields, bad signatures."""
 
+import json
+
 import requests
 
 from support.s3raw import assert_s3_error, from_requests as as_response
+from support.util import expect_error
 
 
 def post(url, fields, filename="hello.txt", data=b"hello from a browser"):
@@ -107,3 +110,45 @@ def test_missing_signature_field_is_a_bad_request(s3, bucket):
     fields = {k: v for k, v in p["fields"].items() if k.lower() not in ("x-amz-signature", "signature")}
     r = post(p["url"], fields)
     assert_s3_error(as_response(r), 400, "InvalidArgument")
+
+
+def test_anonymous_form_without_policy_is_denied_in_a_private_bucket(server, s3, bucket):
+    r = post(f"{server.endpoint}/{bucket}", {"key": "anon"})
+    assert_s3_error(as_response(r), 403, "AccessDenied")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="anon")
+
+
+def test_anonymous_form_without_policy_writes_where_a_bucket_policy_lets_anyone(server, s3, make_bucket):
+    # S3 takes a form with neither policy nor signature as anonymous; the bucket decides.
+    name = make_bucket()
+    s3.delete_public_access_block(Bucket=name)
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+                       "Resource": f"arn:aws:s3:::{name}/drop/*"}],
+    }))
+    url = f"{server.endpoint}/{name}"
+    r = post(url, {"key": "drop/${filename}", "success_action_status": "201"})
+    assert r.status_code == 201, r.text
+    assert "<Key>drop/hello.txt</Key>" in r.text
+    assert s3.get_object(Bucket=name, Key="drop/hello.txt")["Body"].read() == b"hello from a browser"
+    assert_s3_error(as_response(post(url, {"key": "elsewhere"})), 403, "AccessDenied")
+    # A signature without the policy it signs is a malformed form, not an anonymous one.
+    r = post(url, {"key": "drop/signed", "x-amz-signature": "00" * 32})
+    assert_s3_error(as_response(r), 400, "InvalidArgument")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=name, Key="drop/signed")
+
+
+def test_tagging_field_tags_the_object(s3, bucket):
+    tagging = ("<Tagging><TagSet><Tag><Key>team</Key><Value>web</Value></Tag>"
+               "<Tag><Key>stage</Key><Value></Value></Tag></TagSet></Tagging>")
+    p = s3.generate_presigned_post(bucket, "tagged", Fields={"tagging": tagging},
+                                   Conditions=[{"tagging": tagging}], ExpiresIn=300)
+    assert post(p["url"], p["fields"]).status_code == 204
+    got = s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in got) == [("stage", ""), ("team", "web")]
+    bad = "<Tagging><TagSet><Tag><Key>aws:x</Key><Value>1</Value></Tag></TagSet></Tagging>"
+    p = s3.generate_presigned_post(bucket, "badly-tagged", Fields={"tagging": bad},
+                                   Conditions=[{"tagging": bad}], ExpiresIn=300)
+    assert_s3_error(as_response(post(p["url"], p["fields"])), 400, "InvalidTag")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="badly-tagged")

@@ -178,6 +178,15 @@ fn check_conditions(policy: &Policy, fields: &Fields, bucket: &str) -> S3Result<
     Ok(())
 }
 
+/// The fields that sign a form (SigV4, then SigV2).
+const SIGNATURE_FIELDS: [&str; 5] = [
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-algorithm",
+    "awsaccesskeyid",
+    "signature",
+];
+
 /// Verifies the policy signature and returns who signed it.
 async fn authenticate(app: &App, fields: &Fields, policy_b64: &str) -> S3Result<Principal> {
     let mismatch = || {
@@ -291,10 +300,20 @@ pub async fn post_object(
         )
         .with("ArgumentName", "file"));
     };
-    let policy_b64 = fields.get("policy").map(str::to_string).ok_or_else(|| {
-        S3Error::invalid_argument("Bucket POST must contain a field named 'policy'.")
-    })?;
-    let principal = authenticate(app, &fields, &policy_b64).await?;
+    // A form with no policy and no signature is anonymous, as on S3: it gets no further than
+    // what anonymous writes may do in the bucket (nothing, unless a bucket policy or ACL opens
+    // it).
+    let policy_b64 = fields.get("policy").map(str::to_string);
+    let principal = match &policy_b64 {
+        Some(policy_b64) => authenticate(app, &fields, policy_b64).await?,
+        None if SIGNATURE_FIELDS.iter().all(|f| fields.get(f).is_none()) => Principal::Anonymous,
+        None => {
+            return Err(S3Error::invalid_argument(
+                "Bucket POST must contain a field named 'policy'.",
+            )
+            .with("ArgumentName", "policy"));
+        }
+    };
     let filename = file.file_name().unwrap_or("").to_string();
     let key = fields
         .get("key")
@@ -382,8 +401,17 @@ pub async fn post_object(
         }
         None => None,
     };
-    let policy = parse_policy(&policy_b64)?;
-    check_conditions(&policy, &fields, bucket)?;
+    let policy = policy_b64.as_deref().map(parse_policy).transpose()?;
+    if let Some(policy) = &policy {
+        check_conditions(policy, &fields, bucket)?;
+    }
+    // The `tagging` field is a `<Tagging>` document, as PutObjectTagging's body.
+    let tags = match fields.get("tagging") {
+        Some(doc) => {
+            super::tagging::from_document(doc.as_bytes(), super::tagging::MAX_OBJECT_TAGS)?
+        }
+        None => Vec::new(),
+    };
     if super::carries_secret_insecurely(
         &condition_headers,
         origin.secure,
@@ -396,7 +424,9 @@ pub async fn post_object(
         ));
     }
     let sse = super::encryption::new_object_key(app, &caller, bucket, &key, None).await?;
-    let (min, max) = policy.length_range.unwrap_or((0, app.config.post_max_size));
+    let (min, max) = policy
+        .and_then(|p| p.length_range)
+        .unwrap_or((0, app.config.post_max_size));
     let max = max.min(app.config.post_max_size);
     let body: BodyStream = Box::pin(file.map(|r| r.map_err(std::io::Error::other)));
     let sealer = sse.as_ref().map(|(_, c)| super::encryption::sealer(c, 0));
@@ -452,7 +482,7 @@ pub async fn post_object(
                 owner_id: principal.id().unwrap_or("").to_string(),
                 headers,
                 user_meta,
-                tags: Vec::new(),
+                tags,
                 acl,
                 encryption: sse.map(|(e, _)| e),
             },

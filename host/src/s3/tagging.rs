@@ -90,7 +90,13 @@ pub struct TagDoc {
 
 async fn read_tagging(ctx: &mut RequestCtx<'_>, max: usize) -> S3Result<Tags> {
     let body = ctx.read_small_body(MAX_TAGGING_BODY).await?;
-    let doc: TaggingDoc = xml::parse(&body, "Tagging")?;
+    from_document(&body, max)
+}
+
+/// Tags from a `<Tagging>` document (a request body, or a POST form's `tagging` field), at most
+/// `max` of them.
+pub fn from_document(body: &[u8], max: usize) -> S3Result<Tags> {
+    let doc: TaggingDoc = xml::parse(body, "Tagging")?;
     let tags: Tags = doc
         .tag_set
         .tags
