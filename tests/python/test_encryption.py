@@ -140,6 +140,22 @@ def test_sse_c_needs_the_key_and_refuses_a_wrong_one(kms):
     assert resp.status == 400 and b"InvalidArgument" in resp.body
 
 
+def test_sse_c_object_attributes_need_the_key(kms):
+    s3 = kms.client()
+    s3.create_bucket(Bucket="enc-attrs")
+    ck = customer_key(b"attrs")
+    s3.put_object(Bucket="enc-attrs", Key="k", Body=pattern(1000), **ck)
+    expect_error(400, None, s3.get_object_attributes, Bucket="enc-attrs", Key="k",
+                 ObjectAttributes=["ObjectSize"])
+    # botocore leaves this operation's key to the caller to encode, MD5 included.
+    key = ck["SSECustomerKey"]
+    encoded = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": base64.b64encode(key).decode(),
+               "SSECustomerKeyMD5": base64.b64encode(hashlib.md5(key).digest()).decode()}
+    r = s3.get_object_attributes(Bucket="enc-attrs", Key="k", ObjectAttributes=["ObjectSize", "ETag"], **encoded)
+    assert r["ObjectSize"] == 1000
+    assert r["ETag"] == s3.head_object(Bucket="enc-attrs", Key="k", **ck)["ETag"].strip('"')
+
+
 def test_bad_sse_requests(kms):
     s3 = kms.client()
     s3.create_bucket(Bucket="bad")

@@ -83,6 +83,7 @@ fn reads_object(action: &str) -> bool {
     matches!(
         action,
         "s3:GetObject"
+            | "s3:GetObjectAttributes"
             | "s3:GetObjectTagging"
             | "s3:PutObjectTagging"
             | "s3:DeleteObjectTagging"

@@ -66,7 +66,7 @@ pub fn parse_range(header: &str, size: u64) -> RangeRequest {
     }
 }
 
-fn http_date(millis: i64) -> String {
+pub(super) fn http_date(millis: i64) -> String {
     let secs = (millis.max(0) / 1000) as u64;
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod acl;
 pub mod admin;
+pub mod attributes;
 pub mod auth;
 pub mod body;
 pub mod bucket;
@@ -651,6 +652,9 @@ async fn handle_s3(
         }
         Endpoint::HeadObject { bucket, key } => {
             get::get_object(&mut ctx, &bucket, &key, true).await
+        }
+        Endpoint::GetObjectAttributes { bucket, key } => {
+            attributes::get_object_attributes(&mut ctx, &bucket, &key).await
         }
         Endpoint::DeleteObject { bucket, key } => {
             delete::delete_object(&mut ctx, &bucket, &key).await

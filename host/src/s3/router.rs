@@ -94,6 +94,10 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+    },
     DeleteObject {
         bucket: String,
         key: String,
@@ -281,6 +285,7 @@ impl Endpoint {
             Endpoint::PutObject { .. } => "PutObject",
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
+            Endpoint::GetObjectAttributes { .. } => "GetObjectAttributes",
             Endpoint::DeleteObject { .. } => "DeleteObject",
             Endpoint::CopyObject { .. } => "CopyObject",
             Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
@@ -379,6 +384,7 @@ impl Endpoint {
             Endpoint::PutBucketRequestPayment { .. } => "s3:PutBucketRequestPayment",
             Endpoint::GetBucketRequestPayment { .. } => "s3:GetBucketRequestPayment",
             Endpoint::GetObject { .. } | Endpoint::HeadObject { .. } => "s3:GetObject",
+            Endpoint::GetObjectAttributes { .. } => "s3:GetObjectAttributes",
             Endpoint::PutBucketPolicy { .. } => "s3:PutBucketPolicy",
             Endpoint::GetBucketPolicy { .. } => "s3:GetBucketPolicy",
             Endpoint::DeleteBucketPolicy { .. } => "s3:DeleteBucketPolicy",
@@ -445,6 +451,7 @@ impl Endpoint {
             | Endpoint::PutObject { bucket, .. }
             | Endpoint::GetObject { bucket, .. }
             | Endpoint::HeadObject { bucket, .. }
+            | Endpoint::GetObjectAttributes { bucket, .. }
             | Endpoint::DeleteObject { bucket, .. } => Some(bucket),
         }
     }
@@ -464,6 +471,7 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. }
             | Endpoint::GetObject { key, .. }
             | Endpoint::HeadObject { key, .. }
+            | Endpoint::GetObjectAttributes { key, .. }
             | Endpoint::DeleteObject { key, .. }
             | Endpoint::GetObjectAcl { key, .. }
             | Endpoint::PutObjectAcl { key, .. } => Some(key),
@@ -584,14 +592,7 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "session",
 ];
 
-const OBJECT_SUBRESOURCES: &[&str] = &[
-    "attributes",
-    "legal-hold",
-    "restore",
-    "retention",
-    "select",
-    "torrent",
-];
+const OBJECT_SUBRESOURCES: &[&str] = &["legal-hold", "restore", "retention", "select", "torrent"];
 
 /// Picks the endpoint for a request.
 pub fn route(
@@ -750,6 +751,12 @@ pub fn route(
                     _ => Err(method_not_allowed()),
                 };
             }
+            if query.has("attributes") {
+                return match *method {
+                    Method::GET => Ok(Endpoint::GetObjectAttributes { bucket, key }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
             if query.has("tagging") {
                 return match *method {
                     Method::PUT => Ok(Endpoint::PutObjectTagging { bucket, key }),
@@ -868,9 +875,10 @@ mod tests {
             Endpoint::PutBucketReplication { .. } => 51,
             Endpoint::GetBucketReplication { .. } => 52,
             Endpoint::DeleteBucketReplication { .. } => 53,
+            Endpoint::GetObjectAttributes { .. } => 54,
         }
     }
-    const ENDPOINTS: usize = 54;
+    const ENDPOINTS: usize = 55;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -983,6 +991,10 @@ mod tests {
                 key: "k".into(),
             },
             Endpoint::PutObjectAcl {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+            Endpoint::GetObjectAttributes {
                 bucket: "b".into(),
                 key: "k".into(),
             },

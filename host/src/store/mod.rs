@@ -116,6 +116,10 @@ pub struct PartBody {
     /// How the part was sealed, when the object is encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<PieceSeal>,
+    /// The part's own checksum, kept when the upload asked for an algorithm
+    /// (GetObjectAttributes lists it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
 }
 
 impl BodyLocation {

@@ -340,6 +340,7 @@ pub(super) fn complete(
                     id: p.body_id.clone(),
                     size: p.size,
                     seal: p.seal,
+                    checksum: info.checksum_algorithm.map(|_| p.checksum.clone()),
                 })
                 .collect(),
         ),
