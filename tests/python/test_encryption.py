@@ -213,6 +213,22 @@ def test_bucket_policy_can_require_encryption(kms):
     assert w.get_object(Bucket="req", Key="kms")["Body"].read() == b"x"
 
 
+def test_bucket_policy_can_require_customer_keys(kms):
+    s3 = kms.client()
+    s3.create_bucket(Bucket="req-c")
+    user = kms.admin_json("user", "create", "c-writer")
+    s3.put_bucket_policy(Bucket="req-c", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::sluice:user/c-writer"]},
+         "Action": "s3:PutObject", "Resource": "arn:aws:s3:::req-c/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::req-c/*",
+         "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "true"}}},
+    ]}))
+    w = kms.client(user["access_key"], user["secret_key"])
+    expect_error(403, "AccessDenied", w.put_object, Bucket="req-c", Key="plain", Body=b"x")
+    w.put_object(Bucket="req-c", Key="sealed", Body=b"x", **customer_key(b"c"))
+    assert s3.get_object(Bucket="req-c", Key="sealed", **customer_key(b"c"))["Body"].read() == b"x"
+
+
 def test_multipart_with_sse_kms_and_sse_c(kms):
     s3 = kms.client()
     s3.create_bucket(Bucket="enc-mp")

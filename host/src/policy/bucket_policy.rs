@@ -12,7 +12,8 @@
 //! `aws:userid`, `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:x-amz-acl`,
 //! `s3:x-amz-server-side-encryption`, `s3:x-amz-server-side-encryption-aws-kms-key-id`,
 //! `s3:x-amz-copy-source`, `s3:x-amz-metadata-directive`, `s3:x-amz-content-sha256`,
-//! `s3:x-amz-storage-class`, `s3:authType` and `s3:ExistingObjectTag/<key>`.
+//! `s3:x-amz-storage-class`, `s3:x-amz-server-side-encryption-customer-algorithm`,
+//! `s3:authType` and `s3:ExistingObjectTag/<key>`.
 //!
 //! Every attribute a translated policy reads is guarded (`context has prefix && ...`), so a
 //! translated policy never fails to evaluate: a Deny is never skipped by an evaluation error.
@@ -510,7 +511,8 @@ fn condition_key(key: &str) -> Result<KeyRef, Malformed> {
         | "s3:x-amz-copy-source"
         | "s3:x-amz-metadata-directive"
         | "s3:x-amz-content-sha256"
-        | "s3:x-amz-storage-class" => header(&lower["s3:".len()..]),
+        | "s3:x-amz-storage-class"
+        | "s3:x-amz-server-side-encryption-customer-algorithm" => header(&lower["s3:".len()..]),
         _ => {
             if let Some(tag) = lower
                 .strip_prefix("s3:existingobjecttag/")

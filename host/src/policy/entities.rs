@@ -374,6 +374,7 @@ pub const CONTEXT_HEADERS: &[&str] = &[
     "x-amz-metadata-directive",
     "x-amz-content-sha256",
     "x-amz-storage-class",
+    "x-amz-server-side-encryption-customer-algorithm",
 ];
 
 impl RequestContext {
