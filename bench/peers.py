@@ -47,7 +47,7 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
-METHOD = "drained-disk, listings timed 10 s, page cache dropped before each server, stolen trials retaken"
+METHOD = "drained-disk, listings timed 6 s, page cache dropped before each server, stolen trials retaken"
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
 # measured the host, not the server (see `measured`): two runs' figures differed by 20-43 % only
 # where one of them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
@@ -61,7 +61,18 @@ STEAL_LIMIT = 5.0
 RETAKES = 2
 RETAKE_BUDGET = 180.0
 # How long each listing trial lists for (at least one listing).
-LIST_SECONDS = 10.0
+LIST_SECONDS = 6.0
+# Trials per workload. Four five-trial runs of the same code (2026-12-03) gave one or two of
+# Sluice's 20 figures outside 15 % of the run before, in every pair: the noisy figures (4 KiB PUT
+# at c=1, 4 KiB GET at c=128, DELETE, 1 MiB PUT at c=1) vary 11-16 % between trials inside a run.
+# Resampling those runs' trials, two medians of five land within 15 % on all 20 figures in
+# about 28 % of draws, of seven in 47 %, of nine in 62 %. So nine shorter trials for the small
+# objects and listings (3 s, listings 6 s: about the same time as five of 4 s and 10 s), and five
+# for the large objects, whose trials already agree (at most 2 % of draws outside) and each
+# write ~5 GiB that stays until the phase ends.
+ROUNDS = 9
+LARGE_ROUNDS = 5
+TRIAL_SECONDS = 3.0
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
 SECRET_KEY = "5eed" * 16
@@ -477,7 +488,7 @@ def size_name(n: int) -> str:
     return f"{n // KIB} KiB"
 
 
-def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple[dict, float]:
+def workloads(server: Server, seconds: float, quick: bool, rounds: int, large_rounds: int) -> tuple[dict, float]:
     """The same sequence against every server. Returns label -> result, and the median of dd
     probes taken in the server's data dir just before each round's large PUTs."""
     t = Trials(server)
@@ -503,7 +514,7 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     scratch = server.dir / "data" / "bench-disk"
     scratch.mkdir()
     probes = []
-    for i in range(rounds):
+    for i in range(large_rounds):
         rate = drain(scratch / f"drain-{i + 1}")
         probes.append(fresh_writes(scratch, f"probe-{i + 1}-", 3, 256))
         log(f"  {server.name:15} drained {DRAIN_MIB} MiB at {rate} MiB/s, then dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
@@ -522,8 +533,9 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int) -> tuple
     # 5 000 keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count
     # (30 and 100 listings) lasted 0.3-0.5 s on Sluice, so one spell of the host moved a whole
     # trial: its five trials ranged 94-121 listings/s in one run and two runs' medians differed
-    # by 18-21 %. Ten seconds is ~1 000 listings on Sluice (p99 a real percentile) and 3-5 on
-    # s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is its slowest listing).
+    # by 18-21 %. Six seconds is ~300 (10 000 keys) and ~600 (5 000) listings on Sluice (p99 a
+    # real percentile) and 2-3 on s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is
+    # its slowest listing).
     n = 2000 if quick else 10_000
     half = n // 2
     # The four are one unit (the PUT fills the bucket the listings read and the DELETE empties),
@@ -850,7 +862,8 @@ def report(run: dict, runs: list[dict]) -> str:
         f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
         f"server runs at a time, each on a fresh data dir. "
         + (
-            f"Each figure is the median of {run['rounds']} trials (rounds through all workloads of a phase); "
+            f"Each figure is the median of {run['rounds']} trials (rounds through all workloads of a phase; "
+            f"{run.get('large_rounds', run['rounds'])} for the large objects); "
             if run.get("rounds", 1) > 1
             else "One trial per workload; "
         )
@@ -1001,6 +1014,8 @@ def publish(run: dict):
         if r["machine"] == run["machine"]
         and not r.get("quick")
         and r.get("rounds", 1) == run.get("rounds", 1)
+        and r.get("large_rounds", r.get("rounds", 1)) == run.get("large_rounds", run.get("rounds", 1))
+        and r.get("seconds") == run.get("seconds")
         and r.get("method") == run.get("method")
     ]
     text = report(run, runs)
@@ -1011,8 +1026,9 @@ def publish(run: dict):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=4.0, help="length of each timed trial")
-    ap.add_argument("--rounds", type=int, default=5, help="trials per workload (the median is reported)")
+    ap.add_argument("--seconds", type=float, default=TRIAL_SECONDS, help="length of each timed trial")
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="trials per workload (the median is reported)")
+    ap.add_argument("--large-rounds", type=int, default=LARGE_ROUNDS, help="trials per large-object workload")
     ap.add_argument("--only", nargs="*", help="servers to run (sluice garage-fsync garage-nofsync s3s-fs)")
     ap.add_argument("--quick", action="store_true", help="smaller large-object and listing runs (not recorded)")
     ap.add_argument("--workdir", default=None, help="where data dirs go (default: a temp dir under /tmp)")
@@ -1043,6 +1059,7 @@ def main():
         "machine": machine(),
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "large_rounds": args.large_rounds,
         "quick": args.quick,
         "versions": {
             "sluice": version_of([str(RELEASE / "sluice"), "--version"])
@@ -1086,7 +1103,7 @@ def main():
             try:
                 run["descriptions"][server.name] = server.description
                 run["results"][server.name], run["disk_probe"][server.name] = workloads(
-                    server, args.seconds, args.quick, args.rounds
+                    server, args.seconds, args.quick, args.rounds, args.large_rounds
                 )
             finally:
                 server.stop()
