@@ -91,13 +91,23 @@ fn signing_time(headers: &HeaderMap) -> S3Result<(String, chrono::DateTime<Utc>)
         let when = sigv4::parse_amz_date(amz_date).ok_or_else(missing_date)?;
         return Ok((amz_date.to_string(), when));
     }
-    let date = header(headers, "date").ok_or_else(missing_date)?.trim();
-    // An HTTP date (`GMT`), or RFC 2822 with a numeric zone: botocore writes `-0000`.
-    let when = httpdate::parse_http_date(date)
-        .map(chrono::DateTime::<Utc>::from)
-        .or_else(|_| chrono::DateTime::parse_from_rfc2822(date).map(|d| d.with_timezone(&Utc)))
-        .map_err(|_| missing_date())?;
+    let date = header(headers, "date").ok_or_else(missing_date)?;
+    let when = parse_date_header(date).ok_or_else(missing_date)?;
     Ok((when.format("%Y%m%dT%H%M%SZ").to_string(), when))
+}
+
+/// A `Date` (or SigV2 `x-amz-date`) value: an HTTP date (`GMT`), or RFC 2822 with a numeric
+/// zone, which botocore (`-0000`) and s3cmd (`+0000`) write.
+fn parse_date_header(date: &str) -> Option<chrono::DateTime<Utc>> {
+    let date = date.trim();
+    httpdate::parse_http_date(date)
+        .map(chrono::DateTime::<Utc>::from)
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc2822(date)
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+        })
 }
 
 /// Header-signed requests must be dated within 15 minutes of the server's clock.
@@ -616,9 +626,7 @@ async fn authenticate_v2_header(
             (d.clone(), d)
         }
     };
-    let when = httpdate::parse_http_date(date_text.trim())
-        .ok()
-        .map(chrono::DateTime::<Utc>::from)
+    let when = parse_date_header(&date_text)
         .or_else(|| sigv4::parse_amz_date(&date_text))
         .ok_or_else(missing_date)?;
     check_skew(when, &date_text)?;
@@ -699,4 +707,25 @@ fn check_all_amz_signed(headers: &HeaderMap, signed: &[String]) -> S3Result<()> 
         "There were headers present in the request which were not signed",
     )
     .with("HeadersNotSigned", unsigned.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date_header;
+
+    #[test]
+    fn date_headers_in_the_forms_clients_write() {
+        let want = parse_date_header("Thu, 03 Dec 2026 19:50:00 GMT").unwrap();
+        assert_eq!(want.timestamp(), 1_796_327_400);
+        // botocore's SigV4 Date, s3cmd's SigV2 x-amz-date, and another zone.
+        for v in [
+            "Thu, 03 Dec 2026 19:50:00 -0000",
+            "Thu, 03 Dec 2026 19:50:00 +0000",
+            " Thu, 03 Dec 2026 20:50:00 +0100 ",
+        ] {
+            assert_eq!(parse_date_header(v), Some(want), "{v}");
+        }
+        assert_eq!(parse_date_header("20261203T195000Z"), None);
+        assert_eq!(parse_date_header("yesterday"), None);
+    }
 }
