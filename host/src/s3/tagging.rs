@@ -107,10 +107,15 @@ pub fn from_document(body: &[u8], max: usize) -> S3Result<Tags> {
     Ok(tags)
 }
 
+/// A `<Tagging>` document, tags sorted by key: AWS does not define the order (its answers are
+/// neither insertion nor key order), and clients that compare tag sets whole (ceph's s3-tests
+/// before it sorted both sides) expect key order.
 fn tagging_xml(tags: &Tags) -> String {
+    let mut sorted: Vec<&(String, String)> = tags.iter().collect();
+    sorted.sort();
     let mut w = XmlWriter::new("Tagging");
     w.open("TagSet");
-    for (k, v) in tags {
+    for (k, v) in sorted {
         w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
     }
     w.close("TagSet");
