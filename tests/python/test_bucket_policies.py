@@ -160,11 +160,38 @@ def test_malformed_and_public_policies(s3, make_bucket):
                  Policy=policy({**stmt, "Resource": "arn:aws:s3:::some-other-bucket/*"}))
     expect_error(400, "MalformedPolicy", s3.put_bucket_policy, Bucket=name,
                  Policy=policy({**stmt, "Condition": {"StringLike": {"s3:prefix": "a?"}}}))
+    # NotPrincipal lists a Deny's exceptions; AWS does not support it with Allow.
+    not_principal = {k: v for k, v in stmt.items() if k != "Principal"}
+    not_principal["NotPrincipal"] = {"AWS": "arn:aws:iam::123456789012:root"}
+    e = expect_error(400, "MalformedPolicy", s3.put_bucket_policy, Bucket=name, Policy=policy(not_principal))
+    assert "NotPrincipal" in e.response["Error"]["Message"]
+    s3.put_bucket_policy(Bucket=name, Policy=policy({**not_principal, "Effect": "Deny"}))
+    s3.delete_bucket_policy(Bucket=name)
     # A public policy on a new bucket meets BlockPublicPolicy.
     expect_error(403, "AccessDenied", s3.put_bucket_policy, Bucket=name, Policy=policy(stmt))
     s3.delete_public_access_block(Bucket=name)
     s3.put_bucket_policy(Bucket=name, Policy=policy(stmt))
     assert s3.get_bucket_policy_status(Bucket=name)["PolicyStatus"]["IsPublic"] is True
+
+
+def test_referer_and_user_agent_conditions(server, s3, make_bucket):
+    name = make_bucket()
+    s3.delete_public_access_block(Bucket=name)
+    s3.put_object(Bucket=name, Key="img", Body=b"pixels")
+    objects = f"arn:aws:s3:::{name}/*"
+    s3.put_bucket_policy(Bucket=name, Policy=policy(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": objects,
+         "Condition": {"StringLike": {"aws:Referer": "https://app.example.com/*"}}},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": objects,
+         "Condition": {"StringLike": {"aws:UserAgent": "*BadBot*"}}},
+    ))
+    # A Referer is the client's to choose, so AWS counts such a grant as public.
+    assert s3.get_bucket_policy_status(Bucket=name)["PolicyStatus"]["IsPublic"] is True
+    url = f"{server.endpoint}/{name}/img"
+    assert curl(url, "-H", "Referer: https://app.example.com/page") == (200, b"pixels")
+    assert curl(url)[0] == 403
+    assert curl(url, "-H", "Referer: https://evil.example.com/app.example.com/")[0] == 403
+    assert curl(url, "-H", "Referer: https://app.example.com/page", "-A", "BadBot/1.0")[0] == 403
 
 
 def test_restrict_public_buckets_ignores_public_allows(server, s3, make_bucket):

@@ -13,7 +13,8 @@
 //! `s3:x-amz-server-side-encryption`, `s3:x-amz-server-side-encryption-aws-kms-key-id`,
 //! `s3:x-amz-copy-source`, `s3:x-amz-metadata-directive`, `s3:x-amz-content-sha256`,
 //! `s3:x-amz-storage-class`, `s3:x-amz-server-side-encryption-customer-algorithm`,
-//! `s3:authType` and `s3:ExistingObjectTag/<key>`.
+//! `s3:x-amz-grant-{read,write,read-acp,write-acp,full-control}`, `aws:Referer`,
+//! `aws:UserAgent`, `s3:authType` and `s3:ExistingObjectTag/<key>`.
 //!
 //! Every attribute a translated policy reads is guarded (`context has prefix && ...`), so a
 //! translated policy never fails to evaluate: a Deny is never skipped by an evaluation error.
@@ -512,7 +513,14 @@ fn condition_key(key: &str) -> Result<KeyRef, Malformed> {
         | "s3:x-amz-metadata-directive"
         | "s3:x-amz-content-sha256"
         | "s3:x-amz-storage-class"
-        | "s3:x-amz-server-side-encryption-customer-algorithm" => header(&lower["s3:".len()..]),
+        | "s3:x-amz-server-side-encryption-customer-algorithm"
+        | "s3:x-amz-grant-read"
+        | "s3:x-amz-grant-write"
+        | "s3:x-amz-grant-read-acp"
+        | "s3:x-amz-grant-write-acp"
+        | "s3:x-amz-grant-full-control" => header(&lower["s3:".len()..]),
+        "aws:referer" => header("referer"),
+        "aws:useragent" => header("user-agent"),
         _ => {
             if let Some(tag) = lower
                 .strip_prefix("s3:existingobjecttag/")
@@ -882,6 +890,13 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
             None => return Err(bad("Missing required field Effect")),
         };
         let (principal, not_principal) = field(stmt, "Principal", "NotPrincipal")?;
+        // AWS documents NotPrincipal with Allow as unsupported ("Allow everyone but these"
+        // reads as a grant to the world); it is a Deny's exception list.
+        if not_principal && effect == "permit" {
+            return Err(bad(
+                "NotPrincipal is supported only in statements with \"Effect\": \"Deny\"",
+            ));
+        }
         let principal = principal.ok_or_else(|| bad("Missing required field Principal"))?;
         let who = principals(principal, dir)?;
         let everyone = who.contains(&PolicyPrincipal::Everyone);
@@ -940,7 +955,7 @@ pub fn translate(bucket: &str, text: &str, dir: &dyn Directory) -> Result<Transl
             Some(c) => conditions(c)?,
             None => ("true".to_string(), false),
         };
-        if effect == "permit" && (everyone || not_principal) && !restricts {
+        if effect == "permit" && everyone && !restricts {
             public = true;
         }
         // Sids are alphanumeric (with space, - and _), so `[n]` can never be one.
@@ -1099,6 +1114,29 @@ mod tests {
             {"Sid": "A", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
         ]});
         assert!(tr(two).is_err());
+        // NotPrincipal: a Deny's exceptions; with Allow it is refused, as AWS documents.
+        let except = |effect: &str| {
+            tr(
+                json!({"Statement": [{"Effect": effect, "NotPrincipal": {"AWS": "arn:aws:iam::123:user/bob"},
+                "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}),
+            )
+        };
+        assert!(except("Deny").is_ok());
+        let refused = except("Allow").unwrap_err();
+        assert!(refused.0.contains("NotPrincipal"), "{refused}");
+        // Header condition keys read the request header of that name.
+        for (key, header) in [
+            ("aws:Referer", "referer"),
+            ("aws:UserAgent", "user-agent"),
+            ("s3:x-amz-grant-read", "x-amz-grant-read"),
+            ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
+        ] {
+            let (e, _) = condition("StringEquals", key, &["x".into()]).unwrap();
+            assert!(
+                e.contains(&format!("context has \"{header}\"")),
+                "{key}: {e}"
+            );
+        }
     }
 
     #[test]
@@ -1206,10 +1244,8 @@ mod tests {
     fn random_statement(rng: &mut Rng, i: usize) -> Value {
         let mut s = serde_json::Map::new();
         s.insert("Sid".into(), json!(format!("S{i}")));
-        s.insert(
-            "Effect".into(),
-            json!(if rng.chance(35) { "Deny" } else { "Allow" }),
-        );
+        let deny = rng.chance(35);
+        s.insert("Effect".into(), json!(if deny { "Deny" } else { "Allow" }));
         let who = rng
             .pick(&[
                 json!("*"),
@@ -1219,8 +1255,9 @@ mod tests {
                 json!({"CanonicalUser": BOB}),
             ])
             .clone();
+        // NotPrincipal only in a Deny: with Allow the policy is refused.
         s.insert(
-            if rng.chance(15) {
+            if deny && rng.chance(30) {
                 "NotPrincipal"
             } else {
                 "Principal"

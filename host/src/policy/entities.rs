@@ -375,6 +375,13 @@ pub const CONTEXT_HEADERS: &[&str] = &[
     "x-amz-content-sha256",
     "x-amz-storage-class",
     "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "referer",
+    "user-agent",
 ];
 
 impl RequestContext {
