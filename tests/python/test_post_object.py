@@ -2,6 +2,8 @@
 requests: conditions (eq, starts-with, content-length-range), success_action_status,
 success_action_redirect, ${filename}, refused extra fields, bad signatures."""
 
+import base64
+import hashlib
 import json
 
 import requests
@@ -32,6 +34,18 @@ def test_presigned_post_uploads_with_filename_and_status(s3, bucket):
     got = s3.get_object(Bucket=bucket, Key="uploads/hello.txt")
     assert got["Body"].read() == b"hello from a browser"
     assert got["ContentType"] == "text/plain"
+
+
+def test_key_conditions_see_the_filename_substituted(s3, bucket):
+    p = s3.generate_presigned_post(
+        bucket, "uploads/${filename}", Conditions=[["starts-with", "$key", "uploads/hello"]], ExpiresIn=300,
+    )
+    r = post(p["url"], p["fields"], filename="hello.txt")
+    assert r.status_code == 204, r.text
+    assert s3.get_object(Bucket=bucket, Key="uploads/hello.txt")["Body"].read() == b"hello from a browser"
+    r = post(p["url"], p["fields"], filename="other.txt")
+    assert_s3_error(as_response(r), 403, "AccessDenied")
+    assert "uploads/hello" in r.text
 
 
 def test_default_status_is_204_and_redirect_is_303(s3, bucket):
@@ -152,3 +166,21 @@ def test_tagging_field_tags_the_object(s3, bucket):
                                    Conditions=[{"tagging": bad}], ExpiresIn=300)
     assert_s3_error(as_response(post(p["url"], p["fields"])), 400, "InvalidTag")
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="badly-tagged")
+
+
+def test_checksum_field_is_verified_and_kept(s3, bucket):
+    data = b"hello from a browser"
+    good = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    # The checksum field needs no policy condition: it only tests the file.
+    p = s3.generate_presigned_post(bucket, "summed", ExpiresIn=300)
+    r = post(p["url"], {**p["fields"], "x-amz-checksum-sha256": good}, data=data)
+    assert r.status_code == 204, r.text
+    head = s3.head_object(Bucket=bucket, Key="summed", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == good
+    p = s3.generate_presigned_post(bucket, "missummed", ExpiresIn=300)
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    r = post(p["url"], {**p["fields"], "x-amz-checksum-sha256": wrong}, data=data)
+    assert_s3_error(as_response(r), 400, "BadDigest")
+    r = post(p["url"], {**p["fields"], "x-amz-checksum-sha256": "not base64"}, data=data)
+    assert_s3_error(as_response(r), 400, "InvalidRequest")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="missummed")
