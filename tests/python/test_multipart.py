@@ -373,6 +373,22 @@ def crc32_upload(s3, bucket, key, bodies) -> tuple[str, list[dict]]:
     return upload_id, parts
 
 
+def test_whole_object_value_on_composite_complete_is_checked(s3, bucket):
+    """The complete of a COMPOSITE upload may name the checksum of checksums, with or without
+    its -N suffix; another value (a checksum of the whole body, say) is BadDigest."""
+    bodies = [part_body("whole-1", PART), b"tail"]
+    expected = composite_b64("CRC32", bodies)
+    for given in (expected, expected.rsplit("-", 1)[0]):
+        upload_id, parts = crc32_upload(s3, bucket, "k", bodies)
+        done = complete(s3, bucket, "k", upload_id, parts, ChecksumCRC32=given)
+        assert done["ChecksumCRC32"] == expected
+    upload_id, parts = crc32_upload(s3, bucket, "k2", bodies)
+    wrong = crc_b64("CRC32", b"".join(bodies))
+    expect_error(400, "BadDigest", complete, s3, bucket, "k2", upload_id, parts, ChecksumCRC32=wrong)
+    expect_error(404, None, s3.head_object, Bucket=bucket, Key="k2")
+    abort_all(s3, bucket)
+
+
 def test_missing_part_checksum_on_complete_is_invalid_request(s3, bucket):
     """An upload created with a checksum algorithm needs every part's checksum on complete."""
     upload_id, parts = crc32_upload(s3, bucket, "k", [part_body("nosum-1", PART), b"tail"])
