@@ -1,0 +1,164 @@
+"""s3cmd (from PyPI, in the test venv) against the server, path-style: buckets, put/get/info,
+multipart uploads, sync both ways with deletions, copy, move and metadata changes, `du` and
+`la`, and the same data path signed with SigV2."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.server import base_env
+from support.util import list_all_keys, unique_name
+
+MIB = 1024 * 1024
+
+
+def s3cmd_executable() -> str:
+    beside = Path(sys.executable).parent / "s3cmd"
+    found = str(beside) if beside.exists() else shutil.which("s3cmd")
+    assert found, "s3cmd is not installed (pip install -r tests/python/requirements.txt)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def s3cmd(server, tmp_path_factory):
+    home = tmp_path_factory.mktemp("s3cmd-home")
+    conf = home / "s3cfg"
+    host = f"127.0.0.1:{server.port}"
+    conf.write_text(
+        "[default]\n"
+        f"access_key = {server.access_key}\n"
+        f"secret_key = {server.secret_key}\n"
+        # A host_bucket without %(bucket)s means path-style requests.
+        f"host_base = {host}\n"
+        f"host_bucket = {host}\n"
+        "bucket_location = us-east-1\n"
+        "use_https = False\n"
+        "signature_v2 = False\n"
+        "progress_meter = False\n"
+    )
+    env = {**base_env(), "HOME": str(home)}
+    exe = s3cmd_executable()
+
+    def run(*args, check=True, timeout=300):
+        cmd = [sys.executable, exe, "-c", str(conf), "--no-mime-magic", *args]
+        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"s3cmd {' '.join(args)} exited {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
+        return cp
+
+    return run
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_bucket_put_get_info_del(s3cmd, s3, tmp_path):
+    name = unique_name("s3cmd")
+    s3cmd("mb", f"s3://{name}")
+    assert f"s3://{name}" in s3cmd("ls").stdout
+    src = tmp_path / "hello.txt"
+    src.write_bytes(b"hello from s3cmd")
+    s3cmd("put", str(src), f"s3://{name}/docs/hello.txt")
+    assert s3.get_object(Bucket=name, Key="docs/hello.txt")["Body"].read() == b"hello from s3cmd"
+    listing = s3cmd("ls", f"s3://{name}/docs/").stdout
+    assert f"s3://{name}/docs/hello.txt" in listing and " 16 " in listing, listing
+    # info asks for the object, then the bucket's ACL, policy, CORS and lifecycle; the missing
+    # ones are 404s it expects.
+    info = s3cmd("info", f"s3://{name}/docs/hello.txt").stdout
+    assert hashlib.md5(b"hello from s3cmd").hexdigest() in info, info
+    bucket_info = s3cmd("info", f"s3://{name}").stdout
+    assert "Location:" in bucket_info, bucket_info
+    out = tmp_path / "out.txt"
+    s3cmd("get", f"s3://{name}/docs/hello.txt", str(out))
+    assert out.read_bytes() == b"hello from s3cmd"
+    missing = s3cmd("get", f"s3://{name}/nope", str(tmp_path / "x"), check=False)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr, missing.stderr
+    refused = s3cmd("rb", f"s3://{name}", check=False)
+    assert refused.returncode != 0 and "BucketNotEmpty" in refused.stderr, refused.stderr
+    s3cmd("del", f"s3://{name}/docs/hello.txt")
+    assert list_all_keys(s3, name) == []
+    s3cmd("rb", f"s3://{name}")
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_multipart_put_and_get(s3cmd, s3, bucket, tmp_path):
+    data = os.urandom(12 * MIB)
+    src, out = tmp_path / "big.bin", tmp_path / "big.out"
+    src.write_bytes(data)
+    s3cmd("put", "--multipart-chunk-size-mb=5", str(src), f"s3://{bucket}/big.bin")
+    head = s3.head_object(Bucket=bucket, Key="big.bin")
+    assert head["ContentLength"] == len(data) and head["ETag"].endswith('-3"'), head["ETag"]
+    s3cmd("get", f"s3://{bucket}/big.bin", str(out))
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
+    # No uploads left behind.
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_sync_both_ways(s3cmd, s3, bucket, tmp_path):
+    files = {"a.txt": b"alpha", "sub/b.txt": b"bravo" * 1000, "sub/deeper/c.bin": os.urandom(70_000),
+             "with space.txt": b"space", "ünï.txt": b"unicode"}
+    up = tmp_path / "up"
+    make_tree(up, files)
+    s3cmd("sync", f"{up}/", f"s3://{bucket}/tree/")
+    assert sorted(list_all_keys(s3, bucket)) == sorted("tree/" + k for k in files)
+    for k, data in files.items():
+        assert s3.get_object(Bucket=bucket, Key="tree/" + k)["Body"].read() == data, k
+
+    (up / "a.txt").write_bytes(b"alpha, changed and longer")
+    (up / "sub" / "b.txt").unlink()
+    make_tree(up, {"new/d.txt": b"delta"})
+    s3cmd("sync", "--delete-removed", f"{up}/", f"s3://{bucket}/tree/")
+    keys = list_all_keys(s3, bucket)
+    assert "tree/sub/b.txt" not in keys and "tree/new/d.txt" in keys
+    assert s3.get_object(Bucket=bucket, Key="tree/a.txt")["Body"].read() == b"alpha, changed and longer"
+
+    down = tmp_path / "down"
+    down.mkdir()
+    s3cmd("sync", f"s3://{bucket}/tree/", f"{down}/")
+    assert read_tree(down) == read_tree(up)
+    du = s3cmd("du", f"s3://{bucket}").stdout
+    assert du.split()[0] == str(sum(len(v) for v in read_tree(up).values())), du
+    assert f"s3://{bucket}/tree/a.txt" in s3cmd("la", "--recursive").stdout
+    s3cmd("del", "--recursive", "--force", f"s3://{bucket}/tree/")
+    assert list_all_keys(s3, bucket) == []
+
+
+def test_copy_move_and_modify(s3cmd, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="orig", Body=b"original", ContentType="application/octet-stream",
+                  Metadata={"keep": "me"})
+    s3cmd("cp", f"s3://{bucket}/orig", f"s3://{bucket}/copy")
+    copy = s3.get_object(Bucket=bucket, Key="copy")
+    assert copy["Body"].read() == b"original" and copy["Metadata"] == {"keep": "me"}
+    s3cmd("mv", f"s3://{bucket}/copy", f"s3://{bucket}/moved")
+    keys = list_all_keys(s3, bucket)
+    assert "copy" not in keys and "moved" in keys
+    # modify: a copy onto itself with the metadata replaced.
+    s3cmd("modify", "--add-header=Content-Type:text/plain", "--add-header=x-amz-meta-extra:1",
+          f"s3://{bucket}/moved")
+    head = s3.head_object(Bucket=bucket, Key="moved")
+    assert head["ContentType"] == "text/plain" and head["Metadata"].get("extra") == "1", head
+
+
+def test_signature_v2(s3cmd, s3, bucket, tmp_path):
+    src, out = tmp_path / "v2.txt", tmp_path / "v2.out"
+    src.write_bytes(b"signed the old way")
+    s3cmd("--signature-v2", "put", str(src), f"s3://{bucket}/v2 key+plus.txt")
+    assert s3.get_object(Bucket=bucket, Key="v2 key+plus.txt")["Body"].read() == b"signed the old way"
+    assert "v2 key+plus.txt" in s3cmd("--signature-v2", "ls", f"s3://{bucket}").stdout
+    s3cmd("--signature-v2", "get", f"s3://{bucket}/v2 key+plus.txt", str(out))
+    assert out.read_bytes() == b"signed the old way"
+    s3cmd("--signature-v2", "del", f"s3://{bucket}/v2 key+plus.txt")
+    assert list_all_keys(s3, bucket) == []
