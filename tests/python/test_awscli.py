@@ -4,25 +4,20 @@ sha256, `aws s3 cp/sync/ls/rm/mb/rb` and `aws s3api` calls."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from support.checksums import md5_etag
 from support.server import base_env
-from support.util import list_all_keys, unique_name
+from support.util import list_all_keys, unique_name, venv_tool
 
 MIB = 1024 * 1024
 
 
 def aws_executable() -> str:
-    beside = Path(sys.executable).parent / "aws"
-    found = str(beside) if beside.exists() else shutil.which("aws")
-    assert found, "aws-cli is not installed (pip install -r tests/python/requirements.txt)"
-    return found
+    return venv_tool("aws")
 
 
 @pytest.fixture(scope="module")

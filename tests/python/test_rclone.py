@@ -7,13 +7,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from support.server import base_env
-from support.util import list_all_keys, unique_name
+from support.util import list_all_keys, tool_runner, unique_name
+from test_awscli import make_tree, read_tree
 
 MIB = 1024 * 1024
 # Small cutoffs so that a 12 MiB file goes up in three 5 MiB parts and is copied part by part.
@@ -37,27 +36,8 @@ def rclone(server, tmp_path_factory):
         "force_path_style = true\n"
     )
     env = {**base_env(), "HOME": str(home), "RCLONE_CONFIG": str(conf), "TZ": "UTC"}
-
-    def run(*args, check=True, timeout=300):
-        # No retries: a failed request fails the command, so the test sees it.
-        cmd = [exe, "--retries", "1", "--low-level-retries", "1", *args]
-        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"rclone {' '.join(args)} exited {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
-        return cp
-
-    return run
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    # No retries: a failed request fails the command, so the test sees it.
+    return tool_runner([exe, "--retries", "1", "--low-level-retries", "1"], env)
 
 
 def tree_files() -> dict[str, bytes]:

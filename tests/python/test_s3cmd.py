@@ -4,24 +4,15 @@ multipart uploads, sync both ways with deletions, copy, move and metadata change
 
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from support.server import base_env
-from support.util import list_all_keys, unique_name
+from support.util import list_all_keys, tool_runner, unique_name, venv_tool
+from test_awscli import make_tree, read_tree
 
 MIB = 1024 * 1024
-
-
-def s3cmd_executable() -> str:
-    beside = Path(sys.executable).parent / "s3cmd"
-    found = str(beside) if beside.exists() else shutil.which("s3cmd")
-    assert found, "s3cmd is not installed (pip install -r tests/python/requirements.txt)"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -42,27 +33,7 @@ def s3cmd(server, tmp_path_factory):
         "progress_meter = False\n"
     )
     env = {**base_env(), "HOME": str(home)}
-    exe = s3cmd_executable()
-
-    def run(*args, check=True, timeout=300):
-        cmd = [sys.executable, exe, "-c", str(conf), "--no-mime-magic", *args]
-        cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"s3cmd {' '.join(args)} exited {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
-        return cp
-
-    return run
-
-
-def make_tree(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return tool_runner([sys.executable, venv_tool("s3cmd"), "-c", str(conf), "--no-mime-magic"], env)
 
 
 def test_bucket_put_get_info_del(s3cmd, s3, tmp_path):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -69,3 +73,26 @@ def list_all_keys(client, bucket: str, **kw) -> list[str]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, **kw):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
+
+
+def venv_tool(name: str) -> str:
+    """A command-line tool installed beside the test interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is not installed (pip install -r tests/python/requirements.txt)"
+    return found
+
+
+def tool_runner(prefix: list[str], env: dict[str, str]):
+    """`run(*args)` for a client tool: its output captured, a non-zero exit an AssertionError
+    (unless check=False)."""
+
+    def run(*args, check=True, timeout=300):
+        cp = subprocess.run([*prefix, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                            stdin=subprocess.DEVNULL)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"{' '.join([Path(prefix[-1]).name, *args])} exited {cp.returncode}\n"
+                                 f"{cp.stdout}\n{cp.stderr}")
+        return cp
+
+    return run
