@@ -61,13 +61,7 @@ fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
             let mut h = ChecksumHasher::new(alg);
             h.update(body);
             if h.finish().value != v {
-                return Err(S3Error::new(
-                    ErrorCode::BadDigest,
-                    format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        alg.name()
-                    ),
-                ));
+                return Err(super::put::checksum_mismatch(alg));
             }
             checked = true;
         }

@@ -479,23 +479,34 @@ fn check_complete_checksums(
             ),
         ));
     }
-    let chosen: Vec<(&str, u64)> = parts
+    // A missing or mismatched part is the completion's own error (InvalidPart), reported next.
+    let Some(chosen) = stored_checksums(parts, stored, alg) else {
+        return Ok(());
+    };
+    let values: Vec<(&str, u64)> = chosen
         .iter()
-        .filter_map(|p| stored.iter().find(|s| s.part_number == p.part_number))
-        .filter(|s| s.checksum.algorithm == alg)
         .map(|s| (s.checksum.value.as_str(), s.size))
         .collect();
-    let computed = crate::checksum::combine_full_object(alg, &chosen);
-    if chosen.len() == parts.len() && computed.is_some_and(|c| c.value != value) {
-        return Err(S3Error::new(
-            ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                alg.name()
-            ),
-        ));
+    if crate::checksum::combine_full_object(alg, &values).is_some_and(|c| c.value != value) {
+        return Err(super::put::checksum_mismatch(alg));
     }
     Ok(())
+}
+
+/// The stored parts a Complete names, when every one of them has a checksum of `alg`.
+fn stored_checksums<'a>(
+    parts: &[CompletedPart],
+    stored: &'a [crate::store::PartInfo],
+    alg: crate::checksum::ChecksumAlgorithm,
+) -> Option<Vec<&'a crate::store::PartInfo>> {
+    parts
+        .iter()
+        .map(|p| {
+            stored
+                .iter()
+                .find(|s| s.part_number == p.part_number && s.checksum.algorithm == alg)
+        })
+        .collect()
 }
 
 /// A whole-object value on the complete of a COMPOSITE upload is the checksum of the parts'
@@ -514,16 +525,10 @@ fn check_composite_on_complete(
     let Some(given) = ctx.header(alg.header()).map(str::trim) else {
         return Ok(());
     };
-    let values: Vec<&str> = parts
-        .iter()
-        .filter_map(|p| stored.iter().find(|s| s.part_number == p.part_number))
-        .filter(|s| s.checksum.algorithm == alg)
-        .map(|s| s.checksum.value.as_str())
-        .collect();
-    // A missing or mismatched part is the completion's own error (InvalidPart), reported next.
-    if values.len() != parts.len() {
+    let Some(chosen) = stored_checksums(parts, stored, alg) else {
         return Ok(());
-    }
+    };
+    let values: Vec<&str> = chosen.iter().map(|s| s.checksum.value.as_str()).collect();
     let Some(computed) = crate::checksum::composite(alg, &values) else {
         return Ok(());
     };
@@ -533,13 +538,7 @@ fn check_composite_on_complete(
         .rsplit_once('-')
         .map_or(computed.value.as_str(), |(v, _)| v);
     if given != computed.value && given != bare {
-        return Err(S3Error::new(
-            ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                alg.name().to_ascii_lowercase()
-            ),
-        ));
+        return Err(super::put::checksum_mismatch(alg));
     }
     Ok(())
 }

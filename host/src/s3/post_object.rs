@@ -28,31 +28,6 @@ fn exempt(field: &str) -> bool {
         || ChecksumAlgorithm::ALL.iter().any(|a| a.header() == field)
 }
 
-/// The checksum a form names for its file (at most one `x-amz-checksum-<algorithm>` field),
-/// checked as a PUT's header is.
-fn form_checksum(fields: &Fields) -> S3Result<Option<(ChecksumAlgorithm, String)>> {
-    let mut found = None;
-    for alg in ChecksumAlgorithm::ALL {
-        let Some(v) = fields.get(alg.header()).map(str::trim) else {
-            continue;
-        };
-        if found.is_some() {
-            return Err(S3Error::new(
-                ErrorCode::InvalidRequest,
-                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-            ));
-        }
-        if !alg.is_valid_value(v) {
-            return Err(S3Error::new(
-                ErrorCode::InvalidRequest,
-                format!("Value for {} header is invalid.", alg.header()),
-            ));
-        }
-        found = Some((alg, v.to_string()));
-    }
-    Ok(found)
-}
-
 /// Largest form field other than the file.
 const MAX_FIELD_BYTES: u64 = 64 * 1024;
 
@@ -457,7 +432,8 @@ pub async fn post_object(
             "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
         ));
     }
-    let checksum = form_checksum(&fields)?;
+    // A checksum field is read and checked as a PUT's header is.
+    let checksum = super::put::given_checksum(|name| fields.get(name))?;
     let sse = super::encryption::new_object_key(app, &caller, bucket, &key, None).await?;
     let (min, max) = policy
         .and_then(|p| p.length_range)
@@ -487,13 +463,7 @@ pub async fn post_object(
     if let Some((alg, given)) = &checksum
         && *given != staged.checksum.value
     {
-        return Err(S3Error::new(
-            ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                alg.name()
-            ),
-        ));
+        return Err(super::put::checksum_mismatch(*alg));
     }
     if let Some((enc, _)) = &sse {
         super::encryption::opaque_etag(&mut staged, enc);

@@ -45,13 +45,14 @@ pub fn algorithm_header(ctx: &RequestCtx<'_>, name: &str) -> S3Result<Option<Che
     }
 }
 
-/// The checksum the client asked for: algorithm and where its value is.
-pub fn requested_checksum(
-    ctx: &RequestCtx<'_>,
-) -> S3Result<(Option<ChecksumAlgorithm>, ExpectedChecksum)> {
+/// The one `x-amz-checksum-<algorithm>` value a request (or a POST form, through `get`)
+/// carries: more than one, or a value that is not the algorithm's base64, is InvalidRequest.
+pub fn given_checksum<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> S3Result<Option<(ChecksumAlgorithm, String)>> {
     let mut found: Option<(ChecksumAlgorithm, String)> = None;
     for alg in ChecksumAlgorithm::ALL {
-        if let Some(v) = ctx.header(alg.header()) {
+        if let Some(v) = get(alg.header()) {
             if found.is_some() {
                 return Err(S3Error::new(
                     ErrorCode::InvalidRequest,
@@ -67,6 +68,25 @@ pub fn requested_checksum(
             found = Some((alg, v.trim().to_string()));
         }
     }
+    Ok(found)
+}
+
+/// BadDigest for a checksum value that is not the body's.
+pub fn checksum_mismatch(alg: ChecksumAlgorithm) -> S3Error {
+    S3Error::new(
+        ErrorCode::BadDigest,
+        format!(
+            "The {} you specified did not match the calculated checksum.",
+            alg.name()
+        ),
+    )
+}
+
+/// The checksum the client asked for: algorithm and where its value is.
+pub fn requested_checksum(
+    ctx: &RequestCtx<'_>,
+) -> S3Result<(Option<ChecksumAlgorithm>, ExpectedChecksum)> {
+    let found = given_checksum(|name| ctx.header(name))?;
     let sdk = algorithm_header(ctx, "x-amz-sdk-checksum-algorithm")?;
     let trailer = match ctx.header("x-amz-trailer") {
         None => None,
@@ -165,13 +185,7 @@ pub fn verify_staged(
         }
     };
     if given != staged.checksum.value {
-        return Err(S3Error::new(
-            ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                alg.name()
-            ),
-        ));
+        return Err(checksum_mismatch(alg));
     }
     Ok(())
 }
