@@ -25,7 +25,7 @@ plugins:
 	cp $(WASM_OUT)/static_keys.wasm $(WASM_OUT)/header_auth.wasm $(WASM_OUT)/oidc.wasm $(WASM_OUT)/time_window.wasm $(WASM_OUT)/local_kms.wasm $(WASM_OUT)/s3_target.wasm plugins/dist/
 	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm $(WASM_OUT)/hostile_target.wasm tests/plugins/dist/
 
-## Install what the tests need (Python venv with boto3 + awscli) and run every test
+## Install what the tests need (Python venv with boto3, awscli, s3cmd; rclone) and run every test
 test: venv tools test-build plugins test-rust test-python
 
 # `cargo test` builds the server binary too (the integration tests run it), with the features its

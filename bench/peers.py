@@ -67,9 +67,10 @@ LIST_SECONDS = 6.0
 # at c=1, 4 KiB GET at c=128, DELETE, 1 MiB PUT at c=1) vary 11-16 % between trials inside a run.
 # Resampling those runs' trials, two medians of five land within 15 % on all 20 figures in
 # about 28 % of draws, of seven in 47 %, of nine in 62 %. So nine shorter trials for the small
-# objects and listings (3 s, listings 6 s: about the same time as five of 4 s and 10 s), and five
-# for the large objects, whose trials already agree (at most 2 % of draws outside) and each
-# write ~5 GiB that stays until the phase ends.
+# objects and listings (3 s, listings 6 s: 27 s a workload instead of 20, 108 s a listing pair
+# instead of 100), and five for the large objects, whose trials already agree (at most 2 % of
+# draws outside) and each write ~5 GiB that stays until the phase ends. The first such run took
+# 70 minutes against ~50 (under heavy steal, 225 retakes).
 ROUNDS = 9
 LARGE_ROUNDS = 5
 TRIAL_SECONDS = 3.0
