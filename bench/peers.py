@@ -69,8 +69,8 @@ LIST_SECONDS = 6.0
 # about 28 % of draws, of seven in 47 %, of nine in 62 %. So nine shorter trials for the small
 # objects and listings (3 s, listings 6 s: 27 s a workload instead of 20, 108 s a listing pair
 # instead of 100), and five for the large objects, whose trials already agree (at most 2 % of
-# draws outside) and each write ~5 GiB that stays until the phase ends. The first such run took
-# 70 minutes against ~50 (under heavy steal, 225 retakes).
+# draws outside) and each write ~5 GiB that stays until the phase ends. A run takes 52 minutes
+# on a quiet host (29 retakes; five trials took ~50), 60 with 80 retakes, 70 under heavy steal (225).
 ROUNDS = 9
 LARGE_ROUNDS = 5
 TRIAL_SECONDS = 3.0
