@@ -257,6 +257,42 @@ def test_delete_objects_checks_content_md5_and_checksums(s3, raw, bucket):
     assert ok.status == 200, ok
 
 
+def test_request_documents_are_checked_against_content_md5_and_checksums(s3, raw, bucket):
+    """Every small request document (tagging, versioning, CORS, ...) is held to its Content-MD5
+    and x-amz-checksum-* value, as S3 does: a mismatch is BadDigest and changes nothing."""
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x")
+    tags = (
+        '<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>'
+        "<Tag><Key>team</Key><Value>blue</Value></Tag></TagSet></Tagging>"
+    ).encode()
+    other = b"something else"
+    for path, q in ((f"/{bucket}", [("tagging", "")]), (f"/{bucket}/o", [("tagging", "")])):
+        bad_md5 = raw.request("PUT", path, query=q, body=tags, headers={"Content-MD5": md5_b64(other)})
+        err = assert_s3_error(bad_md5, 400, "BadDigest")
+        # As S3 answers: what it was sent in hex, what it calculated in base64.
+        assert err.findtext("ExpectedDigest") == hashlib.md5(other).hexdigest()
+        assert err.findtext("CalculatedDigest") == md5_b64(tags)
+        bad_crc = raw.request("PUT", path, query=q, body=tags, headers={"x-amz-checksum-crc32": checksum_b64("CRC32", other)})
+        assert_s3_error(bad_crc, 400, "BadDigest")
+    expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+    assert s3.get_object_tagging(Bucket=bucket, Key="o")["TagSet"] == []
+    versioning = (
+        '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Status>Enabled</Status></VersioningConfiguration>"
+    ).encode()
+    q = [("versioning", "")]
+    bad = raw.request("PUT", f"/{bucket}", query=q, body=versioning, headers={"x-amz-checksum-sha256": checksum_b64("SHA256", other)})
+    assert_s3_error(bad, 400, "BadDigest")
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    # The right values are accepted, header or Content-MD5.
+    ok = raw.request("PUT", f"/{bucket}/o", query=[("tagging", "")], body=tags, headers={"x-amz-checksum-crc32c": checksum_b64("CRC32C", tags)})
+    assert ok.status == 200, ok
+    ok = raw.request("PUT", f"/{bucket}", query=q, body=versioning, headers={"Content-MD5": md5_b64(versioning)})
+    assert ok.status == 200, ok
+    assert s3.get_object_tagging(Bucket=bucket, Key="o")["TagSet"] == [{"Key": "team", "Value": "blue"}]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+
+
 def test_list_object_versions_shows_null_versions(s3, bucket):
     keys = ["v/a", "v/b", "w"]
     for k in keys:

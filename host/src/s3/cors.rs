@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::xml::{self, XmlWriter};
 use super::{App, RequestCtx, empty_response, set_header, xml_response};
-use crate::checksum::Md5Hasher;
 
 const CORS: &str = "cors";
 const MAX_RULES: usize = 100;
@@ -108,15 +107,6 @@ fn validate(rules: &[CorsRule]) -> S3Result<()> {
 pub async fn put_bucket_cors(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
     ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_CORS_BODY).await?;
-    if let Some(md5) = super::put::content_md5(ctx)? {
-        let actual = Md5Hasher::digest(&body);
-        if actual != md5 {
-            return Err(S3Error::new(
-                ErrorCode::BadDigest,
-                "The Content-MD5 you specified did not match what we received.",
-            ));
-        }
-    }
     let doc: CorsDoc = xml::parse(&body, "CORSConfiguration")?;
     let rules: Vec<CorsRule> = doc
         .rules

@@ -8,7 +8,6 @@ use super::error::{ErrorCode, S3Error, S3Result};
 use super::router::MAX_KEY_LEN;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, check_null_version, empty_response, xml_response};
-use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
 
 /// Most keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
@@ -33,40 +32,9 @@ pub async fn delete_object(
 }
 
 /// DeleteObjects must carry an integrity check: Content-MD5 or an `x-amz-checksum-*` header
-/// (or trailer).
-fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
-    let md5 = super::put::content_md5(ctx)?;
-    if let Some(m) = md5 {
-        let actual = Md5Hasher::digest(body);
-        if actual != m {
-            return Err(S3Error::new(
-                ErrorCode::BadDigest,
-                "The Content-MD5 you specified did not match what we received.",
-            ));
-        }
-    }
-    let mut checked = md5.is_some();
-    let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
-    for alg in ChecksumAlgorithm::ALL {
-        let given = ctx
-            .header(alg.header())
-            .map(|s| s.trim().to_string())
-            .or_else(|| {
-                trailers
-                    .iter()
-                    .find(|(n, _)| n == alg.header())
-                    .map(|(_, v)| v.clone())
-            });
-        if let Some(v) = given {
-            let mut h = ChecksumHasher::new(alg);
-            h.update(body);
-            if h.finish().value != v {
-                return Err(super::put::checksum_mismatch(alg));
-            }
-            checked = true;
-        }
-    }
-    if !checked {
+/// (or trailer). `read_small_body` has checked whichever came.
+fn require_integrity(ctx: &RequestCtx<'_>) -> S3Result<()> {
+    if ctx.header("content-md5").is_none() && super::put::document_checksums(ctx).is_empty() {
         return Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "Missing required header for this request: Content-MD5",
@@ -78,7 +46,7 @@ fn verify_integrity(ctx: &RequestCtx<'_>, body: &[u8]) -> S3Result<()> {
 pub async fn delete_objects(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<Response<Body>> {
     let info = ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_DELETE_BODY).await?;
-    verify_integrity(ctx, &body)?;
+    require_integrity(ctx)?;
     let doc: xml::Delete = xml::parse(&body, "Delete")?;
     if doc.objects.is_empty() || doc.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::malformed_xml());

@@ -179,10 +179,22 @@ impl RequestCtx<'_> {
         })
     }
 
-    /// Reads a small request document (XML), verified like any other body.
+    /// Reads a small request document (XML), verified like any other body: its payload
+    /// signature, then its Content-MD5 and any `x-amz-checksum-*` header or trailer.
     pub async fn read_small_body(&mut self, limit: u64) -> S3Result<bytes::Bytes> {
         let stream = self.take_body()?;
-        body::read_to_limit(stream, limit).await
+        let doc = body::read_to_limit(stream, limit).await?;
+        put::verify_document(self, &doc, true)?;
+        Ok(doc)
+    }
+
+    /// CompleteMultipartUpload's document. Its `x-amz-checksum-*` headers name the assembled
+    /// object (checked against the parts), not this body, so only Content-MD5 is checked here.
+    pub async fn read_complete_body(&mut self, limit: u64) -> S3Result<bytes::Bytes> {
+        let stream = self.take_body()?;
+        let doc = body::read_to_limit(stream, limit).await?;
+        put::verify_document(self, &doc, false)?;
+        Ok(doc)
     }
 
     /// Sets (`Some`) or removes (`None`) a configuration document of an existing bucket.

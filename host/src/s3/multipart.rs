@@ -366,7 +366,7 @@ pub async fn complete_multipart_upload(
     let mut condition = write_condition(ctx)?;
     condition.replica_time =
         super::replication::replica_time(ctx, bucket, key, "s3:ReplicateObject").await?;
-    let body = ctx.read_small_body(MAX_COMPLETE_BODY).await?;
+    let body = ctx.read_complete_body(MAX_COMPLETE_BODY).await?;
     let doc: CompleteDoc = xml::parse(&body, "CompleteMultipartUpload")?;
     if doc.parts.is_empty() {
         return Err(S3Error::malformed_xml());

@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::{RequestCtx, empty_response, encryption, set_header};
-use crate::checksum::ChecksumAlgorithm;
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
 use crate::store::{NewObject, StagedBody, WriteCondition};
 
 /// Headers stored with an object and returned on GET/HEAD.
@@ -80,6 +80,56 @@ pub fn checksum_mismatch(alg: ChecksumAlgorithm) -> S3Error {
             alg.name()
         ),
     )
+}
+
+/// BadDigest for a Content-MD5 that is not the body's. S3 gives the digest it was sent in hex
+/// and the one it calculated in base64 (as seen in its answers from 2023 on).
+pub fn content_md5_mismatch(expected: [u8; 16], calculated: [u8; 16]) -> S3Error {
+    S3Error::new(
+        ErrorCode::BadDigest,
+        "The Content-MD5 you specified did not match what we received.",
+    )
+    .with("ExpectedDigest", hex::encode(expected))
+    .with("CalculatedDigest", B64.encode(calculated))
+}
+
+/// Every `x-amz-checksum-<algorithm>` value a small request document came with, from a header
+/// or, read after the body, from a trailer.
+pub fn document_checksums(ctx: &RequestCtx<'_>) -> Vec<(ChecksumAlgorithm, String)> {
+    let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
+    ChecksumAlgorithm::ALL
+        .into_iter()
+        .filter_map(|alg| {
+            let value = ctx.header(alg.header()).map(|s| s.trim().to_string()).or_else(|| {
+                trailers
+                    .iter()
+                    .find(|(n, _)| n == alg.header())
+                    .map(|(_, v)| v.clone())
+            });
+            value.map(|v| (alg, v))
+        })
+        .collect()
+}
+
+/// Checks a small request document against its Content-MD5 and, with `checksums`, against
+/// every `x-amz-checksum-*` value it came with; a mismatch is BadDigest.
+pub fn verify_document(ctx: &RequestCtx<'_>, body: &[u8], checksums: bool) -> S3Result<()> {
+    if let Some(m) = content_md5(ctx)? {
+        let actual = Md5Hasher::digest(body);
+        if actual != m {
+            return Err(content_md5_mismatch(m, actual));
+        }
+    }
+    if checksums {
+        for (alg, given) in document_checksums(ctx) {
+            let mut h = ChecksumHasher::new(alg);
+            h.update(body);
+            if h.finish().value != given {
+                return Err(checksum_mismatch(alg));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The checksum the client asked for: algorithm and where its value is.
@@ -156,12 +206,7 @@ pub fn verify_staged(
     if let Some(m) = md5
         && m != staged.md5
     {
-        return Err(S3Error::new(
-            ErrorCode::BadDigest,
-            "The Content-MD5 you specified did not match what we received.",
-        )
-        .with("ExpectedDigest", B64.encode(m))
-        .with("CalculatedDigest", B64.encode(staged.md5)));
+        return Err(content_md5_mismatch(m, staged.md5));
     }
     let alg = staged.checksum.algorithm;
     let given = match expected {
