@@ -258,7 +258,7 @@ def test_delete_objects_checks_content_md5_and_checksums(s3, raw, bucket):
 
 
 def test_request_documents_are_checked_against_content_md5_and_checksums(s3, raw, bucket):
-    """Every small request document (tagging, versioning, CORS, ...) is held to its Content-MD5
+    """Every small request document (tagging, ownership controls, CORS, ...) is held to its Content-MD5
     and x-amz-checksum-* value, as S3 does: a mismatch is BadDigest and changes nothing."""
     s3.put_object(Bucket=bucket, Key="o", Body=b"x")
     tags = (
@@ -276,21 +276,25 @@ def test_request_documents_are_checked_against_content_md5_and_checksums(s3, raw
         assert_s3_error(bad_crc, 400, "BadDigest")
     expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
     assert s3.get_object_tagging(Bucket=bucket, Key="o")["TagSet"] == []
-    versioning = (
-        '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        "<Status>Enabled</Status></VersioningConfiguration>"
+    ownership = (
+        '<OwnershipControls xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>"
     ).encode()
-    q = [("versioning", "")]
-    bad = raw.request("PUT", f"/{bucket}", query=q, body=versioning, headers={"x-amz-checksum-sha256": checksum_b64("SHA256", other)})
+    q = [("ownershipControls", "")]
+    bad = raw.request("PUT", f"/{bucket}", query=q, body=ownership, headers={"x-amz-checksum-sha256": checksum_b64("SHA256", other)})
     assert_s3_error(bad, 400, "BadDigest")
-    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
-    # The right values are accepted, header or Content-MD5.
+
+    def rules():
+        return s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+
+    assert rules() == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # The right values are accepted, as a checksum header or as Content-MD5.
     ok = raw.request("PUT", f"/{bucket}/o", query=[("tagging", "")], body=tags, headers={"x-amz-checksum-crc32c": checksum_b64("CRC32C", tags)})
     assert ok.status == 200, ok
-    ok = raw.request("PUT", f"/{bucket}", query=q, body=versioning, headers={"Content-MD5": md5_b64(versioning)})
+    ok = raw.request("PUT", f"/{bucket}", query=q, body=ownership, headers={"Content-MD5": md5_b64(ownership)})
     assert ok.status == 200, ok
     assert s3.get_object_tagging(Bucket=bucket, Key="o")["TagSet"] == [{"Key": "team", "Value": "blue"}]
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert rules() == [{"ObjectOwnership": "ObjectWriter"}]
 
 
 def test_list_object_versions_shows_null_versions(s3, bucket):

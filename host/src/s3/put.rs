@@ -100,12 +100,15 @@ pub fn document_checksums(ctx: &RequestCtx<'_>) -> Vec<(ChecksumAlgorithm, Strin
     ChecksumAlgorithm::ALL
         .into_iter()
         .filter_map(|alg| {
-            let value = ctx.header(alg.header()).map(|s| s.trim().to_string()).or_else(|| {
-                trailers
-                    .iter()
-                    .find(|(n, _)| n == alg.header())
-                    .map(|(_, v)| v.clone())
-            });
+            let value = ctx
+                .header(alg.header())
+                .map(|s| s.trim().to_string())
+                .or_else(|| {
+                    trailers
+                        .iter()
+                        .find(|(n, _)| n == alg.header())
+                        .map(|(_, v)| v.clone())
+                });
             value.map(|v| (alg, v))
         })
         .collect()
