@@ -138,6 +138,15 @@ impl RequestCtx<'_> {
         &self.parts.headers
     }
 
+    /// A trailer of an aws-chunked body, once the body has been read.
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        let trailers = self.trailers.lock().ok()?;
+        trailers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     fn is_aws_chunked(&self) -> bool {
         matches!(self.payload, Some(Payload::Chunked { .. }))
     }
@@ -182,18 +191,19 @@ impl RequestCtx<'_> {
     /// Reads a small request document (XML), verified like any other body: its payload
     /// signature, then its Content-MD5 and any `x-amz-checksum-*` header or trailer.
     pub async fn read_small_body(&mut self, limit: u64) -> S3Result<bytes::Bytes> {
-        let stream = self.take_body()?;
-        let doc = body::read_to_limit(stream, limit).await?;
-        put::verify_document(self, &doc, true)?;
-        Ok(doc)
+        self.read_document(limit, true).await
     }
 
     /// CompleteMultipartUpload's document. Its `x-amz-checksum-*` headers name the assembled
     /// object (checked against the parts), not this body, so only Content-MD5 is checked here.
     pub async fn read_complete_body(&mut self, limit: u64) -> S3Result<bytes::Bytes> {
+        self.read_document(limit, false).await
+    }
+
+    async fn read_document(&mut self, limit: u64, checksums: bool) -> S3Result<bytes::Bytes> {
         let stream = self.take_body()?;
         let doc = body::read_to_limit(stream, limit).await?;
-        put::verify_document(self, &doc, false)?;
+        put::verify_document(self, &doc, checksums)?;
         Ok(doc)
     }
 

@@ -96,19 +96,13 @@ pub fn content_md5_mismatch(expected: [u8; 16], calculated: [u8; 16]) -> S3Error
 /// Every `x-amz-checksum-<algorithm>` value a small request document came with, from a header
 /// or, read after the body, from a trailer.
 pub fn document_checksums(ctx: &RequestCtx<'_>) -> Vec<(ChecksumAlgorithm, String)> {
-    let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
     ChecksumAlgorithm::ALL
         .into_iter()
         .filter_map(|alg| {
             let value = ctx
                 .header(alg.header())
                 .map(|s| s.trim().to_string())
-                .or_else(|| {
-                    trailers
-                        .iter()
-                        .find(|(n, _)| n == alg.header())
-                        .map(|(_, v)| v.clone())
-                });
+                .or_else(|| ctx.trailer(alg.header()));
             value.map(|v| (alg, v))
         })
         .collect()
@@ -215,22 +209,15 @@ pub fn verify_staged(
     let given = match expected {
         ExpectedChecksum::None => return Ok(()),
         ExpectedChecksum::Header(v) => v.clone(),
-        ExpectedChecksum::Trailer => {
-            let trailers = ctx.trailers.lock().map(|t| t.clone()).unwrap_or_default();
-            trailers
-                .into_iter()
-                .find(|(n, _)| n == alg.header())
-                .map(|(_, v)| v)
-                .ok_or_else(|| {
-                    S3Error::new(
-                        ErrorCode::InvalidRequest,
-                        format!(
-                            "The trailing checksum {} was declared but not sent.",
-                            alg.header()
-                        ),
-                    )
-                })?
-        }
+        ExpectedChecksum::Trailer => ctx.trailer(alg.header()).ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "The trailing checksum {} was declared but not sent.",
+                    alg.header()
+                ),
+            )
+        })?,
     };
     if given != staged.checksum.value {
         return Err(checksum_mismatch(alg));
