@@ -47,7 +47,10 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
-METHOD = "drained-disk, listings timed 6 s, page cache dropped before each server, stolen trials retaken"
+METHOD = (
+    "servers take turns each round (the others frozen), drained-disk, listings timed 6 s, "
+    "page cache dropped before each server's large objects, stolen trials retaken"
+)
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
 # measured the host, not the server (see `measured`): two runs' figures differed by 20-43 % only
 # where one of them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
@@ -176,8 +179,20 @@ class Server:
         self.stop()
         self.start()
 
+    def pause(self):
+        """Freezes the process (SIGSTOP): it takes no CPU, no disk and runs no background work
+        (Garage's block GC and resync, for one) while another server is measured."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            # A frozen process would hold the SIGTERM until it ran again.
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
@@ -441,7 +456,7 @@ class Trials:
     def __init__(self, server: Server):
         self.server = server
         self.trials: dict[str, list[dict]] = {}
-        # Seconds of retakes left for this server's phase.
+        # Seconds of retakes left for this server in this run.
         self.retake_budget = RETAKE_BUDGET
 
     def run(self, label: str, op: str, retake: bool = True, **kw):
@@ -465,7 +480,12 @@ class Trials:
 
     def results(self) -> dict:
         res = {}
-        for label, trials in self.trials.items():
+        # The table's order: small objects, large objects, then the listing workloads (which
+        # run before the large objects).
+        listing = [label for label in self.trials if re.match(r"(LIST|DELETE|PUT 1 KiB x)", label)]
+        order = [label for label in self.trials if label not in listing] + listing
+        for label in order:
+            trials = self.trials[label]
             ranked = sorted(trials, key=lambda r: primary(label, r)[0])
             mid = dict(ranked[(len(ranked) - 1) // 2])
             mid["trials"] = [round(primary(label, r)[0], 1) for r in trials]
@@ -489,26 +509,70 @@ def size_name(n: int) -> str:
     return f"{n // KIB} KiB"
 
 
-def workloads(server: Server, seconds: float, quick: bool, rounds: int, large_rounds: int) -> tuple[dict, float]:
-    """The same sequence against every server. Returns label -> result, and the median of dd
-    probes taken in the server's data dir just before each round's large PUTs."""
-    t = Trials(server)
-    buckets = {size: f"bench-{size_name(size).replace(' ', '').lower()}" for size in (4 * KIB, MIB)}
-    keys = 1000
-    for size, bucket in buckets.items():
+LARGE = [256 * MIB, GIB]
+SMALL_KEYS = 1000
+
+
+def small_buckets() -> dict[int, str]:
+    return {size: f"bench-{size_name(size).replace(' ', '').lower()}" for size in (4 * KIB, MIB)}
+
+
+def fill(server: Server):
+    """The small objects' buckets, with every key written before the first GET, whatever the
+    PUT rate was."""
+    for size, bucket in small_buckets().items():
         bench(server, "create-bucket", bucket=bucket)
-        # Every key exists before the first GET, whatever the PUT rate was.
-        bench(server, "put", bucket=bucket, size=size, concurrency=32, count=keys, keys=keys, seconds=600)
-    for _ in range(rounds):
-        for size, bucket in buckets.items():
-            for op in ("put", "get"):
-                for c in (1, 32, 128):
-                    label = f"{op.upper()} {size_name(size)} c={c}"
-                    t.run(label, op, bucket=bucket, size=size, concurrency=c, seconds=seconds, keys=keys)
-    # A fresh process for the large objects, so their peak RSS is theirs and not what the
-    # allocator kept from 128 concurrent 1 MiB requests.
+        bench(server, "put", bucket=bucket, size=size, concurrency=32, count=SMALL_KEYS, keys=SMALL_KEYS, seconds=600)
+
+
+def small_round(t: Trials, seconds: float):
+    """One trial of each 4 KiB and 1 MiB workload."""
+    for size, bucket in small_buckets().items():
+        for op in ("put", "get"):
+            for c in (1, 32, 128):
+                label = f"{op.upper()} {size_name(size)} c={c}"
+                t.run(label, op, bucket=bucket, size=size, concurrency=c, seconds=seconds, keys=SMALL_KEYS)
+
+
+def listing_round(t: Trials, i: int, quick: bool):
+    """Listing: 10 000 keys in a fresh bucket, written at c=32, listed whole and up to 5 000
+    keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count (30 and
+    100 listings) lasted 0.3-0.5 s on Sluice, so one spell of the host moved a whole trial: its
+    five trials ranged 94-121 listings/s in one run and two runs' medians differed by 18-21 %.
+    Six seconds is ~300 (10 000 keys) and ~600 (5 000) listings on Sluice (p99 a real
+    percentile) and 2-3 on s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is its
+    slowest listing). The four are one unit (the PUT fills the bucket the listings read and the
+    DELETE empties), so a retake takes all four again, in a new bucket."""
+    server = t.server
+    n = 2000 if quick else 10_000
+    half = n // 2
+    attempt = 0
+
+    def one() -> list[dict]:
+        nonlocal attempt
+        attempt += 1
+        bucket = f"listing-{i + 1}" + (f"-{attempt}" if attempt > 1 else "")
+        bench(server, "create-bucket", bucket=bucket)
+        return [
+            measured(server, f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900),
+            measured(server, f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, seconds=LIST_SECONDS),
+            measured(
+                server, f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, list_limit=half,
+                seconds=LIST_SECONDS,
+            ),
+            measured(server, f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900),
+        ]
+
+    t.take(one, f"listing round {i + 1}")
+
+
+def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
+    """Every round of the large objects on one server, in a fresh process (so their peak RSS is
+    theirs and not what the allocator kept from 128 concurrent 1 MiB requests). Returns the
+    median of the dd probes taken in the server's data dir just before each round's PUTs."""
+    server = t.server
     server.restart()
-    large = [256 * MIB] if quick else [256 * MIB, GIB]
+    large = LARGE[:1] if quick else LARGE
     # Nothing is deleted or replaced until the phase ends: every round writes new objects into
     # new buckets, and the drain and probe files stay (a deletion would hand the page cache
     # pages it can recycle fast; see `drain`).
@@ -530,37 +594,24 @@ def workloads(server: Server, seconds: float, quick: bool, rounds: int, large_ro
                 # next write to recycle fast; the disk state is this phase's control, so not that.
                 t.run(label, op, retake=op == "get", bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
     shutil.rmtree(scratch)
-    # Listing: 10 000 keys in a fresh bucket per round, written at c=32, listed whole and up to
-    # 5 000 keys, each again and again for LIST_SECONDS, then deleted. A trial of a fixed count
-    # (30 and 100 listings) lasted 0.3-0.5 s on Sluice, so one spell of the host moved a whole
-    # trial: its five trials ranged 94-121 listings/s in one run and two runs' medians differed
-    # by 18-21 %. Six seconds is ~300 (10 000 keys) and ~600 (5 000) listings on Sluice (p99 a
-    # real percentile) and 2-3 on s3s-fs (which takes 2-3.5 s per listing of 10 000; its p99 is
-    # its slowest listing).
-    n = 2000 if quick else 10_000
-    half = n // 2
-    # The four are one unit (the PUT fills the bucket the listings read and the DELETE empties),
-    # so a retake takes all four again, in a new bucket.
+    return round(statistics.median(probes), 1)
+
+
+def taking_turns(servers: list[Server], trials: dict[str, Trials], what: str, rounds: int, one_round):
+    """`rounds` rounds; in each, every server in turn runs `one_round(its Trials, round)` while
+    the others are frozen. So each server's trials of a workload span the whole stretch (~35
+    minutes for the small objects) instead of one server's phase (~9), and a slow spell of the
+    host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs moved 18-19 %
+    between two quiet runs whose nine trials each sat in one 12-minute phase, while the
+    loopback sink moved by up to 28 % between the same runs."""
     for i in range(rounds):
-        attempt = 0
-
-        def listing_round() -> list[dict]:
-            nonlocal attempt
-            attempt += 1
-            bucket = f"listing-{i + 1}" + (f"-{attempt}" if attempt > 1 else "")
-            bench(server, "create-bucket", bucket=bucket)
-            return [
-                measured(server, f"PUT 1 KiB x{n} c=32", "put", bucket=bucket, size=KIB, concurrency=32, count=n, keys=n, seconds=900),
-                measured(server, f"LIST {n} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, seconds=LIST_SECONDS),
-                measured(
-                    server, f"LIST first {half} keys c=1", "list", bucket=bucket, concurrency=1, count=10**9, list_limit=half,
-                    seconds=LIST_SECONDS,
-                ),
-                measured(server, f"DELETE {n} keys c=32", "delete", bucket=bucket, concurrency=32, count=n, keys=n, seconds=900),
-            ]
-
-        t.take(listing_round, f"listing round {i + 1}")
-    return t.results(), round(statistics.median(probes), 1)
+        log(f"{what}, round {i + 1} of {rounds}")
+        for server in servers:
+            server.resume()
+            try:
+                one_round(trials[server.name], i)
+            finally:
+                server.pause()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -861,7 +912,14 @@ def report(run: dict, runs: list[dict]) -> str:
         f"Run {run['date']} on {run['machine']['cores']} cores ({run['machine']['cpu']}), "
         f"{run['machine']['memory_gib']} GiB RAM, Linux {run['machine']['kernel']}, data dirs on "
         f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
-        f"server runs at a time, each on a fresh data dir. "
+        f"server runs at a time, each on a fresh data dir"
+        + (
+            ": the servers take turns in every round of the small objects and of the listings (the "
+            "others frozen with SIGSTOP), so each figure's trials span the whole run; the large objects "
+            "run one server after the other. "
+            if "take turns" in run.get("method", "")
+            else ". "
+        )
         + (
             f"Each figure is the median of {run['rounds']} trials (rounds through all workloads of a phase; "
             f"{run.get('large_rounds', run['rounds'])} for the large objects); "
@@ -933,7 +991,9 @@ def report(run: dict, runs: list[dict]) -> str:
     if md5:
         out.append(
             f"- One MD5 stream (the ETag of a single PUT; Python's hashlib, OpenSSL assembly like Sluice's "
-            f"AWS-LC): {fmt(md5['start'])} MiB/s at the start; just before each server: "
+            f"AWS-LC): {fmt(md5['start'])} MiB/s at the start; just before each server"
+            + ("'s large objects" if "take turns" in run.get("method", "") else "")
+            + ": "
             + ", ".join(f"{n} {fmt(v)}" for n, v in md5.items() if n != "start")
             + " MiB/s."
         )
@@ -1096,19 +1156,31 @@ def main():
                 servers.append(S3sFs(d, s3s_bin))
         run["disk_probe"] = {}
         run["method"] = METHOD
-        for server in servers:
-            log(f"{server.description}")
-            run["page_cache_dropped"] = drop_page_cache() and run["page_cache_dropped"]
-            run["md5"][server.name] = md5_stream()
-            server.start()
-            try:
+        trials = {server.name: Trials(server) for server in servers}
+        try:
+            for server in servers:
+                log(f"{server.description}: start and fill")
+                server.start()
                 run["descriptions"][server.name] = server.description
-                run["results"][server.name], run["disk_probe"][server.name] = workloads(
-                    server, args.seconds, args.quick, args.rounds, args.large_rounds
-                )
-            finally:
+                fill(server)
+                server.pause()
+            taking_turns(servers, trials, "small objects", args.rounds, lambda t, i: small_round(t, args.seconds))
+            taking_turns(servers, trials, "listing", args.rounds, lambda t, i: listing_round(t, i, args.quick))
+            # The large objects one server at a time, each on its own: every round writes ~5 GiB
+            # that stays until the server's phase ends (see `large_phase`), and the page cache is
+            # dropped before each server's phase so that each finds the guest's memory alike.
+            for server in servers:
+                log(f"{server.description}: large objects")
+                run["page_cache_dropped"] = drop_page_cache() and run["page_cache_dropped"]
+                run["md5"][server.name] = md5_stream()
+                server.resume()
+                run["disk_probe"][server.name] = large_phase(trials[server.name], args.quick, args.large_rounds)
                 server.stop()
                 shutil.rmtree(server.dir, ignore_errors=True)
+                run["results"][server.name] = trials[server.name].results()
+        finally:
+            for server in servers:
+                server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
