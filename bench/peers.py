@@ -72,8 +72,9 @@ LIST_SECONDS = 6.0
 # about 28 % of draws, of seven in 47 %, of nine in 62 %. So nine shorter trials for the small
 # objects and listings (3 s, listings 6 s: 27 s a workload instead of 20, 108 s a listing pair
 # instead of 100), and five for the large objects, whose trials already agree (at most 2 % of
-# draws outside) and each write ~5 GiB that stays until the phase ends. A run takes 52 minutes
-# on a quiet host (29 retakes; five trials took ~50), 60 with 80 retakes, 70 under heavy steal (225).
+# draws outside) and each write ~5 GiB that stays until the phase ends. A run takes 52-56 minutes
+# on a quiet host (29 retakes; five trials took ~50), 60 with 80 retakes, 70 under heavy steal (225);
+# taking turns (2026-12-04) did not change that: 53 and 51 minutes with 6 and 28 retakes.
 ROUNDS = 9
 LARGE_ROUNDS = 5
 TRIAL_SECONDS = 3.0
@@ -599,8 +600,8 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
 
 def taking_turns(servers: list[Server], trials: dict[str, Trials], what: str, rounds: int, one_round):
     """`rounds` rounds; in each, every server in turn runs `one_round(its Trials, round)` while
-    the others are frozen. So each server's trials of a workload span the whole stretch (~35
-    minutes for the small objects) instead of one server's phase (~9), and a slow spell of the
+    the others are frozen. So each server's trials of a workload span the whole stretch (~22
+    minutes for the small objects, ~16 for the listings) instead of ~6 of its own, and a slow spell of the
     host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs moved 18-19 %
     between two quiet runs whose nine trials each sat in one 12-minute phase, while the
     loopback sink moved by up to 28 % between the same runs."""
@@ -915,7 +916,7 @@ def report(run: dict, runs: list[dict]) -> str:
         f"server runs at a time, each on a fresh data dir"
         + (
             ": the servers take turns in every round of the small objects and of the listings (the "
-            "others frozen with SIGSTOP), so each figure's trials span the whole run; the large objects "
+            "others frozen with SIGSTOP), so each figure's trials span most of the run; the large objects "
             "run one server after the other. "
             if "take turns" in run.get("method", "")
             else ". "
