@@ -601,10 +601,10 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
 def taking_turns(servers: list[Server], trials: dict[str, Trials], what: str, rounds: int, one_round):
     """`rounds` rounds; in each, every server in turn runs `one_round(its Trials, round)` while
     the others are frozen. So each server's trials of a workload span the whole stretch (~22
-    minutes for the small objects, ~16 for the listings) instead of ~6 of its own, and a slow spell of the
-    host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs moved 18-19 %
-    between two quiet runs whose nine trials each sat in one 12-minute phase, while the
-    loopback sink moved by up to 28 % between the same runs."""
+    minutes for the small objects, ~16 for the listings) instead of ~6 of its own, and a slow
+    spell of the host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs moved
+    18-19 % between two quiet runs whose nine trials each sat in Sluice's own 12-minute phase,
+    while the loopback sink moved by up to 28 % between the same runs."""
     for i in range(rounds):
         log(f"{what}, round {i + 1} of {rounds}")
         for server in servers:
@@ -907,6 +907,7 @@ def report(run: dict, runs: list[dict]) -> str:
     names = [n for n in ("sluice", "garage-fsync", "garage-nofsync", "s3s-fs") if n in res]
     peers = [n for n in names if n != "sluice"]
     labels = list(res["sluice"].keys())
+    turns = "take turns" in run.get("method", "")
     out = []
     out.append("## Against peers (`make bench-peers`)\n")
     out.append(
@@ -918,7 +919,7 @@ def report(run: dict, runs: list[dict]) -> str:
             ": the servers take turns in every round of the small objects and of the listings (the "
             "others frozen with SIGSTOP), so each figure's trials span most of the run; the large objects "
             "run one server after the other. "
-            if "take turns" in run.get("method", "")
+            if turns
             else ". "
         )
         + (
@@ -993,7 +994,7 @@ def report(run: dict, runs: list[dict]) -> str:
         out.append(
             f"- One MD5 stream (the ETag of a single PUT; Python's hashlib, OpenSSL assembly like Sluice's "
             f"AWS-LC): {fmt(md5['start'])} MiB/s at the start; just before each server"
-            + ("'s large objects" if "take turns" in run.get("method", "") else "")
+            + ("'s large objects" if turns else "")
             + ": "
             + ", ".join(f"{n} {fmt(v)}" for n, v in md5.items() if n != "start")
             + " MiB/s."
@@ -1174,7 +1175,7 @@ def main():
                 log(f"{server.description}: large objects")
                 run["page_cache_dropped"] = drop_page_cache() and run["page_cache_dropped"]
                 run["md5"][server.name] = md5_stream()
-                server.resume()
+                # (`large_phase` restarts the server; `stop` wakes a frozen process first.)
                 run["disk_probe"][server.name] = large_phase(trials[server.name], args.quick, args.large_rounds)
                 server.stop()
                 shutil.rmtree(server.dir, ignore_errors=True)
