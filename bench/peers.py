@@ -48,7 +48,7 @@ DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
 METHOD = (
-    "servers take turns each round (the others frozen), drained-disk, listings timed 6 s, "
+    "servers and loopback sink take turns each round (the others frozen), drained-disk, listings timed 6 s, "
     "page cache dropped before each server's large objects, stolen trials retaken"
 )
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
@@ -730,23 +730,42 @@ def md5_stream() -> float:
     return round(statistics.median(rates), 1)
 
 
-def http_limits(workdir: Path, seconds: float) -> dict:
-    res = {}
-    for size, c, count in ((4 * KIB, 32, None), (MIB, 32, None), (256 * MIB, 1, 8)):
+SINK_SIZES = (4 * KIB, MIB)
+
+
+def sinks(workdir: Path) -> list[Sink]:
+    """The loopback ceiling for the small objects: one sink per GET size (it answers every GET
+    with `get_size` bytes), each named after it, to take turns with the servers."""
+    out = []
+    for size in SINK_SIZES:
         sink = Sink(workdir, size)
-        sink.start()
-        try:
+        sink.name = f"http-sink-{size_name(size).replace(' ', '').lower()}"
+        out.append(sink)
+    return out
+
+
+def sink_round(t: Trials, seconds: float):
+    """One trial of each c=32 workload of the sink's size: the ceiling measured the same way,
+    in the same rounds, as the servers' figures, so the report can say how far the host itself
+    moved between two runs (one 3 s trial of it at the start of each run moved by up to 24 %)."""
+    size = t.server.get_size
+    for op in ("put", "get"):
+        t.run(f"{op.upper()} {size_name(size)} c=32", op, size=size, concurrency=32, seconds=seconds, keys=SMALL_KEYS)
+
+
+def large_http_limits(workdir: Path, rounds: int) -> dict:
+    """The loopback ceiling for 256 MiB bodies: `rounds` trials of 8 each way, the median kept."""
+    sink = Sink(workdir, 256 * MIB)
+    sink.name = "http-sink-256mib"
+    sink.start()
+    t = Trials(sink)
+    try:
+        for _ in range(rounds):
             for op in ("put", "get"):
-                kw = dict(size=size, concurrency=c, keys=1000)
-                if count:
-                    kw.update(count=count, seconds=600)
-                else:
-                    kw.update(seconds=seconds)
-                label = f"{op.upper()} {size_name(size)} c={c}"
-                res[label] = measured(sink, label, op, **kw)
-        finally:
-            sink.stop()
-    return res
+                t.run(f"{op.upper()} 256 MiB c=1", op, size=256 * MIB, concurrency=1, count=8, seconds=600, keys=1000)
+    finally:
+        sink.stop()
+    return t.results()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -834,7 +853,14 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
             f"largest {diffs[0][0]:.1f} % ({diffs[0][1]})"
         )
         if server == "sluice":
-            over = [f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in diffs if p > 15]
+            host = {lab: p for p, lab, *_ in differences(new.get("http", {}), old.get("http", {}))}
+            over = [
+                f"{lab}: {fmt(a)} vs {fmt(b)} {unit} ({p:.0f} %"
+                + (f"; the loopback ceiling's same workload moved {host[lab]:.0f} %" if lab in host else "")
+                + ")"
+                for p, lab, a, b, unit in diffs
+                if p > 15
+            ]
     if not parts:
         return "no common figures between the two newest runs.", []
     # The same comparison for what no server's code touches: how far the host itself moved.
@@ -988,7 +1014,17 @@ def report(run: dict, runs: list[dict]) -> str:
         )
     http = run["http"]
     items = ", ".join(f"{lab} {fmt(primary(lab, r)[0])} {primary(lab, r)[1]}" for lab, r in http.items())
-    out.append(f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client): {items}.")
+    sink_turns = "loopback sink take turns" in run.get("method", "")
+    out.append(
+        f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client"
+        + (
+            f"; the c=32 figures are medians of {run['rounds']} trials taken in turn with the servers in "
+            f"each round of the small objects, the 256 MiB ones of {run['large_rounds']} at the start"
+            if sink_turns
+            else ""
+        )
+        + f"): {items}."
+    )
     md5 = run.get("md5")
     if md5:
         out.append(
@@ -1142,8 +1178,8 @@ def main():
         run["disk"] = disk_limits(base, args.quick)
         run["md5"] = {"start": md5_stream()}
         log(f"  {run['disk']}")
-        log("loopback HTTP limits")
-        run["http"] = http_limits(base, args.seconds)
+        log("loopback HTTP limits, 256 MiB")
+        large_http = large_http_limits(base, args.large_rounds)
         servers = []
         for name in ("sluice", "garage-fsync", "garage-nofsync", "s3s-fs"):
             if name not in want:
@@ -1158,7 +1194,8 @@ def main():
                 servers.append(S3sFs(d, s3s_bin))
         run["disk_probe"] = {}
         run["method"] = METHOD
-        trials = {server.name: Trials(server) for server in servers}
+        ceilings = sinks(base)
+        trials = {server.name: Trials(server) for server in servers + ceilings}
         try:
             for server in servers:
                 log(f"{server.description}: start and fill")
@@ -1166,7 +1203,22 @@ def main():
                 run["descriptions"][server.name] = server.description
                 fill(server)
                 server.pause()
-            taking_turns(servers, trials, "small objects", args.rounds, lambda t, i: small_round(t, args.seconds))
+            for sink in ceilings:
+                sink.start()
+                sink.pause()
+
+            def small(t: Trials, i: int):
+                if isinstance(t.server, Sink):
+                    sink_round(t, args.seconds)
+                else:
+                    small_round(t, args.seconds)
+
+            taking_turns(servers + ceilings, trials, "small objects", args.rounds, small)
+            run["http"] = {}
+            for sink in ceilings:
+                sink.stop()
+                run["http"].update(trials[sink.name].results())
+            run["http"].update(large_http)
             taking_turns(servers, trials, "listing", args.rounds, lambda t, i: listing_round(t, i, args.quick))
             # The large objects one server at a time, each on its own: every round writes ~5 GiB
             # that stays until the server's phase ends (see `large_phase`), and the page cache is
@@ -1181,7 +1233,7 @@ def main():
                 shutil.rmtree(server.dir, ignore_errors=True)
                 run["results"][server.name] = trials[server.name].results()
         finally:
-            for server in servers:
+            for server in servers + ceilings:
                 server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
