@@ -2,7 +2,9 @@
 payment answer as AWS does for a bucket owner; the configurations Sluice keeps none of (lifecycle,
 website, object lock, logging, notification, acceleration) answer as for a bucket without them."""
 
-from support.util import expect_error
+from datetime import datetime, timedelta, timezone
+
+from support.util import expect_error, list_all_keys, unique_name
 
 
 def test_ownership_controls(s3, bucket):
@@ -90,3 +92,29 @@ def test_unsupported_configurations_need_the_bucket_and_the_right(s3, server, bu
     expect_error(403, "AccessDenied", client.get_bucket_logging, Bucket=bucket)
     expect_error(403, "AccessDenied", client.delete_bucket_lifecycle, Bucket=bucket)
 
+
+def test_object_lock_is_refused_not_ignored(s3, bucket):
+    """Object Lock needs versioning, which Sluice lacks: a locked bucket is refused, and a
+    retention or legal hold on a write is refused as AWS refuses it on a bucket without Object
+    Lock, instead of storing an object without the protection asked for."""
+    locked = unique_name("locked")
+    e = expect_error(501, "NotImplemented", s3.create_bucket, Bucket=locked, ObjectLockEnabledForBucket=True)
+    assert e.response["Error"].get("Header") == "x-amz-bucket-object-lock-enabled", e.response["Error"]
+    assert locked not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    expect_error(400, "InvalidRequest", s3.put_object, Bucket=bucket, Key="held", Body=b"x",
+                 ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
+    expect_error(400, "InvalidRequest", s3.put_object, Bucket=bucket, Key="held", Body=b"x",
+                 ObjectLockLegalHoldStatus="ON")
+    expect_error(400, "InvalidRequest", s3.create_multipart_upload, Bucket=bucket, Key="held",
+                 ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
+    s3.put_object(Bucket=bucket, Key="source", Body=b"y")
+    expect_error(400, "InvalidRequest", s3.copy_object, Bucket=bucket, Key="held",
+                 CopySource={"Bucket": bucket, "Key": "source"}, ObjectLockLegalHoldStatus="ON")
+    assert list_all_keys(s3, bucket) == ["source"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    # Without the headers the same writes work, and a bucket may say Object Lock is off.
+    s3.put_object(Bucket=bucket, Key="held", Body=b"x")
+    unlocked = unique_name("unlocked")
+    s3.create_bucket(Bucket=unlocked, ObjectLockEnabledForBucket=False)
+    s3.delete_bucket(Bucket=unlocked)
