@@ -84,6 +84,18 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
         )
         .with("BucketName", bucket));
     }
+    // Object Lock needs versioning, which Sluice does not implement: a bucket created without
+    // the protection its creator asked for would be worse than no bucket.
+    if ctx
+        .header("x-amz-bucket-object-lock-enabled")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Err(S3Error::new(
+            ErrorCode::NotImplemented,
+            "A header you provided implies functionality that is not implemented: Object Lock",
+        )
+        .with("Header", "x-amz-bucket-object-lock-enabled"));
+    }
     let body = ctx.read_small_body(MAX_CONFIG_BODY).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let config: xml::CreateBucketConfiguration =

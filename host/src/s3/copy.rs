@@ -102,6 +102,7 @@ pub async fn copy_object(
         src.tags.clone()
     };
     let condition = write_condition(ctx)?;
+    super::put::refuse_object_lock(ctx)?;
     let src_cipher = encryption::copy_source_cipher(ctx, &src).await?;
     let sse = encryption::new_object_key(
         ctx.app,

@@ -72,6 +72,10 @@ pub enum ErrorCode {
     // Server-side encryption
     ServerSideEncryptionConfigurationNotFoundError,
     ReplicationConfigurationNotFoundError,
+    // Configurations Sluice has no support for (never set on any bucket).
+    NoSuchLifecycleConfiguration,
+    NoSuchWebsiteConfiguration,
+    ObjectLockConfigurationNotFoundError,
     KmsDisabled,
     KmsNotFound,
     KmsInvalidState,
@@ -99,7 +103,10 @@ impl ErrorCode {
             | OwnershipControlsNotFoundError
             | NoSuchBucketPolicy
             | ServerSideEncryptionConfigurationNotFoundError
-            | ReplicationConfigurationNotFoundError => StatusCode::NOT_FOUND,
+            | ReplicationConfigurationNotFoundError
+            | NoSuchLifecycleConfiguration
+            | NoSuchWebsiteConfiguration
+            | ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
@@ -138,6 +145,9 @@ impl ErrorCode {
                 "ServerSideEncryptionConfigurationNotFoundError"
             }
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
+            NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
             KmsDisabled => "KMS.DisabledException",
             KmsNotFound => "KMS.NotFoundException",
             KmsInvalidState => "KMS.KMSInvalidStateException",

@@ -26,6 +26,7 @@ pub mod sigv2;
 pub mod sigv4;
 pub mod sts;
 pub mod tagging;
+pub mod unsupported_config;
 pub mod xml;
 
 use std::sync::Arc;
@@ -769,6 +770,12 @@ async fn handle_s3(
         }
         Endpoint::GetBucketRequestPayment { bucket } => {
             bucket_config::get_request_payment(&mut ctx, &bucket).await
+        }
+        Endpoint::GetUnsupportedConfig { bucket, config } => {
+            unsupported_config::get_unsupported_config(&mut ctx, &bucket, config).await
+        }
+        Endpoint::DeleteBucketLifecycle { bucket } | Endpoint::DeleteBucketWebsite { bucket } => {
+            unsupported_config::delete_unsupported_config(&mut ctx, &bucket).await
         }
         Endpoint::PostObject { .. } => Err(S3Error::internal("POST handled before dispatch")),
     }

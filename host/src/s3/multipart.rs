@@ -56,6 +56,7 @@ pub async fn create_multipart_upload(
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
     let acl = ctx.new_object_acl(&bucket_info).await?;
+    super::put::refuse_object_lock(ctx)?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
     let algorithm = super::put::algorithm_header(ctx, "x-amz-checksum-algorithm")?;

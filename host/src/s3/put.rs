@@ -270,6 +270,24 @@ pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPair
     Ok((headers, user))
 }
 
+/// Object Lock headers on a write. No bucket has Object Lock (it needs versioning, which Sluice
+/// does not implement), so a retention or legal hold is refused as AWS refuses it on a bucket
+/// without Object Lock, rather than stored without the protection the writer asked for.
+pub fn refuse_object_lock(ctx: &RequestCtx<'_>) -> S3Result<()> {
+    const LOCK_HEADERS: [&str; 3] = [
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-retain-until-date",
+        "x-amz-object-lock-legal-hold",
+    ];
+    if LOCK_HEADERS.iter().any(|h| ctx.headers().contains_key(*h)) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Bucket is missing Object Lock Configuration",
+        ));
+    }
+    Ok(())
+}
+
 /// `If-None-Match: *` and `If-Match` on a write.
 pub fn write_condition(ctx: &RequestCtx<'_>) -> S3Result<WriteCondition> {
     let if_none_match_any = match ctx.header("if-none-match") {
@@ -316,6 +334,7 @@ pub async fn put_object(
             "You must provide the Content-Length HTTP header.",
         ));
     }
+    refuse_object_lock(ctx)?;
     let md5 = content_md5(ctx)?;
     let (algorithm, expected) = requested_checksum(ctx)?;
     let mut condition = write_condition(ctx)?;

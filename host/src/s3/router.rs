@@ -232,6 +232,80 @@ pub enum Endpoint {
     PostObject {
         bucket: String,
     },
+    /// GET of a bucket configuration Sluice cannot hold: answered as AWS answers for a bucket
+    /// that has none.
+    GetUnsupportedConfig {
+        bucket: String,
+        config: UnsupportedConfig,
+    },
+    DeleteBucketLifecycle {
+        bucket: String,
+    },
+    DeleteBucketWebsite {
+        bucket: String,
+    },
+}
+
+/// Bucket configurations Sluice has no support for: no bucket ever has one, so reading one
+/// answers as AWS does for a bucket without it (tools such as s3cmd, rclone and Terraform read
+/// them to describe a bucket), deleting one succeeds, and setting one is `NotImplemented`
+/// (accepting a lifecycle or object-lock rule that is never enforced would lose the operator's
+/// intent silently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsupportedConfig {
+    Lifecycle,
+    Website,
+    ObjectLock,
+    Logging,
+    Notification,
+    Accelerate,
+}
+
+impl UnsupportedConfig {
+    pub const ALL: [UnsupportedConfig; 6] = [
+        UnsupportedConfig::Lifecycle,
+        UnsupportedConfig::Website,
+        UnsupportedConfig::ObjectLock,
+        UnsupportedConfig::Logging,
+        UnsupportedConfig::Notification,
+        UnsupportedConfig::Accelerate,
+    ];
+
+    /// The query sub-resource that addresses it.
+    pub fn subresource(self) -> &'static str {
+        match self {
+            UnsupportedConfig::Lifecycle => "lifecycle",
+            UnsupportedConfig::Website => "website",
+            UnsupportedConfig::ObjectLock => "object-lock",
+            UnsupportedConfig::Logging => "logging",
+            UnsupportedConfig::Notification => "notification",
+            UnsupportedConfig::Accelerate => "accelerate",
+        }
+    }
+
+    /// The operation that reads it (as in the AWS API reference).
+    fn get_operation(self) -> &'static str {
+        match self {
+            UnsupportedConfig::Lifecycle => "GetBucketLifecycleConfiguration",
+            UnsupportedConfig::Website => "GetBucketWebsite",
+            UnsupportedConfig::ObjectLock => "GetObjectLockConfiguration",
+            UnsupportedConfig::Logging => "GetBucketLogging",
+            UnsupportedConfig::Notification => "GetBucketNotificationConfiguration",
+            UnsupportedConfig::Accelerate => "GetBucketAccelerateConfiguration",
+        }
+    }
+
+    /// The policy action that reading it needs.
+    fn get_action(self) -> &'static str {
+        match self {
+            UnsupportedConfig::Lifecycle => "s3:GetLifecycleConfiguration",
+            UnsupportedConfig::Website => "s3:GetBucketWebsite",
+            UnsupportedConfig::ObjectLock => "s3:GetBucketObjectLockConfiguration",
+            UnsupportedConfig::Logging => "s3:GetBucketLogging",
+            UnsupportedConfig::Notification => "s3:GetBucketNotification",
+            UnsupportedConfig::Accelerate => "s3:GetAccelerateConfiguration",
+        }
+    }
 }
 
 /// The object named by `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, with an
@@ -327,6 +401,9 @@ impl Endpoint {
             Endpoint::PutBucketAcl { .. } => "PutBucketAcl",
             Endpoint::GetObjectAcl { .. } => "GetObjectAcl",
             Endpoint::PutObjectAcl { .. } => "PutObjectAcl",
+            Endpoint::GetUnsupportedConfig { config, .. } => config.get_operation(),
+            Endpoint::DeleteBucketLifecycle { .. } => "DeleteBucketLifecycle",
+            Endpoint::DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
         }
     }
 
@@ -393,6 +470,10 @@ impl Endpoint {
             Endpoint::PutBucketAcl { .. } => "s3:PutBucketAcl",
             Endpoint::GetObjectAcl { .. } => "s3:GetObjectAcl",
             Endpoint::PutObjectAcl { .. } => "s3:PutObjectAcl",
+            Endpoint::GetUnsupportedConfig { config, .. } => config.get_action(),
+            // AWS has no separate action for deleting a lifecycle configuration.
+            Endpoint::DeleteBucketLifecycle { .. } => "s3:PutLifecycleConfiguration",
+            Endpoint::DeleteBucketWebsite { .. } => "s3:DeleteBucketWebsite",
         }
     }
 
@@ -427,6 +508,9 @@ impl Endpoint {
             | Endpoint::PutBucketRequestPayment { bucket }
             | Endpoint::GetBucketRequestPayment { bucket }
             | Endpoint::PostObject { bucket }
+            | Endpoint::GetUnsupportedConfig { bucket, .. }
+            | Endpoint::DeleteBucketLifecycle { bucket }
+            | Endpoint::DeleteBucketWebsite { bucket }
             | Endpoint::PutBucketPolicy { bucket }
             | Endpoint::GetBucketPolicy { bucket }
             | Endpoint::DeleteBucketPolicy { bucket }
@@ -578,17 +662,11 @@ fn method_not_allowed() -> S3Error {
 /// Bucket sub-resources that select another operation; those not handled yet are refused
 /// rather than mistaken for a listing.
 const BUCKET_SUBRESOURCES: &[&str] = &[
-    "accelerate",
     "analytics",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
-    "logging",
     "metadataConfiguration",
     "metrics",
-    "notification",
-    "object-lock",
-    "website",
     "session",
 ];
 
@@ -697,6 +775,26 @@ pub fn route(
                     Method::PUT => Ok(Endpoint::PutBucketTagging { bucket }),
                     Method::GET => Ok(Endpoint::GetBucketTagging { bucket }),
                     Method::DELETE => Ok(Endpoint::DeleteBucketTagging { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
+            if let Some(config) = UnsupportedConfig::ALL
+                .into_iter()
+                .find(|c| query.has(c.subresource()))
+            {
+                return match (method.clone(), config) {
+                    (Method::GET, _) => Ok(Endpoint::GetUnsupportedConfig { bucket, config }),
+                    (Method::DELETE, UnsupportedConfig::Lifecycle) => {
+                        Ok(Endpoint::DeleteBucketLifecycle { bucket })
+                    }
+                    (Method::DELETE, UnsupportedConfig::Website) => {
+                        Ok(Endpoint::DeleteBucketWebsite { bucket })
+                    }
+                    (Method::PUT, _) => Err(not_implemented(&format!(
+                        "PUT ?{} (Sluice keeps no {} configuration)",
+                        config.subresource(),
+                        config.subresource()
+                    ))),
                     _ => Err(method_not_allowed()),
                 };
             }
@@ -876,9 +974,12 @@ mod tests {
             Endpoint::GetBucketReplication { .. } => 52,
             Endpoint::DeleteBucketReplication { .. } => 53,
             Endpoint::GetObjectAttributes { .. } => 54,
+            Endpoint::GetUnsupportedConfig { .. } => 55,
+            Endpoint::DeleteBucketLifecycle { .. } => 56,
+            Endpoint::DeleteBucketWebsite { .. } => 57,
         }
     }
-    const ENDPOINTS: usize = 55;
+    const ENDPOINTS: usize = 58;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -998,7 +1099,19 @@ mod tests {
                 bucket: "b".into(),
                 key: "k".into(),
             },
+            Endpoint::DeleteBucketLifecycle { bucket: "b".into() },
+            Endpoint::DeleteBucketWebsite { bucket: "b".into() },
         ]
+        .into_iter()
+        .chain(
+            UnsupportedConfig::ALL
+                .into_iter()
+                .map(|config| Endpoint::GetUnsupportedConfig {
+                    bucket: "b".into(),
+                    config,
+                }),
+        )
+        .collect()
     }
 
     #[test]
@@ -1075,5 +1188,40 @@ mod tests {
             virtual_host: false,
         };
         assert!(route(&Method::PUT, &nul, &q, None).is_err());
+    }
+
+    #[test]
+    fn unsupported_configurations_read_and_delete_but_never_set() {
+        let bucket = Target {
+            bucket: Some("b".into()),
+            key: None,
+            virtual_host: false,
+        };
+        for config in UnsupportedConfig::ALL {
+            let q = Query::parse(config.subresource()).unwrap();
+            assert_eq!(
+                route(&Method::GET, &bucket, &q, None).unwrap(),
+                Endpoint::GetUnsupportedConfig {
+                    bucket: "b".into(),
+                    config
+                }
+            );
+            let put = route(&Method::PUT, &bucket, &q, None).unwrap_err();
+            assert_eq!(put.code, ErrorCode::NotImplemented, "{config:?}");
+            let post = route(&Method::POST, &bucket, &q, None).unwrap_err();
+            assert_eq!(post.code, ErrorCode::MethodNotAllowed, "{config:?}");
+            let delete = route(&Method::DELETE, &bucket, &q, None);
+            match config {
+                UnsupportedConfig::Lifecycle => assert_eq!(
+                    delete.unwrap(),
+                    Endpoint::DeleteBucketLifecycle { bucket: "b".into() }
+                ),
+                UnsupportedConfig::Website => assert_eq!(
+                    delete.unwrap(),
+                    Endpoint::DeleteBucketWebsite { bucket: "b".into() }
+                ),
+                _ => assert_eq!(delete.unwrap_err().code, ErrorCode::MethodNotAllowed),
+            }
+        }
     }
 }
