@@ -74,7 +74,8 @@ LIST_SECONDS = 6.0
 # instead of 100), and five for the large objects, whose trials already agree (at most 2 % of
 # draws outside) and each write ~5 GiB that stays until the phase ends. A run takes 52-56 minutes
 # on a quiet host (29 retakes; five trials took ~50), 60 with 80 retakes, 70 under heavy steal (225);
-# taking turns (2026-12-04) did not change that: 53 and 51 minutes with 6 and 28 retakes.
+# taking turns (2026-12-04) did not change that: 53 and 51 minutes with 6 and 28 retakes; with the
+# sink taking turns too, 59 and 55 minutes with 83 and 13 retakes.
 ROUNDS = 9
 LARGE_ROUNDS = 5
 TRIAL_SECONDS = 3.0
