@@ -90,11 +90,8 @@ pub async fn create_bucket(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result<R
         .header("x-amz-bucket-object-lock-enabled")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     {
-        return Err(S3Error::new(
-            ErrorCode::NotImplemented,
-            "A header you provided implies functionality that is not implemented: Object Lock",
-        )
-        .with("Header", "x-amz-bucket-object-lock-enabled"));
+        return Err(S3Error::not_implemented("Object Lock")
+            .with("Header", "x-amz-bucket-object-lock-enabled"));
     }
     let body = ctx.read_small_body(MAX_CONFIG_BODY).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {

@@ -280,6 +280,16 @@ impl S3Error {
     pub fn invalid_argument(message: impl Into<String>) -> S3Error {
         S3Error::new(ErrorCode::InvalidArgument, message)
     }
+
+    /// A header or query asks for something Sluice does not implement (`what` names it).
+    pub fn not_implemented(what: &str) -> S3Error {
+        S3Error::new(
+            ErrorCode::NotImplemented,
+            format!(
+                "A header or query you provided implies functionality that is not implemented: {what}"
+            ),
+        )
+    }
 }
 
 impl S3Error {

@@ -643,15 +643,6 @@ fn check_key(key: &str) -> S3Result<()> {
     Ok(())
 }
 
-fn not_implemented(what: &str) -> S3Error {
-    S3Error::new(
-        ErrorCode::NotImplemented,
-        format!(
-            "A header or query you provided implies functionality that is not implemented: {what}"
-        ),
-    )
-}
-
 fn method_not_allowed() -> S3Error {
     S3Error::new(
         ErrorCode::MethodNotAllowed,
@@ -790,7 +781,7 @@ pub fn route(
                     (Method::DELETE, UnsupportedConfig::Website) => {
                         Ok(Endpoint::DeleteBucketWebsite { bucket })
                     }
-                    (Method::PUT, _) => Err(not_implemented(&format!(
+                    (Method::PUT, _) => Err(S3Error::not_implemented(&format!(
                         "PUT ?{} (Sluice keeps no {} configuration)",
                         config.subresource(),
                         config.subresource()
@@ -803,7 +794,7 @@ pub fn route(
                 .chain(["versioning", "versions", "delete", "location", "uploads"].iter())
                 .find(|s| query.has(s))
             {
-                return Err(not_implemented(&format!("?{sub}")));
+                return Err(S3Error::not_implemented(&format!("?{sub}")));
             }
             match *method {
                 Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
@@ -820,7 +811,7 @@ pub fn route(
         Some(key) => {
             check_key(key)?;
             if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| query.has(s)) {
-                return Err(not_implemented(&format!("?{sub}")));
+                return Err(S3Error::not_implemented(&format!("?{sub}")));
             }
             let key = key.clone();
             if query.has("acl") {
