@@ -351,13 +351,13 @@ class S3sFs(Server):
 
 
 class Sink(Server):
-    """The loopback HTTP ceiling: discards PUT bodies, answers GETs from memory."""
-
-    name = "http-sink"
+    """The loopback HTTP ceiling: discards PUT bodies, answers every GET with `get_size` bytes
+    from memory. Named after that size, so that sinks of several sizes can take turns."""
 
     def __init__(self, workdir: Path, get_size: int):
         super().__init__(workdir)
         self.get_size = get_size
+        self.name = f"http-sink-{size_name(get_size).replace(' ', '').lower()}"
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -735,14 +735,9 @@ SINK_SIZES = (4 * KIB, MIB)
 
 
 def sinks(workdir: Path) -> list[Sink]:
-    """The loopback ceiling for the small objects: one sink per GET size (it answers every GET
-    with `get_size` bytes), each named after it, to take turns with the servers."""
-    out = []
-    for size in SINK_SIZES:
-        sink = Sink(workdir, size)
-        sink.name = f"http-sink-{size_name(size).replace(' ', '').lower()}"
-        out.append(sink)
-    return out
+    """The loopback ceiling for the small objects: one sink per GET size, to take turns with
+    the servers."""
+    return [Sink(workdir, size) for size in SINK_SIZES]
 
 
 def sink_round(t: Trials, seconds: float):
@@ -757,7 +752,6 @@ def sink_round(t: Trials, seconds: float):
 def large_http_limits(workdir: Path, rounds: int) -> dict:
     """The loopback ceiling for 256 MiB bodies: `rounds` trials of 8 each way, the median kept."""
     sink = Sink(workdir, 256 * MIB)
-    sink.name = "http-sink-256mib"
     sink.start()
     t = Trials(sink)
     try:
