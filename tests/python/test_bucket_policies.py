@@ -47,8 +47,14 @@ def test_public_read_bucket_read_anonymously_by_curl(server, s3):
         s3.put_object(Bucket=name, Key="closed.txt", Body=b"private")
         code, body = curl(f"{server.endpoint}/{name}/open.txt")
         assert (code, body) == (200, b"hello world")
+        # Only a signed request may choose the headers of its answer, as on S3.
+        code, body = curl(f"{server.endpoint}/{name}/open.txt?response-content-type=text/html")
+        assert code == 400 and b"<Code>InvalidRequest</Code>" in body, body
         code, body = curl(f"{server.endpoint}/{name}/closed.txt")
         assert code == 403 and b"<Code>AccessDenied</Code>" in body
+        # Anyone may list the bucket, so a missing key is 404 to them (s3-tests' object_gone).
+        code, body = curl(f"{server.endpoint}/{name}/gone.txt")
+        assert code == 404 and b"<Code>NoSuchKey</Code>" in body, body
         # Bucket READ lets anyone list; WRITE was not granted.
         code, body = curl(f"{server.endpoint}/{name}?list-type=2")
         assert code == 200 and b"<Key>open.txt</Key>" in body

@@ -722,3 +722,6 @@ def test_parts_count_only_for_multipart_objects(s3, bucket):
     s3.put_object(Bucket=bucket, Key="single", Body=b"x")
     head = s3.head_object(Bucket=bucket, Key="single", PartNumber=1)
     assert "PartsCount" not in head
+    # A part and a range in one request are refused, as on S3.
+    e = expect_error(400, "InvalidRequest", s3.get_object, Bucket=bucket, Key="single", PartNumber=1, Range="bytes=0-0")
+    assert "Range header and partNumber" in e.response["Error"]["Message"]
