@@ -112,7 +112,10 @@ pub async fn get_object_attributes(
         write_parts(&mut w, parts, marker, max_parts);
     }
     if wanted.storage_class {
-        w.elem("StorageClass", "STANDARD");
+        w.elem(
+            "StorageClass",
+            crate::store::StorageClass::of(&meta.headers).name(),
+        );
     }
     if wanted.size {
         w.open("ObjectSize").number(meta.size).close("ObjectSize");

@@ -14,18 +14,25 @@
 //! | 8 | last modified, Unix milliseconds, i64 little-endian |
 //! | 1 | checksum algorithm: 0 none, else 1 + its index in [`ChecksumAlgorithm::ALL`] |
 //! | 1 | checksum type: 0 full object, 1 composite |
+//! | 1 | storage class: its index in [`StorageClass::ALL`] |
 //! | 4 + n | ETag (hex, no quotes): length u32 little-endian, then UTF-8 |
 //! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
+//!
+//! Heads that start with [`TAG_V1`] were written before storage classes were kept: they have no
+//! storage-class byte, and their objects are STANDARD.
 
 use redb::{ReadableTable, Table};
 
 use super::list::{ListedChecksum, ListedObject};
 use super::local;
-use super::{ObjectMeta, StoreError};
+use super::{ObjectMeta, StorageClass, StoreError};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
 /// First byte of a record with a head (a JSON record starts with `{`).
-const TAG: u8 = 0xB1;
+const TAG: u8 = 0xB2;
+
+/// First byte of a head written before storage classes were kept (no class byte).
+const TAG_V1: u8 = 0xB1;
 
 /// The objects table's key: (bucket, object key).
 type ObjectKey = (&'static str, &'static str);
@@ -65,7 +72,7 @@ pub fn put(
 /// The stored form of `meta`.
 fn encode(meta: &ObjectMeta) -> Vec<u8> {
     let json = local::encode(meta);
-    let mut out = Vec::with_capacity(27 + meta.etag.len() + meta.owner_id.len() + json.len());
+    let mut out = Vec::with_capacity(28 + meta.etag.len() + meta.owner_id.len() + json.len());
     out.push(TAG);
     out.extend_from_slice(&meta.size.to_le_bytes());
     out.extend_from_slice(&meta.last_modified.to_le_bytes());
@@ -83,6 +90,7 @@ fn encode(meta: &ObjectMeta) -> Vec<u8> {
             });
         }
     }
+    out.push(StorageClass::of(&meta.headers).code());
     put_str(&mut out, &meta.etag);
     put_str(&mut out, &meta.owner_id);
     out.extend_from_slice(&json);
@@ -120,7 +128,8 @@ fn corrupt(what: &str) -> StoreError {
 /// Reads a record's head: what it holds and the JSON after it.
 fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), StoreError> {
     let mut r = Reader(bytes);
-    if r.take(1)? != [TAG] {
+    let [tag] = r.array()?;
+    if tag != TAG && tag != TAG_V1 {
         return Err(corrupt("unknown format"));
     }
     let size = u64::from_le_bytes(r.array()?);
@@ -139,6 +148,12 @@ fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), St
             },
         }),
     };
+    let storage_class = if tag == TAG {
+        let [code] = r.array()?;
+        StorageClass::from_code(code).ok_or_else(|| corrupt("unknown storage class"))?
+    } else {
+        StorageClass::Standard
+    };
     let etag = r.string()?;
     let owner_id = if with_owner {
         r.string()?
@@ -152,6 +167,7 @@ fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), St
         last_modified,
         owner_id,
         checksum,
+        storage_class,
     };
     Ok((listed, r.0))
 }
@@ -231,6 +247,7 @@ mod tests {
                 algorithm: c.algorithm,
                 kind: c.kind,
             }),
+            storage_class: StorageClass::of(&meta.headers),
         }
     }
 
@@ -240,6 +257,7 @@ mod tests {
             && a.last_modified == b.last_modified
             && a.owner_id == b.owner_id
             && a.checksum == b.checksum
+            && a.storage_class == b.storage_class
     }
 
     #[test]
@@ -252,6 +270,11 @@ mod tests {
                 value: "v".into(),
                 kind: ChecksumType::FullObject,
             });
+            metas.push(m);
+        }
+        for class in StorageClass::ALL {
+            let mut m = sample();
+            class.store_in(&mut m.headers);
             metas.push(m);
         }
         metas.push(ObjectMeta {
@@ -300,13 +323,32 @@ mod tests {
         }
     }
 
+    /// Heads written before storage classes were kept (no class byte) still read, as STANDARD.
+    #[test]
+    fn a_head_without_a_storage_class_still_reads() {
+        let meta = sample();
+        let stored = encode(&meta);
+        let mut v1 = stored.clone();
+        v1[0] = TAG_V1;
+        v1.remove(19);
+        assert_eq!(
+            serde_json::to_value(decode(&v1).unwrap()).unwrap(),
+            serde_json::to_value(&meta).unwrap()
+        );
+        assert!(same(&decode_listed(&v1, true).unwrap(), &listed_of(&meta)));
+        assert_eq!(
+            decode_listed(&v1, true).unwrap().storage_class,
+            StorageClass::Standard
+        );
+    }
+
     #[test]
     fn a_damaged_record_is_corrupt_not_a_panic() {
         let stored = encode(&sample());
         for cut in 0..stored.len() {
             assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
         }
-        for cut in 0..27 {
+        for cut in 0..28 {
             assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
             assert!(
                 decode_listed(&stored[..cut], false).is_err(),
@@ -331,8 +373,14 @@ mod tests {
             decode_listed(&bad, true),
             Err(StoreError::Corrupt(_))
         ));
+        let mut bad = stored.clone();
+        bad[19] = 6;
+        assert!(matches!(
+            decode_listed(&bad, true),
+            Err(StoreError::Corrupt(_))
+        ));
         let mut bad = stored;
-        bad[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
+        bad[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             decode_listed(&bad, true),
             Err(StoreError::Corrupt(_))
