@@ -163,6 +163,7 @@ pub async fn upload_part(
         )
         .with("MaxSizeAllowed", ctx.app.config.max_put_size.to_string()));
     }
+    super::put::require_length(ctx, declared)?;
     let md5 = content_md5(ctx)?;
     let (requested, expected) = requested_checksum(ctx)?;
     if let (Some(r), Some(u)) = (requested, info.checksum_algorithm)
@@ -372,15 +373,21 @@ pub async fn complete_multipart_upload(
     if doc.parts.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    let parts: Vec<CompletedPart> = doc
-        .parts
-        .into_iter()
-        .map(|p| CompletedPart {
+    let mut parts: Vec<CompletedPart> = Vec::with_capacity(doc.parts.len());
+    for p in doc.parts {
+        let part = CompletedPart {
             part_number: p.part_number,
             checksum: p.checksum(),
             etag: p.etag,
-        })
-        .collect();
+        };
+        // A part number listed twice in a row is one part named again (a client that sent
+        // the part twice): its last entry is the one checked and used, as RGW and MinIO take
+        // it. Any other repeat is out of order, which the store refuses.
+        match parts.last_mut() {
+            Some(prev) if prev.part_number == part.part_number => *prev = part,
+            _ => parts.push(part),
+        }
+    }
     // A completed upload answers again from its record; checks apply to one in progress.
     let info = ctx.app.store.upload(bucket, key, &id).await.ok();
     let stored = match &info {
