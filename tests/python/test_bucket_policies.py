@@ -82,6 +82,11 @@ def test_acls_follow_ownership_and_the_public_access_block(s3, make_bucket):
     expect_error(400, "AccessControlListNotSupported", s3.put_object, Bucket=enforced, Key="k2",
                  Body=b"", ACL="authenticated-read")
     assert len(s3.get_bucket_acl(Bucket=enforced)["Grants"]) == 1
+    # An empty grant list would take the owner's own control away: not an owner-only ACL.
+    owner = s3.get_bucket_acl(Bucket=enforced)["Owner"]
+    expect_error(400, "AccessControlListNotSupported", s3.put_bucket_acl, Bucket=enforced,
+                 AccessControlPolicy={"Owner": owner, "Grants": []})
+    assert len(s3.get_bucket_acl(Bucket=enforced)["Grants"]) == 1
     expect_error(400, "InvalidBucketAclWithObjectOwnership", s3.create_bucket,
                  Bucket=unique_name("x"), ACL="public-read")
     # ACLs enabled but the default public access block still refuses public grants.
@@ -91,6 +96,15 @@ def test_acls_follow_ownership_and_the_public_access_block(s3, make_bucket):
         expect_error(403, "AccessDenied", s3.put_bucket_acl, Bucket=name, ACL="public-read")
         s3.put_bucket_acl(Bucket=name, ACL="private")
         expect_error(400, "InvalidArgument", s3.put_bucket_acl, Bucket=name, ACL="nonsense")
+        # ACLs cannot be disabled over an ACL that grants others, until it is reset (as on S3).
+        s3.put_bucket_acl(Bucket=name, ACL="log-delivery-write")
+        expect_error(400, "InvalidBucketAclWithObjectOwnership", s3.put_bucket_ownership_controls, Bucket=name,
+                     OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+        s3.put_bucket_acl(Bucket=name, ACL="private")
+        s3.put_bucket_ownership_controls(Bucket=name,
+                                         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     finally:
         s3.delete_bucket(Bucket=name)
 
