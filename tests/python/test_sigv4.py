@@ -346,3 +346,16 @@ def test_anonymous_request_to_missing_bucket_is_no_such_bucket(raw):
 def test_expected_bucket_owner_mismatch_is_denied(s3, bucket):
     expect_error(403, "AccessDenied", s3.list_objects_v2, Bucket=bucket, ExpectedBucketOwner="1" * 64)
     s3.list_objects_v2(Bucket=bucket)
+
+
+def test_authentication_comes_before_the_verdict_on_the_request(raw, bucket):
+    """S3 checks who asks before what was asked: a badly signed request to an endpoint Sluice
+    refuses gets SignatureDoesNotMatch; signed well, it gets the refusal."""
+    doc = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    bad = raw.request("PUT", f"/{bucket}", query={"versioning": ""}, body=doc, secret_key="W" * 40)
+    assert_s3_error(bad, 403, "SignatureDoesNotMatch")
+    good = raw.request("PUT", f"/{bucket}", query={"versioning": ""}, body=doc)
+    assert_s3_error(good, 501, "NotImplemented")
+    long_key = "k" * 1100
+    assert_s3_error(raw.request("GET", f"/{bucket}/{long_key}", secret_key="W" * 40), 403, "SignatureDoesNotMatch")
+    assert_s3_error(raw.request("GET", f"/{bucket}/{long_key}"), 400, "KeyTooLongError")
