@@ -14,12 +14,13 @@
 //! | 8 | last modified, Unix milliseconds, i64 little-endian |
 //! | 1 | checksum algorithm: 0 none, else 1 + its index in [`ChecksumAlgorithm::ALL`] |
 //! | 1 | checksum type: 0 full object, 1 composite |
-//! | 1 | storage class: its index in [`StorageClass::ALL`] |
+//! | 1 | storage class: its index in [`StorageClass::ALL`] (heads that start with [`TAG`] only) |
 //! | 4 + n | ETag (hex, no quotes): length u32 little-endian, then UTF-8 |
 //! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
 //!
-//! Heads that start with [`TAG_V1`] were written before storage classes were kept: they have no
-//! storage-class byte, and their objects are STANDARD.
+//! A STANDARD object's head starts with [`TAG_V1`] and has no storage-class byte: the layout
+//! written before storage classes were kept, so a binary from before them still reads every
+//! record but those of other classes.
 
 use redb::{ReadableTable, Table};
 
@@ -28,10 +29,10 @@ use super::local;
 use super::{ObjectMeta, StorageClass, StoreError};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
-/// First byte of a record with a head (a JSON record starts with `{`).
+/// First byte of a record whose head holds a storage class (a JSON record starts with `{`).
 const TAG: u8 = 0xB2;
 
-/// First byte of a head written before storage classes were kept (no class byte).
+/// First byte of a head without a storage class (a STANDARD object).
 const TAG_V1: u8 = 0xB1;
 
 /// The objects table's key: (bucket, object key).
@@ -72,8 +73,13 @@ pub fn put(
 /// The stored form of `meta`.
 fn encode(meta: &ObjectMeta) -> Vec<u8> {
     let json = local::encode(meta);
+    let class = StorageClass::of(&meta.headers);
     let mut out = Vec::with_capacity(28 + meta.etag.len() + meta.owner_id.len() + json.len());
-    out.push(TAG);
+    out.push(if class == StorageClass::Standard {
+        TAG_V1
+    } else {
+        TAG
+    });
     out.extend_from_slice(&meta.size.to_le_bytes());
     out.extend_from_slice(&meta.last_modified.to_le_bytes());
     match &meta.checksum {
@@ -90,7 +96,9 @@ fn encode(meta: &ObjectMeta) -> Vec<u8> {
             });
         }
     }
-    out.push(StorageClass::of(&meta.headers).code());
+    if class != StorageClass::Standard {
+        out.push(class.code());
+    }
     put_str(&mut out, &meta.etag);
     put_str(&mut out, &meta.owner_id);
     out.extend_from_slice(&json);
@@ -286,7 +294,8 @@ mod tests {
         });
         for meta in metas {
             let stored = encode(&meta);
-            assert_eq!(stored[0], TAG);
+            let standard = StorageClass::of(&meta.headers) == StorageClass::Standard;
+            assert_eq!(stored[0], if standard { TAG_V1 } else { TAG });
             let whole = decode(&stored).unwrap();
             assert_eq!(
                 serde_json::to_value(&whole).unwrap(),
@@ -323,67 +332,67 @@ mod tests {
         }
     }
 
-    /// Heads written before storage classes were kept (no class byte) still read, as STANDARD.
+    /// A STANDARD object keeps the head written before storage classes (no class byte), so an
+    /// older binary still reads it; another class's head carries its class.
     #[test]
-    fn a_head_without_a_storage_class_still_reads() {
-        let meta = sample();
-        let stored = encode(&meta);
-        let mut v1 = stored.clone();
-        v1[0] = TAG_V1;
-        v1.remove(19);
+    fn only_other_classes_carry_a_class_byte() {
+        let standard = encode(&sample());
+        let mut classed = sample();
+        StorageClass::OnezoneIa.store_in(&mut classed.headers);
+        let classed = encode(&classed);
+        assert_eq!((standard[0], classed[0]), (TAG_V1, TAG));
+        assert_eq!(classed[19], StorageClass::OnezoneIa.code());
+        assert_eq!(standard[19..23], classed[20..24]);
         assert_eq!(
-            serde_json::to_value(decode(&v1).unwrap()).unwrap(),
-            serde_json::to_value(&meta).unwrap()
+            decode_listed(&classed, true).unwrap().storage_class,
+            StorageClass::OnezoneIa
         );
-        assert!(same(&decode_listed(&v1, true).unwrap(), &listed_of(&meta)));
         assert_eq!(
-            decode_listed(&v1, true).unwrap().storage_class,
+            decode_listed(&standard, true).unwrap().storage_class,
             StorageClass::Standard
         );
     }
 
     #[test]
     fn a_damaged_record_is_corrupt_not_a_panic() {
-        let stored = encode(&sample());
-        for cut in 0..stored.len() {
-            assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
+        let mut classed = sample();
+        StorageClass::GlacierIr.store_in(&mut classed.headers);
+        // Each record with the offset of its ETag's length (after the class byte, if any).
+        for (stored, head) in [(encode(&sample()), 19), (encode(&classed), 20)] {
+            for cut in 0..stored.len() {
+                assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
+            }
+            for cut in 0..head + 8 {
+                assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
+                assert!(
+                    decode_listed(&stored[..cut], false).is_err(),
+                    "cut at {cut}"
+                );
+            }
+            let mut damaged = vec![];
+            let mut bad = stored.clone();
+            bad[0] = 0x02;
+            damaged.push(bad);
+            let mut bad = stored.clone();
+            bad[17] = 9;
+            damaged.push(bad);
+            let mut bad = stored.clone();
+            bad[18] = 7;
+            damaged.push(bad);
+            if head == 20 {
+                let mut bad = stored.clone();
+                bad[19] = 6;
+                damaged.push(bad);
+            }
+            let mut bad = stored;
+            bad[head..head + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            damaged.push(bad);
+            for bad in damaged {
+                assert!(matches!(
+                    decode_listed(&bad, true),
+                    Err(StoreError::Corrupt(_))
+                ));
+            }
         }
-        for cut in 0..28 {
-            assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
-            assert!(
-                decode_listed(&stored[..cut], false).is_err(),
-                "cut at {cut}"
-            );
-        }
-        let mut bad = stored.clone();
-        bad[0] = 0x02;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored.clone();
-        bad[17] = 9;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored.clone();
-        bad[18] = 7;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored.clone();
-        bad[19] = 6;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored;
-        bad[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
     }
 }
