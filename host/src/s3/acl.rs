@@ -413,12 +413,15 @@ fn owner_only(acl: &Acl, bucket_owner: &str) -> bool {
 }
 
 /// Whether the bucket's stored ACL grants anyone but its owner, which BucketOwnerEnforced
-/// ownership cannot be set over (S3: InvalidBucketAclWithObjectOwnership).
+/// ownership cannot be set over (S3: InvalidBucketAclWithObjectOwnership). Grants to the owner
+/// alone, whatever their permissions (or no grants), give nobody else anything.
 pub async fn bucket_acl_grants_others(store: &dyn Store, info: &BucketInfo) -> S3Result<bool> {
-    Ok(!owner_only(
-        &stored_bucket_acl(store, info).await?,
-        &info.owner_id,
-    ))
+    let owner = Grantee::User(info.owner_id.clone());
+    Ok(stored_bucket_acl(store, info)
+        .await?
+        .grants
+        .iter()
+        .any(|g| g.grantee != owner))
 }
 
 fn acls_not_supported() -> S3Error {
