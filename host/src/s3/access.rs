@@ -268,9 +268,9 @@ async fn authorize_object_in(
     .await
 }
 
-/// The answer to a GET or HEAD of a missing object, as S3 gives it: 404 NoSuchKey to a caller
-/// who may list the bucket (a listing would show the key is absent anyway), 403 AccessDenied to
-/// anyone else, so that reads cannot probe which keys exist.
+/// The answer to a GET, HEAD or GetObjectAttributes of a missing object, as S3 gives it: 404
+/// NoSuchKey to a caller who may list the bucket (a listing would show the key is absent
+/// anyway), 403 AccessDenied to anyone else, so that these reads cannot probe which keys exist.
 pub async fn missing_object(
     app: &App,
     caller: &Caller<'_>,
@@ -344,7 +344,9 @@ pub async fn authorize(
                 && e.code == super::error::ErrorCode::AccessDenied
                 && matches!(
                     endpoint,
-                    Endpoint::GetObject { .. } | Endpoint::HeadObject { .. }
+                    Endpoint::GetObject { .. }
+                        | Endpoint::HeadObject { .. }
+                        | Endpoint::GetObjectAttributes { .. }
                 )
                 && app.store.object(&info.name, key).await?.is_none()
             {
