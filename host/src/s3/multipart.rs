@@ -373,21 +373,15 @@ pub async fn complete_multipart_upload(
     if doc.parts.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    let mut parts: Vec<CompletedPart> = Vec::with_capacity(doc.parts.len());
-    for p in doc.parts {
-        let part = CompletedPart {
+    let parts: Vec<CompletedPart> = doc
+        .parts
+        .into_iter()
+        .map(|p| CompletedPart {
             part_number: p.part_number,
             checksum: p.checksum(),
             etag: p.etag,
-        };
-        // A part number listed twice in a row is one part named again (a client that sent
-        // the part twice): its last entry is the one checked and used, as RGW and MinIO take
-        // it. Any other repeat is out of order, which the store refuses.
-        match parts.last_mut() {
-            Some(prev) if prev.part_number == part.part_number => *prev = part,
-            _ => parts.push(part),
-        }
-    }
+        })
+        .collect();
     // A completed upload answers again from its record; checks apply to one in progress.
     let info = ctx.app.store.upload(bucket, key, &id).await.ok();
     let stored = match &info {
