@@ -482,7 +482,8 @@ def test_hot_objects_show_every_acknowledged_change(server, s3, bucket):
 def test_storage_class_is_kept_and_shown(s3, bucket):
     """A class whose objects S3 serves at once is kept and shown where S3 shows it (HEAD/GET
     leave STANDARD out); a copy takes its own class, and naming one makes an in-place copy a
-    change. Unknown and archive classes are InvalidStorageClass, with nothing written."""
+    change. Unknown and archive classes, and names not in upper case, are InvalidStorageClass,
+    with nothing written."""
     s3.put_object(Bucket=bucket, Key="rr", Body=b"x", StorageClass="REDUCED_REDUNDANCY")
     s3.put_object(Bucket=bucket, Key="std", Body=b"x", StorageClass="STANDARD")
     s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
@@ -522,7 +523,7 @@ def test_storage_class_is_kept_and_shown(s3, bucket):
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert s3.head_object(Bucket=bucket, Key="mp")["StorageClass"] == "ONEZONE_IA"
 
-    for refused in ("GLACIER", "DEEP_ARCHIVE", "NOT_A_CLASS"):
+    for refused in ("GLACIER", "DEEP_ARCHIVE", "NOT_A_CLASS", "standard_ia"):
         e = expect_error(400, "InvalidStorageClass", s3.put_object, Bucket=bucket, Key="refused", Body=b"x",
                          StorageClass=refused)
         assert e.response["Error"].get("StorageClassRequested") == refused, e.response["Error"]

@@ -42,11 +42,9 @@ impl StorageClass {
         }
     }
 
-    /// The class a name stands for, in any letter case.
+    /// The class a name stands for (upper case, as S3 takes it).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.name().eq_ignore_ascii_case(name.trim()))
+        Self::ALL.into_iter().find(|c| c.name() == name.trim())
     }
 
     /// The class of an object or upload, from its stored headers.
@@ -89,7 +87,7 @@ mod tests {
             assert_eq!(StorageClass::from_name(class.name()), Some(class));
             assert_eq!(
                 StorageClass::from_name(&class.name().to_ascii_lowercase()),
-                Some(class)
+                None
             );
             assert_eq!(StorageClass::from_code(class.code()), Some(class));
             let mut headers = vec![
