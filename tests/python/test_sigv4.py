@@ -152,6 +152,11 @@ def test_anonymous_streaming_unsigned_trailer(server, s3, make_bucket):
     target, hdrs, _ = anon.build("PUT", encode_key_path(name, "drop/s"), headers=headers, sign=False)
     assert_s3_error(anon.send("PUT", target, hdrs, encoded), 400, "InvalidRequest")
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=name, Key="drop/s")
+    # aws-chunked framing not declared by x-amz-content-sha256 is refused, not stored as data.
+    del headers["x-amz-content-sha256"]
+    target, hdrs, _ = anon.build("PUT", encode_key_path(name, "drop/u"), headers=headers, sign=False)
+    assert_s3_error(anon.send("PUT", target, hdrs, encoded), 400, "InvalidRequest")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=name, Key="drop/u")
 
 
 def _signed_chunked_put(raw, bucket, key, body, tamper=False):

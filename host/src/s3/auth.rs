@@ -226,7 +226,19 @@ pub async fn authenticate(
 /// signs them, and a hex value is a digest the body must match. Chunk signatures need a SigV4
 /// Authorization header to chain from, so a signed-chunk framing is refused here.
 fn unsigned_payload(headers: &HeaderMap) -> S3Result<Payload> {
-    match header(headers, "x-amz-content-sha256").map(str::trim) {
+    let sha = header(headers, "x-amz-content-sha256").map(str::trim);
+    // Framing not declared as such would be stored as the object's data.
+    let aws_chunked = header(headers, "content-encoding").is_some_and(|e| {
+        e.split(',')
+            .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"))
+    });
+    if aws_chunked && !sha.is_some_and(|s| s.starts_with("STREAMING-")) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "An aws-chunked body needs x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        ));
+    }
+    match sha {
         None | Some(sigv4::UNSIGNED_PAYLOAD) => Ok(Payload::Unsigned),
         Some(sigv4::STREAMING_UNSIGNED_TRAILER) => Ok(Payload::Chunked {
             signer: None,
