@@ -47,8 +47,14 @@ def test_public_read_bucket_read_anonymously_by_curl(server, s3):
         s3.put_object(Bucket=name, Key="closed.txt", Body=b"private")
         code, body = curl(f"{server.endpoint}/{name}/open.txt")
         assert (code, body) == (200, b"hello world")
+        # Only a signed request may choose the headers of its answer, as on S3.
+        code, body = curl(f"{server.endpoint}/{name}/open.txt?response-content-type=text/html")
+        assert code == 400 and b"<Code>InvalidRequest</Code>" in body, body
         code, body = curl(f"{server.endpoint}/{name}/closed.txt")
         assert code == 403 and b"<Code>AccessDenied</Code>" in body
+        # Anyone may list the bucket, so a missing key is 404 to them (s3-tests' object_gone).
+        code, body = curl(f"{server.endpoint}/{name}/gone.txt")
+        assert code == 404 and b"<Code>NoSuchKey</Code>" in body, body
         # Bucket READ lets anyone list; WRITE was not granted.
         code, body = curl(f"{server.endpoint}/{name}?list-type=2")
         assert code == 200 and b"<Key>open.txt</Key>" in body
@@ -76,6 +82,11 @@ def test_acls_follow_ownership_and_the_public_access_block(s3, make_bucket):
     expect_error(400, "AccessControlListNotSupported", s3.put_object, Bucket=enforced, Key="k2",
                  Body=b"", ACL="authenticated-read")
     assert len(s3.get_bucket_acl(Bucket=enforced)["Grants"]) == 1
+    # An empty grant list would take the owner's own control away: not an owner-only ACL.
+    owner = s3.get_bucket_acl(Bucket=enforced)["Owner"]
+    expect_error(400, "AccessControlListNotSupported", s3.put_bucket_acl, Bucket=enforced,
+                 AccessControlPolicy={"Owner": owner, "Grants": []})
+    assert len(s3.get_bucket_acl(Bucket=enforced)["Grants"]) == 1
     expect_error(400, "InvalidBucketAclWithObjectOwnership", s3.create_bucket,
                  Bucket=unique_name("x"), ACL="public-read")
     # ACLs enabled but the default public access block still refuses public grants.
@@ -85,6 +96,15 @@ def test_acls_follow_ownership_and_the_public_access_block(s3, make_bucket):
         expect_error(403, "AccessDenied", s3.put_bucket_acl, Bucket=name, ACL="public-read")
         s3.put_bucket_acl(Bucket=name, ACL="private")
         expect_error(400, "InvalidArgument", s3.put_bucket_acl, Bucket=name, ACL="nonsense")
+        # ACLs cannot be disabled over an ACL that grants others, until it is reset (as on S3).
+        s3.put_bucket_acl(Bucket=name, ACL="log-delivery-write")
+        expect_error(400, "InvalidBucketAclWithObjectOwnership", s3.put_bucket_ownership_controls, Bucket=name,
+                     OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        rules = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"]
+        assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+        s3.put_bucket_acl(Bucket=name, ACL="private")
+        s3.put_bucket_ownership_controls(Bucket=name,
+                                         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     finally:
         s3.delete_bucket(Bucket=name)
 

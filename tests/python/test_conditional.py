@@ -126,3 +126,23 @@ def test_put_if_match_is_compare_and_swap(s3, bucket):
 def test_put_if_match_on_missing_key_is_no_such_key(s3, bucket):
     expect_error(404, "NoSuchKey", s3.put_object, Bucket=bucket, Key="absent", Body=b"x", IfMatch=md5_etag(b"x"))
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="absent")
+
+
+def test_copy_destination_conditions_answer_as_put_does(s3, bucket):
+    """If-Match / If-None-Match on CopyObject test the destination as on PutObject: a missing
+    destination fails If-Match as NoSuchKey, and a 412 names the condition that failed."""
+    s3.put_object(Bucket=bucket, Key="src", Body=b"source")
+    src = {"Bucket": bucket, "Key": "src"}
+    expect_error(404, "NoSuchKey", s3.copy_object, Bucket=bucket, Key="absent", CopySource=src,
+                 IfMatch=md5_etag(b"x"))
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="absent")
+    first = s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, IfNoneMatch="*")
+    e = expect_error(412, "PreconditionFailed", s3.copy_object, Bucket=bucket, Key="dst", CopySource=src,
+                     IfNoneMatch="*")
+    assert e.response["Error"].get("Condition") == "If-None-Match", e.response["Error"]
+    e = expect_error(412, "PreconditionFailed", s3.copy_object, Bucket=bucket, Key="dst", CopySource=src,
+                     IfMatch=md5_etag(b"other"))
+    assert e.response["Error"].get("Condition") == "If-Match", e.response["Error"]
+    again = s3.copy_object(Bucket=bucket, Key="dst", CopySource=src,
+                           IfMatch=first["CopyObjectResult"]["ETag"])
+    assert again["CopyObjectResult"]["ETag"] == first["CopyObjectResult"]["ETag"]

@@ -6,6 +6,7 @@ a restart in the middle of an upload, no part files left behind, and `aws s3 cp`
 import base64
 import functools
 import hashlib
+import http.client
 import subprocess
 import time
 import zlib
@@ -187,6 +188,16 @@ def test_descending_part_order_is_invalid_part_order(s3, bucket):
     abort_all(s3, bucket)
 
 
+def test_part_number_listed_twice_is_invalid_part_order(s3, bucket):
+    """The parts of a complete must be in ascending order: a number listed twice is not."""
+    bodies = [part_body("twice-1", PART), b"tail"]
+    upload_id = create(s3, bucket, "k")
+    parts = upload_parts(s3, bucket, "k", upload_id, bodies)
+    expect_error(400, "InvalidPartOrder", complete, s3, bucket, "k", upload_id, [parts[0], parts[0], parts[1]])
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="k")
+    assert complete(s3, bucket, "k", upload_id, parts)["ETag"] == multipart_etag(bodies)
+
+
 def test_small_non_last_part_is_entity_too_small(s3, bucket):
     bodies = [part_body("small-1", MIB), part_body("small-2", MIB)]
     upload_id = create(s3, bucket, "k")
@@ -194,6 +205,34 @@ def test_small_non_last_part_is_entity_too_small(s3, bucket):
     expect_error(400, "EntityTooSmall", complete, s3, bucket, "k", upload_id, parts)
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="k")
     abort_all(s3, bucket)
+
+
+def send_without_length(raw, method, path, query):
+    """A signed request with neither Content-Length nor Transfer-Encoding (http.client adds
+    one in `request`, not with `putrequest`)."""
+    target, headers, _ = raw.build(method, path, query=query, headers={"Connection": "close"})
+    conn = http.client.HTTPConnection("127.0.0.1", raw.port, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_body_of_unknown_length_is_missing_content_length(s3, raw, bucket):
+    """PutObject and UploadPart refuse a body whose length is not given (411), as S3 does."""
+    status, body = send_without_length(raw, "PUT", f"/{bucket}/unsized", None)
+    assert status == 411 and b"<Code>MissingContentLength</Code>" in body, body
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="unsized")
+    upload_id = create(s3, bucket, "unsized")
+    status, body = send_without_length(raw, "PUT", f"/{bucket}/unsized", {"partNumber": "1", "uploadId": upload_id})
+    assert status == 411 and b"<Code>MissingContentLength</Code>" in body, body
+    assert s3.list_parts(Bucket=bucket, Key="unsized", UploadId=upload_id).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="unsized", UploadId=upload_id)
 
 
 def test_unknown_upload_id_is_no_such_upload(s3, bucket):
@@ -722,3 +761,6 @@ def test_parts_count_only_for_multipart_objects(s3, bucket):
     s3.put_object(Bucket=bucket, Key="single", Body=b"x")
     head = s3.head_object(Bucket=bucket, Key="single", PartNumber=1)
     assert "PartsCount" not in head
+    # A part and a range in one request are refused, as on S3.
+    e = expect_error(400, "InvalidRequest", s3.get_object, Bucket=bucket, Key="single", PartNumber=1, Range="bytes=0-0")
+    assert "Range header and partNumber" in e.response["Error"]["Message"]

@@ -477,3 +477,59 @@ def test_hot_objects_show_every_acknowledged_change(server, s3, bucket):
             t.join()
     assert len(seen) >= 3, "the readers never read the object"
     assert not wrong, f"torn or unknown bodies, or failed reads: {wrong[:5]}"
+
+
+def test_storage_class_is_kept_and_shown(s3, bucket):
+    """A class whose objects S3 serves at once is kept and shown where S3 shows it (HEAD/GET
+    leave STANDARD out); a copy takes its own class, and naming one makes an in-place copy a
+    change. Unknown and archive classes, and names not in upper case, are InvalidStorageClass,
+    with nothing written."""
+    s3.put_object(Bucket=bucket, Key="rr", Body=b"x", StorageClass="REDUCED_REDUNDANCY")
+    s3.put_object(Bucket=bucket, Key="std", Body=b"x", StorageClass="STANDARD")
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    assert s3.head_object(Bucket=bucket, Key="rr")["StorageClass"] == "REDUCED_REDUNDANCY"
+    assert s3.get_object(Bucket=bucket, Key="rr")["StorageClass"] == "REDUCED_REDUNDANCY"
+    assert "StorageClass" not in s3.head_object(Bucket=bucket, Key="std")
+    assert "StorageClass" not in s3.get_object(Bucket=bucket, Key="plain")
+    shown = {"plain": "STANDARD", "rr": "REDUCED_REDUNDANCY", "std": "STANDARD"}
+    assert {o["Key"]: o["StorageClass"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]} == shown
+    assert {o["Key"]: o["StorageClass"] for o in s3.list_objects(Bucket=bucket)["Contents"]} == shown
+    assert {o["Key"]: o["StorageClass"] for o in s3.list_object_versions(Bucket=bucket)["Versions"]} == shown
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="rr", ObjectAttributes=["StorageClass"])
+    assert attrs["StorageClass"] == "REDUCED_REDUNDANCY"
+
+    # A copy's class is its own: STANDARD unless the copy names one.
+    s3.copy_object(Bucket=bucket, Key="rr-copy", CopySource={"Bucket": bucket, "Key": "rr"})
+    assert "StorageClass" not in s3.head_object(Bucket=bucket, Key="rr-copy")
+    s3.copy_object(Bucket=bucket, Key="ia-copy", CopySource={"Bucket": bucket, "Key": "std"},
+                   StorageClass="STANDARD_IA")
+    assert s3.head_object(Bucket=bucket, Key="ia-copy")["StorageClass"] == "STANDARD_IA"
+    # In place, a class (even the same one) is a change; without one it is refused.
+    s3.copy_object(Bucket=bucket, Key="rr", CopySource={"Bucket": bucket, "Key": "rr"},
+                   StorageClass="REDUCED_REDUNDANCY")
+    assert s3.head_object(Bucket=bucket, Key="rr")["StorageClass"] == "REDUCED_REDUNDANCY"
+    expect_error(400, "InvalidRequest", s3.copy_object, Bucket=bucket, Key="rr",
+                 CopySource={"Bucket": bucket, "Key": "rr"})
+    s3.copy_object(Bucket=bucket, Key="rr", CopySource={"Bucket": bucket, "Key": "rr"}, StorageClass="STANDARD")
+    assert "StorageClass" not in s3.head_object(Bucket=bucket, Key="rr")
+
+    # Multipart: named on create, shown by both listings of uploads, kept by the object.
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp", StorageClass="ONEZONE_IA")["UploadId"]
+    uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [(u["Key"], u["StorageClass"]) for u in uploads] == [("mp", "ONEZONE_IA")]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"part")["ETag"]
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload_id)["StorageClass"] == "ONEZONE_IA"
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.head_object(Bucket=bucket, Key="mp")["StorageClass"] == "ONEZONE_IA"
+
+    for refused in ("GLACIER", "DEEP_ARCHIVE", "NOT_A_CLASS", "standard_ia"):
+        e = expect_error(400, "InvalidStorageClass", s3.put_object, Bucket=bucket, Key="refused", Body=b"x",
+                         StorageClass=refused)
+        assert e.response["Error"].get("StorageClassRequested") == refused, e.response["Error"]
+    expect_error(400, "InvalidStorageClass", s3.create_multipart_upload, Bucket=bucket, Key="refused",
+                 StorageClass="GLACIER")
+    expect_error(400, "InvalidStorageClass", s3.copy_object, Bucket=bucket, Key="refused",
+                 CopySource={"Bucket": bucket, "Key": "std"}, StorageClass="GLACIER")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="refused")
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

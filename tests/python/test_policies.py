@@ -92,6 +92,37 @@ def test_policies_attached_to_a_user_and_a_group(server, make_user, make_bucket,
     server.admin_json("group", "delete", group)
 
 
+def test_a_missing_object_is_404_only_to_who_may_list(server, make_user, make_bucket, tmp_path):
+    """S3 answers a GET, HEAD or GetObjectAttributes of a missing key by the bucket's list
+    permission: 404 NoSuchKey to a caller who may list the bucket, 403 to anyone else, whatever
+    they may read."""
+    alice, bob = make_user("alice"), make_user("bob")
+    a, b = user_client(server, alice), user_client(server, bob)
+    bucket = make_bucket(a)
+    a.put_object(Bucket=bucket, Key="there", Body=b"x")
+    expect_error(404, "NoSuchKey", a.get_object, Bucket=bucket, Key="absent")
+    expect_error(403, "AccessDenied", b.get_object, Bucket=bucket, Key="absent")
+    attach(server, tmp_path, "user", bob["name"], "read-only", f"""
+        permit (principal, action == Sluice::Action::"s3:GetObject", resource in Sluice::Bucket::"{bucket}");
+    """)
+    assert b.get_object(Bucket=bucket, Key="there")["Body"].read() == b"x"
+    expect_error(403, "AccessDenied", b.get_object, Bucket=bucket, Key="absent")
+    expect_error(403, None, b.head_object, Bucket=bucket, Key="absent")
+    expect_error(403, "AccessDenied", b.get_object_attributes, Bucket=bucket, Key="absent",
+                 ObjectAttributes=["ETag"])
+    attach(server, tmp_path, "user", bob["name"], "list-too", f"""
+        permit (principal, action == Sluice::Action::"s3:ListBucket", resource == Sluice::Bucket::"{bucket}");
+    """)
+    expect_error(404, "NoSuchKey", b.get_object, Bucket=bucket, Key="absent")
+    expect_error(404, None, b.head_object, Bucket=bucket, Key="absent")
+    expect_error(404, "NoSuchKey", b.get_object_attributes, Bucket=bucket, Key="absent",
+                 ObjectAttributes=["ETag"])
+    # Listing alone: a missing key is 404, an existing one is still not readable.
+    server.admin_json("policy", "detach", "--user", bob["name"], "--name", "read-only")
+    expect_error(404, "NoSuchKey", b.get_object, Bucket=bucket, Key="absent")
+    expect_error(403, "AccessDenied", b.get_object, Bucket=bucket, Key="there")
+
+
 def test_deny_overrides_the_owners_permit(server, make_user, make_bucket, tmp_path):
     alice = make_user("alice")
     a = user_client(server, alice)

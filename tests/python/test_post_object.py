@@ -184,3 +184,22 @@ def test_checksum_field_is_verified_and_kept(s3, bucket):
     r = post(p["url"], {**p["fields"], "x-amz-checksum-sha256": "not base64"}, data=data)
     assert_s3_error(as_response(r), 400, "InvalidRequest")
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="missummed")
+
+
+def test_object_lock_fields_are_refused_as_the_headers_are(s3, bucket):
+    """No bucket has Object Lock, so a form asking for a retention or a legal hold is refused
+    as a PutObject with those headers is, and nothing is written."""
+    until = "2030-01-01T00:00:00Z"
+    for key, extra in (
+        ("held-mode", {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": until}),
+        ("held-legal", {"x-amz-object-lock-legal-hold": "ON"}),
+    ):
+        p = s3.generate_presigned_post(bucket, key, Fields=extra,
+                                       Conditions=[{k: v} for k, v in extra.items()], ExpiresIn=300)
+        r = post(p["url"], p["fields"])
+        assert_s3_error(as_response(r), 400, "InvalidRequest")
+        assert "Object Lock" in r.text, r.text
+        expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key=key)
+    # The same form without them writes.
+    p = s3.generate_presigned_post(bucket, "unheld", ExpiresIn=300)
+    assert post(p["url"], p["fields"]).status_code == 204

@@ -3,6 +3,7 @@ unsigned trailer boto3 sends), payload hash verification, clock skew and the aut
 
 import datetime as dt
 import hashlib
+import json
 from urllib.parse import urlparse
 
 import botocore.httpchecksum
@@ -120,6 +121,44 @@ def test_streaming_trailer_with_wrong_checksum_is_bad_digest(raw, s3, bucket):
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="bad")
 
 
+def test_anonymous_streaming_unsigned_trailer(server, s3, make_bucket):
+    """boto3 without credentials frames uploads over HTTPS as aws-chunked with a trailing
+    checksum: an anonymous write the bucket allows is decoded as a signed one is, and a
+    signed-chunk framing, which needs a signature to chain from, is refused."""
+    name = make_bucket()
+    s3.delete_public_access_block(Bucket=name)
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+                       "Resource": f"arn:aws:s3:::{name}/drop/*"}],
+    }))
+    anon = server.raw(access_key="", secret_key="")
+    body = content_for("anon-trailer", 100_000)
+    encoded = sigv4.unsigned_trailer_chunks(body, 65536, "x-amz-checksum-crc32", checksum_b64("CRC32", body))
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "Content-Length": str(len(encoded)),
+        "x-amz-content-sha256": sigv4.STREAMING_UNSIGNED_TRAILER,
+        "x-amz-decoded-content-length": str(len(body)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+    }
+    target, hdrs, _ = anon.build("PUT", encode_key_path(name, "drop/t"), headers=headers, sign=False)
+    r = anon.send("PUT", target, hdrs, encoded)
+    assert r.status == 200, r
+    got = s3.get_object(Bucket=name, Key="drop/t", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ChecksumCRC32"] == checksum_b64("CRC32", body)
+    headers["x-amz-content-sha256"] = sigv4.STREAMING_SIGNED
+    target, hdrs, _ = anon.build("PUT", encode_key_path(name, "drop/s"), headers=headers, sign=False)
+    assert_s3_error(anon.send("PUT", target, hdrs, encoded), 400, "InvalidRequest")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=name, Key="drop/s")
+    # aws-chunked framing not declared by x-amz-content-sha256 is refused, not stored as data.
+    del headers["x-amz-content-sha256"]
+    target, hdrs, _ = anon.build("PUT", encode_key_path(name, "drop/u"), headers=headers, sign=False)
+    assert_s3_error(anon.send("PUT", target, hdrs, encoded), 400, "InvalidRequest")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=name, Key="drop/u")
+
+
 def _signed_chunked_put(raw, bucket, key, body, tamper=False):
     # Content-Length of the framed body must be known before signing: frame once with a dummy
     # signature of the right length, then sign for real.
@@ -218,8 +257,11 @@ def test_wrong_region_in_scope_is_authorization_header_malformed(server, raw):
         "AWS4-HMAC-SHA256 Credential=garbage, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
         "AWS4-HMAC-SHA256 Credential={ak}/20200101/us-east-1/s3, SignedHeaders=host, Signature=" + "0" * 64,
         "AWS4-HMAC-SHA256 Credential={ak}/{date}/us-east-1/s3/aws4_request, Signature=" + "0" * 64,
+        # A scope dated another day than x-amz-date (AWS: "Invalid credential date").
+        "AWS4-HMAC-SHA256 Credential={ak}/20200101/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + "0" * 64,
     ],
-    ids=["credential-garbage", "credential-short-scope", "no-signed-headers"],
+    ids=["credential-garbage", "credential-short-scope", "no-signed-headers", "credential-other-day"],
 )
 def test_malformed_authorization_header(raw, authorization):
     amz_date = sigv4.amz_now()
@@ -233,14 +275,47 @@ def test_malformed_authorization_header(raw, authorization):
     assert_s3_error(r, 400, "AuthorizationHeaderMalformed")
 
 
-def _sigv2_headers(server, secret, method="GET", path="/"):
+def _sigv2_headers(server, secret, method="GET", path="/", amz_date=None):
     from botocore.auth import HmacV1Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     req = AWSRequest(method=method, url=server.endpoint + path)
+    if amz_date:
+        req.headers["x-amz-date"] = amz_date
     HmacV1Auth(Credentials(server.access_key, secret)).add_auth(req)
     return dict(req.headers)
+
+
+@pytest.mark.parametrize(
+    "amz_date, status, code",
+    [
+        # 07 Jul 2030 is a Sunday: the weekday is not checked, the date is skewed (s3-tests'
+        # bad_date_after_today_aws2), as on S3.
+        ("Tue, 07 Jul 2030 21:53:04 GMT", 403, "RequestTimeTooSkewed"),
+        ("Tue, 07 Jul 2010 21:53:04 GMT", 403, "RequestTimeTooSkewed"),
+        ("Tue, 07 Jul 1950 21:53:04 GMT", 403, "AccessDenied"),
+        ("not a date", 403, "AccessDenied"),
+    ],
+    ids=["future-wrong-weekday", "past-wrong-weekday", "before-1970", "garbage"],
+)
+def test_sigv2_dates(server, amz_date, status, code):
+    signed = _sigv2_headers(server, server.secret_key, amz_date=amz_date)
+    r = requests.get(server.endpoint + "/", headers=signed, timeout=30)
+    assert_s3_error(as_response(r), status, code)
+
+
+def test_one_auth_mechanism_per_request(server, raw, bucket):
+    """An Authorization header with query-string signature parameters is refused, and partial
+    query-string parameters are a failed query signature, never an anonymous request."""
+    target, hdrs, _ = raw.build("GET", f"/{bucket}", query={"X-Amz-Algorithm": "AWS4-HMAC-SHA256"})
+    assert_s3_error(raw.send("GET", target, hdrs), 400, "InvalidArgument")
+    anon = server.raw(access_key="", secret_key="")
+    r = anon.request("GET", f"/{bucket}", query={"Signature": "abc", "Expires": "9999999999"}, sign=False)
+    el = assert_s3_error(r, 403, "AccessDenied")
+    assert "AWSAccessKeyId" in (el.findtext("Message") or "")
+    r = anon.request("GET", f"/{bucket}", query={"X-Amz-Algorithm": "AWS4-HMAC-SHA256"}, sign=False)
+    assert_s3_error(r, 400, "AuthorizationQueryParametersError")
 
 
 def test_sigv2_header_auth_is_verified(server):
@@ -276,3 +351,16 @@ def test_anonymous_request_to_missing_bucket_is_no_such_bucket(raw):
 def test_expected_bucket_owner_mismatch_is_denied(s3, bucket):
     expect_error(403, "AccessDenied", s3.list_objects_v2, Bucket=bucket, ExpectedBucketOwner="1" * 64)
     s3.list_objects_v2(Bucket=bucket)
+
+
+def test_authentication_comes_before_the_verdict_on_the_request(raw, bucket):
+    """S3 checks who asks before what was asked: a badly signed request to an endpoint Sluice
+    refuses gets SignatureDoesNotMatch; signed well, it gets the refusal."""
+    doc = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    bad = raw.request("PUT", f"/{bucket}", query={"versioning": ""}, body=doc, secret_key="W" * 40)
+    assert_s3_error(bad, 403, "SignatureDoesNotMatch")
+    good = raw.request("PUT", f"/{bucket}", query={"versioning": ""}, body=doc)
+    assert_s3_error(good, 501, "NotImplemented")
+    long_key = "k" * 1100
+    assert_s3_error(raw.request("GET", f"/{bucket}/{long_key}", secret_key="W" * 40), 403, "SignatureDoesNotMatch")
+    assert_s3_error(raw.request("GET", f"/{bucket}/{long_key}"), 400, "KeyTooLongError")

@@ -268,6 +268,34 @@ async fn authorize_object_in(
     .await
 }
 
+/// The answer to a GET, HEAD or GetObjectAttributes of a missing object, as S3 gives it: 404
+/// NoSuchKey to a caller who may list the bucket (a listing would show the key is absent
+/// anyway), 403 AccessDenied to anyone else, so that these reads cannot probe which keys exist.
+pub async fn missing_object(
+    app: &App,
+    caller: &Caller<'_>,
+    bucket: &BucketInfo,
+    key: &str,
+) -> S3Error {
+    let facts = match bucket_facts(app.store.as_ref(), bucket).await {
+        Ok((facts, _)) => facts,
+        Err(e) => return e,
+    };
+    let context = caller.context(None);
+    match decide(
+        app,
+        caller.principal,
+        "s3:ListBucket",
+        Resource::Bucket(&facts),
+        &context,
+    )
+    .await
+    {
+        Ok(()) => S3Error::no_such_key(key),
+        Err(e) => e,
+    }
+}
+
 /// Authorizes one endpoint. `bucket` is the addressed bucket as it exists now (`None` when it
 /// does not); a missing bucket answers NoSuchBucket to everyone, as S3 does. Deciding here
 /// (rather than letting the request through) means a bucket created meanwhile is never
@@ -307,7 +335,25 @@ pub async fn authorize(
         return Ok(());
     }
     match endpoint.key() {
-        Some(key) => authorize_object_in(app, caller, action, info, key, &context).await,
+        Some(key) => {
+            let decided = authorize_object_in(app, caller, action, info, key, &context).await;
+            // A read of a missing object is answered by whether the caller may list the bucket,
+            // whatever it may read (see `missing_object`). The existence check costs a lookup
+            // on denials only.
+            if let Err(e) = &decided
+                && e.code == super::error::ErrorCode::AccessDenied
+                && matches!(
+                    endpoint,
+                    Endpoint::GetObject { .. }
+                        | Endpoint::HeadObject { .. }
+                        | Endpoint::GetObjectAttributes { .. }
+                )
+                && app.store.object(&info.name, key).await?.is_none()
+            {
+                return Err(missing_object(app, caller, info, key).await);
+            }
+            decided
+        }
         None => {
             let (b, _) = bucket_facts(app.store.as_ref(), info).await?;
             decide(

@@ -402,12 +402,26 @@ fn to_xml(app: &App, acl: &Acl) -> String {
 }
 
 /// Whether an ACL only gives the owners full control (all a BucketOwnerEnforced bucket takes).
+/// An empty grant list is not that: it would take the owner's own control away.
 fn owner_only(acl: &Acl, bucket_owner: &str) -> bool {
-    acl.grants.iter().all(|g| {
-        g.permission == Permission::FullControl
-            && (g.grantee == Grantee::User(bucket_owner.to_string())
-                || g.grantee == Grantee::User(acl.owner.clone()))
-    })
+    !acl.grants.is_empty()
+        && acl.grants.iter().all(|g| {
+            g.permission == Permission::FullControl
+                && (g.grantee == Grantee::User(bucket_owner.to_string())
+                    || g.grantee == Grantee::User(acl.owner.clone()))
+        })
+}
+
+/// Whether the bucket's stored ACL grants anyone but its owner, which BucketOwnerEnforced
+/// ownership cannot be set over (S3: InvalidBucketAclWithObjectOwnership). Grants to the owner
+/// alone, whatever their permissions (or no grants), give nobody else anything.
+pub async fn bucket_acl_grants_others(store: &dyn Store, info: &BucketInfo) -> S3Result<bool> {
+    let owner = Grantee::User(info.owner_id.clone());
+    Ok(stored_bucket_acl(store, info)
+        .await?
+        .grants
+        .iter()
+        .any(|g| g.grantee != owner))
 }
 
 fn acls_not_supported() -> S3Error {
@@ -604,6 +618,10 @@ mod tests {
         let acl = from_headers(&g, OWNER, OWNER).unwrap().unwrap();
         assert_eq!(acl.grants.len(), 2);
         assert!(!owner_only(&acl, OWNER));
+        assert!(owner_only(&Acl::private(OWNER), OWNER));
+        let mut empty = Acl::private(OWNER);
+        empty.grants.clear();
+        assert!(!owner_only(&empty, OWNER));
         let mut bad = HeaderMap::new();
         bad.insert("x-amz-acl", "nope".parse().unwrap());
         assert!(from_headers(&bad, OWNER, OWNER).is_err());

@@ -77,13 +77,10 @@ pub async fn get_object_attributes(
     let wanted = wanted(ctx)?;
     let max_parts = number_header(ctx, "x-amz-max-parts", MAX_PARTS)?.min(MAX_PARTS);
     let marker = number_header(ctx, "x-amz-part-number-marker", 0)?;
-    ctx.existing_bucket(bucket).await?;
-    let meta = ctx
-        .app
-        .store
-        .object(bucket, key)
-        .await?
-        .ok_or_else(|| S3Error::no_such_key(key))?;
+    let info = ctx.existing_bucket(bucket).await?;
+    let Some(meta) = ctx.app.store.object(bucket, key).await? else {
+        return Err(super::access::missing_object(ctx.app, &ctx.caller(), &info, key).await);
+    };
     // An SSE-C object tells its attributes only to a caller holding its key, as a HEAD does.
     super::encryption::read_cipher(
         ctx.app,
@@ -112,7 +109,10 @@ pub async fn get_object_attributes(
         write_parts(&mut w, parts, marker, max_parts);
     }
     if wanted.storage_class {
-        w.elem("StorageClass", "STANDARD");
+        w.elem(
+            "StorageClass",
+            crate::store::StorageClass::of(&meta.headers).name(),
+        );
     }
     if wanted.size {
         w.open("ObjectSize").number(meta.size).close("ObjectSize");

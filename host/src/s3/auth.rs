@@ -97,17 +97,27 @@ fn signing_time(headers: &HeaderMap) -> S3Result<(String, chrono::DateTime<Utc>)
 }
 
 /// A `Date` (or SigV2 `x-amz-date`) value: an HTTP date (`GMT`), or RFC 2822 with a numeric
-/// zone, which botocore (`-0000`) and s3cmd (`+0000`) write.
+/// zone, which botocore (`-0000`) and s3cmd (`+0000`) write. The leading weekday is redundant and
+/// not checked against the date, as S3 does not check it (a wrong one would otherwise turn a
+/// skewed date into an invalid one). A date before 1970 is not a valid request date.
 fn parse_date_header(date: &str) -> Option<chrono::DateTime<Utc>> {
     let date = date.trim();
-    httpdate::parse_http_date(date)
-        .map(chrono::DateTime::<Utc>::from)
+    let undated = match date.split_once(',') {
+        Some((day, rest)) if day.len() == 3 && day.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            rest.trim_start()
+        }
+        _ => date,
+    };
+    chrono::DateTime::parse_from_rfc2822(undated)
         .ok()
+        .map(|d| d.with_timezone(&Utc))
+        // RFC 850 and asctime dates, which HTTP still allows.
         .or_else(|| {
-            chrono::DateTime::parse_from_rfc2822(date)
+            httpdate::parse_http_date(date)
                 .ok()
-                .map(|d| d.with_timezone(&Utc))
+                .map(chrono::DateTime::<Utc>::from)
         })
+        .filter(|d| d.timestamp() >= 0)
 }
 
 /// Header-signed requests must be dated within 15 minutes of the server's clock.
@@ -158,6 +168,16 @@ pub async fn authenticate(
         if auth.trim().is_empty() {
             return Err(S3Error::access_denied());
         }
+        if ["X-Amz-Algorithm", "X-Amz-Signature", "Signature"]
+            .iter()
+            .any(|p| query.has(p))
+        {
+            return Err(S3Error::new(
+                ErrorCode::InvalidArgument,
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified",
+            )
+            .with("ArgumentName", "Authorization"));
+        }
         if let Some(v2) = auth.strip_prefix("AWS ") {
             return authenticate_v2_header(parts, query, v2, sources, vhost_bucket).await;
         }
@@ -165,7 +185,7 @@ pub async fn authenticate(
             if let Some(principal) = plugin_authenticate(parts, query, sources, facts).await? {
                 return Ok(Authenticated {
                     principal,
-                    payload: Payload::Unsigned,
+                    payload: unsigned_payload(headers)?,
                     method: AuthMethod::Plugin,
                 });
             }
@@ -177,24 +197,68 @@ pub async fn authenticate(
         }
         return authenticate_header(parts, auth, sources, region).await;
     }
-    if query.has("X-Amz-Signature") || query.has("X-Amz-Credential") {
+    if query.has("X-Amz-Signature") || query.has("X-Amz-Credential") || query.has("X-Amz-Algorithm")
+    {
         return authenticate_presigned(parts, query, sources, region).await;
     }
-    if query.has("Signature") && query.has("AWSAccessKeyId") {
+    // Any SigV2 query parameter makes this a query-signed request (an incomplete one is refused,
+    // never taken as anonymous).
+    if query.has("Signature") || query.has("AWSAccessKeyId") {
         return authenticate_v2_query(parts, query, sources, vhost_bucket).await;
     }
     if let Some(principal) = plugin_authenticate(parts, query, sources, facts).await? {
         return Ok(Authenticated {
             principal,
-            payload: Payload::Unsigned,
+            payload: unsigned_payload(headers)?,
             method: AuthMethod::Plugin,
         });
     }
     Ok(Authenticated {
         principal: Principal::Anonymous,
-        payload: Payload::Unsigned,
+        payload: unsigned_payload(headers)?,
         method: AuthMethod::Anonymous,
     })
+}
+
+/// How the body of a request whose signature does not cover it (anonymous, presigned, SigV2,
+/// plugin) is framed, from `x-amz-content-sha256`: botocore sends unsigned uploads over HTTPS
+/// as aws-chunked with a trailing checksum (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) whoever
+/// signs them, and a hex value is a digest the body must match. Chunk signatures need a SigV4
+/// Authorization header to chain from, so a signed-chunk framing is refused here.
+fn unsigned_payload(headers: &HeaderMap) -> S3Result<Payload> {
+    let sha = header(headers, "x-amz-content-sha256").map(str::trim);
+    // Framing not declared as such would be stored as the object's data.
+    let aws_chunked = header(headers, "content-encoding").is_some_and(|e| {
+        e.split(',')
+            .any(|c| c.trim().eq_ignore_ascii_case("aws-chunked"))
+    });
+    if aws_chunked && !sha.is_some_and(|s| s.starts_with("STREAMING-")) {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "An aws-chunked body needs x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        ));
+    }
+    match sha {
+        None | Some(sigv4::UNSIGNED_PAYLOAD) => Ok(Payload::Unsigned),
+        Some(sigv4::STREAMING_UNSIGNED_TRAILER) => Ok(Payload::Chunked {
+            signer: None,
+            trailer: true,
+        }),
+        Some(sigv4::STREAMING_SIGNED | sigv4::STREAMING_SIGNED_TRAILER) => Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Signed aws-chunked payloads need an AWS4-HMAC-SHA256 Authorization header",
+        )),
+        Some(hash) => hex::decode(hash)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .map(Payload::Sha256)
+            .ok_or_else(|| {
+                S3Error::new(
+                    ErrorCode::InvalidArgument,
+                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest",
+                )
+            }),
+    }
 }
 
 /// The request as authenticator plugins see it.
@@ -419,7 +483,13 @@ async fn authenticate_header(
     check_skew(when, amz_date)?;
     // A scope dated another day than the request cannot have signed it.
     if !amz_date.starts_with(&cred.date) {
-        return Err(signature_mismatch());
+        return Err(S3Error::new(
+            ErrorCode::AuthorizationHeaderMalformed,
+            format!(
+                "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date: \"{}\".",
+                &amz_date[..8.min(amz_date.len())]
+            ),
+        ));
     }
     if !parsed.signed_headers.iter().any(|h| h == "host") {
         return Err(S3Error::new(
@@ -563,16 +633,9 @@ async fn authenticate_presigned(
         return Err(signature_mismatch());
     }
     check_all_amz_signed(&parts.headers, &signed_headers)?;
-    let payload = match hex::decode(&payload_hash)
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-    {
-        Some(raw) => Payload::Sha256(raw),
-        None => Payload::Unsigned,
-    };
     Ok(Authenticated {
         principal: credential.principal,
-        payload,
+        payload: unsigned_payload(&parts.headers)?,
         method: AuthMethod::Presigned,
     })
 }
@@ -642,7 +705,7 @@ async fn authenticate_v2_header(
     .await?;
     Ok(Authenticated {
         principal,
-        payload: Payload::Unsigned,
+        payload: unsigned_payload(headers)?,
         method: AuthMethod::Header,
     })
 }
@@ -653,14 +716,16 @@ async fn authenticate_v2_query(
     sources: Sources<'_>,
     vhost_bucket: Option<&str>,
 ) -> S3Result<Authenticated> {
-    let access_key = query.get("AWSAccessKeyId").unwrap_or("");
-    let signature = query.get("Signature").unwrap_or("");
-    let expires_text = query.get("Expires").ok_or_else(|| {
-        S3Error::new(
+    let (Some(access_key), Some(signature), Some(expires_text)) = (
+        query.get("AWSAccessKeyId"),
+        query.get("Signature"),
+        query.get("Expires"),
+    ) else {
+        return Err(S3Error::new(
             ErrorCode::AccessDenied,
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
-        )
-    })?;
+        ));
+    };
     let expires: i64 = expires_text.parse().map_err(|_| {
         S3Error::new(
             ErrorCode::AccessDenied,
@@ -682,7 +747,7 @@ async fn authenticate_v2_query(
     .await?;
     Ok(Authenticated {
         principal,
-        payload: Payload::Unsigned,
+        payload: unsigned_payload(&parts.headers)?,
         method: AuthMethod::Presigned,
     })
 }
@@ -727,5 +792,19 @@ mod tests {
         }
         assert_eq!(parse_date_header("20261203T195000Z"), None);
         assert_eq!(parse_date_header("yesterday"), None);
+    }
+
+    /// The weekday is not checked (s3-tests dates "Tue, 07 Jul 2030", a Sunday, and expects a
+    /// skew, not an invalid date); the weekday may be left out; before 1970 is no request date.
+    #[test]
+    fn weekday_is_not_checked_and_old_dates_are_invalid() {
+        let sunday = parse_date_header("Sun, 07 Jul 2030 21:53:04 GMT").unwrap();
+        assert_eq!(
+            parse_date_header("Tue, 07 Jul 2030 21:53:04 GMT"),
+            Some(sunday)
+        );
+        assert_eq!(parse_date_header("07 Jul 2030 21:53:04 GMT"), Some(sunday));
+        assert!(parse_date_header("Tue, 07 Jul 9999 21:53:04 GMT").is_some());
+        assert_eq!(parse_date_header("Tue, 07 Jul 1950 21:53:04 GMT"), None);
     }
 }

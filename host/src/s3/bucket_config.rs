@@ -36,7 +36,7 @@ pub async fn put_ownership_controls(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
 ) -> S3Result<Response<Body>> {
-    ctx.existing_bucket(bucket).await?;
+    let info = ctx.existing_bucket(bucket).await?;
     let body = ctx.read_small_body(MAX_CONFIG_BODY).await?;
     let doc: OwnershipControlsDoc = xml::parse(&body, "OwnershipControls")?;
     let [rule] = doc.rules.as_slice() else {
@@ -44,6 +44,16 @@ pub async fn put_ownership_controls(
     };
     if !OWNERSHIP_VALUES.contains(&rule.object_ownership.as_str()) {
         return Err(S3Error::malformed_xml());
+    }
+    // Disabling ACLs over an ACL that grants others would leave grants nobody can see or
+    // change: S3 refuses it until the ACL is reset.
+    if rule.object_ownership == "BucketOwnerEnforced"
+        && super::acl::bucket_acl_grants_others(ctx.app.store.as_ref(), &info).await?
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ));
     }
     ctx.app
         .store

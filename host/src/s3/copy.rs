@@ -11,7 +11,7 @@ use super::router::CopySource;
 use super::xml::XmlWriter;
 use super::{RequestCtx, encryption, xml_response};
 use crate::store::local::etag_matches;
-use crate::store::{NewObject, ObjectMeta};
+use crate::store::{NewObject, ObjectMeta, StorageClass};
 
 /// Looks up the copy source and applies the `x-amz-copy-source-if-*` conditions.
 pub async fn source_object(ctx: &RequestCtx<'_>, source: &CopySource) -> S3Result<ObjectMeta> {
@@ -78,7 +78,14 @@ pub async fn copy_object(
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;
     let changes_encryption = !encryption::write_request(ctx.headers())?.is_empty();
-    if source.bucket == bucket && source.key == key && !replace_meta && !changes_encryption {
+    // A storage class named on the copy counts as a change, as on S3 (even the same class).
+    let class = super::put::storage_class(ctx.header(StorageClass::HEADER))?;
+    if source.bucket == bucket
+        && source.key == key
+        && !replace_meta
+        && !changes_encryption
+        && class.is_none()
+    {
         return Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -91,11 +98,13 @@ pub async fn copy_object(
             "x-amz-checksum-algorithm",
         )?)
         .or(src.checksum.as_ref().map(|c| c.algorithm));
-    let (headers, user_meta) = if replace_meta {
+    let (mut headers, user_meta) = if replace_meta {
         object_headers(ctx)?
     } else {
         (src.headers.clone(), src.user_meta.clone())
     };
+    // The class is the copy's own, never the source's: STANDARD unless the request names one.
+    class.unwrap_or_default().store_in(&mut headers);
     let tags = if replace_tags {
         super::tagging::from_header(ctx)?
     } else {
@@ -103,6 +112,7 @@ pub async fn copy_object(
     };
     let condition = write_condition(ctx)?;
     super::put::refuse_object_lock(ctx)?;
+    super::put::fail_fast(ctx, bucket, key, &condition).await?;
     let src_cipher = encryption::copy_source_cipher(ctx, &src).await?;
     let sse = encryption::new_object_key(
         ctx.app,

@@ -135,7 +135,18 @@ pub async fn get_object(
 ) -> S3Result<Response<Body>> {
     check_null_version(&ctx.query)?;
     super::encryption::refuse_write_headers(ctx.headers())?;
-    ctx.existing_bucket(bucket).await?;
+    let info = ctx.existing_bucket(bucket).await?;
+    // S3 lets only a signed request choose the headers of its answer.
+    if ctx.auth_method == super::auth::AuthMethod::Anonymous
+        && OVERRIDES
+            .iter()
+            .any(|(param, _)| ctx.query.get(param).is_some())
+    {
+        return Err(S3Error::new(
+            ErrorCode::InvalidRequest,
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        ));
+    }
     // A body removed by a concurrent overwrite is retried against the new metadata.
     for _ in 0..3 {
         let store = &ctx.app.store;
@@ -145,7 +156,9 @@ pub async fn get_object(
         } else {
             store.object_for_read(bucket, key).await?
         };
-        let (meta, inline) = found.ok_or_else(|| S3Error::no_such_key(key))?;
+        let Some((meta, inline)) = found else {
+            return Err(super::access::missing_object(ctx.app, &ctx.caller(), &info, key).await);
+        };
         match answer(ctx, &meta, inline, head).await {
             Err(RetryOrError::Retry) => continue,
             Err(RetryOrError::Error(e)) => return Err(e),
@@ -206,7 +219,8 @@ async fn answer(
                 .with("ArgumentName", "partNumber")
             })?;
         if ctx.header("range").is_some() {
-            return Err(S3Error::invalid_argument(
+            return Err(S3Error::new(
+                ErrorCode::InvalidRequest,
                 "Cannot specify both Range header and partNumber query parameter",
             )
             .into());

@@ -170,7 +170,8 @@ pub async fn list_objects_v1(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
         w.open("Contents").elem("Key", &enc.enc(key));
         write_object_fields(&mut w, meta);
         owners.write(&mut w, &meta.owner_id);
-        w.elem("StorageClass", "STANDARD").close("Contents");
+        w.elem("StorageClass", meta.storage_class.name())
+            .close("Contents");
     }
     write_common_prefixes(&mut w, &page, &enc);
     Ok(xml_response(StatusCode::OK, w.finish("ListBucketResult")))
@@ -232,7 +233,8 @@ pub async fn list_objects_v2(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
         if fetch_owner {
             owners.write(&mut w, &meta.owner_id);
         }
-        w.elem("StorageClass", "STANDARD").close("Contents");
+        w.elem("StorageClass", meta.storage_class.name())
+            .close("Contents");
     }
     write_common_prefixes(&mut w, &page, &enc);
     Ok(xml_response(StatusCode::OK, w.finish("ListBucketResult")))
@@ -283,7 +285,8 @@ pub async fn list_object_versions(
             .elem("IsLatest", "true");
         write_object_fields(&mut w, meta);
         owners.write(&mut w, &meta.owner_id);
-        w.elem("StorageClass", "STANDARD").close("Version");
+        w.elem("StorageClass", meta.storage_class.name())
+            .close("Version");
     }
     write_common_prefixes(&mut w, &page, &enc);
     Ok(xml_response(StatusCode::OK, w.finish("ListVersionsResult")))

@@ -537,7 +537,8 @@ async fn handle_s3(
     if target.bucket.is_none() && sts::is_sts_request(&parts, &query) {
         return Ok(sts::handle(app, parts, body, query, &facts, request_id).await);
     }
-    let endpoint = router::route(
+    let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
+    let endpoint = match router::route(
         &parts.method,
         &target,
         &query,
@@ -545,8 +546,23 @@ async fn handle_s3(
             .headers
             .get("x-amz-copy-source")
             .map(|v| v.to_str().unwrap_or("\u{0}")),
-    )?;
-    let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
+    ) {
+        Ok(endpoint) => endpoint,
+        Err(refused) => {
+            // S3 checks who asks before it judges what was asked: a badly signed request gets
+            // its authentication error, not a verdict on the request it could not make.
+            auth::authenticate(
+                &parts,
+                &query,
+                app.sources(),
+                &app.config.region,
+                vhost_bucket,
+                &facts,
+            )
+            .await?;
+            return Err(refused);
+        }
+    };
     if let Endpoint::PostObject { bucket } = &endpoint {
         // The form carries its own signed policy; it is checked once the fields are read.
         let content_type = parts

@@ -13,7 +13,7 @@ use super::router::CopySource;
 use super::xml::{self, XmlWriter};
 use super::{RequestCtx, empty_response, encryption, set_header, xml_response};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
-use crate::store::{CompletedPart, NewUpload, UploadInfo, UploadListQuery};
+use crate::store::{CompletedPart, NewUpload, StorageClass, UploadInfo, UploadListQuery};
 
 /// Largest CompleteMultipartUpload document (10000 parts with checksums, plus markup).
 const MAX_COMPLETE_BODY: u64 = 4 * 1024 * 1024;
@@ -163,6 +163,7 @@ pub async fn upload_part(
         )
         .with("MaxSizeAllowed", ctx.app.config.max_put_size.to_string()));
     }
+    super::put::require_length(ctx, declared)?;
     let md5 = content_md5(ctx)?;
     let (requested, expected) = requested_checksum(ctx)?;
     if let (Some(r), Some(u)) = (requested, info.checksum_algorithm)
@@ -594,7 +595,7 @@ pub async fn list_parts(
         .elem("UploadId", &id);
     write_owner(&mut w, "Initiator", ctx, &info.owner_id);
     write_owner(&mut w, "Owner", ctx, &info.owner_id);
-    w.elem("StorageClass", "STANDARD")
+    w.elem("StorageClass", StorageClass::of(&info.headers).name())
         .elem("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
         w.elem("NextPartNumberMarker", &last.part_number.to_string());
@@ -699,7 +700,7 @@ pub async fn list_multipart_uploads(
             .elem("UploadId", &u.upload_id);
         write_owner(&mut w, "Initiator", ctx, &u.owner_id);
         write_owner(&mut w, "Owner", ctx, &u.owner_id);
-        w.elem("StorageClass", "STANDARD")
+        w.elem("StorageClass", StorageClass::of(&u.headers).name())
             .time("Initiated", u.initiated);
         if let Some(a) = u.checksum_algorithm {
             w.elem("ChecksumAlgorithm", a.name());

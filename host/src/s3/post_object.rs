@@ -414,6 +414,9 @@ pub async fn post_object(
     if let Some(policy) = &policy {
         check_conditions(policy, &fields, bucket)?;
     }
+    // Form fields name the headers they stand for, so the PUT's refusal applies as is.
+    super::put::refuse_object_lock_in(|name| fields.get(name).is_some())?;
+    let class = super::put::storage_class(fields.get(crate::store::StorageClass::HEADER))?;
     // The `tagging` field is a `<Tagging>` document, as PutObjectTagging's body.
     let tags = match fields.get("tagging") {
         Some(doc) => {
@@ -474,6 +477,7 @@ pub async fn post_object(
             headers.push((name.to_string(), v.to_string()));
         }
     }
+    class.unwrap_or_default().store_in(&mut headers);
     let user_meta: Vec<(String, String)> = fields
         .0
         .iter()

@@ -9,7 +9,7 @@ use http::{Response, StatusCode};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::{RequestCtx, empty_response, encryption, set_header};
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, Md5Hasher};
-use crate::store::{NewObject, StagedBody, WriteCondition};
+use crate::store::{NewObject, StagedBody, StorageClass, WriteCondition};
 
 /// Headers stored with an object and returned on GET/HEAD.
 pub const STORED_HEADERS: &[&str] = &[
@@ -250,6 +250,9 @@ pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPair
         }
         headers.push((name.to_string(), value));
     }
+    if let Some(class) = storage_class(ctx.header(StorageClass::HEADER))? {
+        class.store_in(&mut headers);
+    }
     let mut user = Vec::new();
     let mut size = 0;
     for (name, v) in ctx.headers() {
@@ -270,22 +273,84 @@ pub fn object_headers(ctx: &RequestCtx<'_>) -> S3Result<(HeaderPairs, HeaderPair
     Ok((headers, user))
 }
 
+/// The storage class a write names (`x-amz-storage-class`, or a POST form's field), if any.
+/// Only classes whose objects are readable at once are offered; another name, the archive
+/// classes included, is InvalidStorageClass.
+pub fn storage_class(value: Option<&str>) -> S3Result<Option<StorageClass>> {
+    value
+        .map(|v| {
+            StorageClass::from_name(v).ok_or_else(|| {
+                S3Error::new(
+                    ErrorCode::InvalidStorageClass,
+                    "The storage class you specified is not valid",
+                )
+                .with("StorageClassRequested", v.trim())
+            })
+        })
+        .transpose()
+}
+
+/// A body of unknown length (no Content-Length, no chunked framing, no declared decoded
+/// length) is refused before it is read, as S3 refuses it (411).
+pub fn require_length(ctx: &RequestCtx<'_>, declared: Option<u64>) -> S3Result<()> {
+    if declared.is_none()
+        && !ctx.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !ctx.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Err(S3Error::new(
+            ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header.",
+        ));
+    }
+    Ok(())
+}
+
 /// Object Lock headers on a write. No bucket has Object Lock (it needs versioning, which Sluice
 /// does not implement), so a retention or legal hold is refused as AWS refuses it on a bucket
 /// without Object Lock, rather than stored without the protection the writer asked for.
 pub fn refuse_object_lock(ctx: &RequestCtx<'_>) -> S3Result<()> {
+    refuse_object_lock_in(|name| ctx.headers().contains_key(name))
+}
+
+/// The same refusal for a request whose settings are not headers (a POST form's fields):
+/// `present` says whether the request sets the named header.
+pub fn refuse_object_lock_in(present: impl Fn(&str) -> bool) -> S3Result<()> {
     const LOCK_HEADERS: [&str; 3] = [
         "x-amz-object-lock-mode",
         "x-amz-object-lock-retain-until-date",
         "x-amz-object-lock-legal-hold",
     ];
-    if LOCK_HEADERS.iter().any(|h| ctx.headers().contains_key(*h)) {
+    if LOCK_HEADERS.into_iter().any(present) {
         return Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "Bucket is missing Object Lock Configuration",
         ));
     }
     Ok(())
+}
+
+/// Fails a conditional write whose condition already fails, before its body is read; the
+/// commit checks again atomically. A missing object fails `If-Match` as NoSuchKey, as on S3.
+pub async fn fail_fast(
+    ctx: &RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
+    condition: &WriteCondition,
+) -> S3Result<()> {
+    if !condition.if_none_match_any && condition.if_match.is_none() {
+        return Ok(());
+    }
+    let current = ctx.app.store.object(bucket, key).await?;
+    match (&current, &condition.if_match) {
+        (Some(_), _) if condition.if_none_match_any => {
+            Err(S3Error::precondition_failed("If-None-Match"))
+        }
+        (None, Some(_)) => Err(S3Error::no_such_key(key)),
+        (Some(o), Some(m)) if !crate::store::local::etag_matches(m, &o.etag) => {
+            Err(S3Error::precondition_failed("If-Match"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `If-None-Match: *` and `If-Match` on a write.
@@ -325,15 +390,7 @@ pub async fn put_object(
         .with("ProposedSize", declared.unwrap_or(0).to_string())
         .with("MaxSizeAllowed", max.to_string()));
     }
-    if declared.is_none()
-        && !ctx.headers().contains_key(http::header::CONTENT_LENGTH)
-        && !ctx.headers().contains_key(http::header::TRANSFER_ENCODING)
-    {
-        return Err(S3Error::new(
-            ErrorCode::MissingContentLength,
-            "You must provide the Content-Length HTTP header.",
-        ));
-    }
+    require_length(ctx, declared)?;
     refuse_object_lock(ctx)?;
     let md5 = content_md5(ctx)?;
     let (algorithm, expected) = requested_checksum(ctx)?;
@@ -343,32 +400,7 @@ pub async fn put_object(
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
 
-    // Fail fast on conditions that already fail; the commit checks again atomically.
-    if condition.if_none_match_any || condition.if_match.is_some() {
-        let current = ctx.app.store.object(bucket, key).await?;
-        match (&current, &condition) {
-            (Some(_), c) if c.if_none_match_any => {
-                return Err(S3Error::precondition_failed("If-None-Match"));
-            }
-            (
-                None,
-                WriteCondition {
-                    if_match: Some(_), ..
-                },
-            ) => {
-                return Err(S3Error::no_such_key(key));
-            }
-            (
-                Some(o),
-                WriteCondition {
-                    if_match: Some(m), ..
-                },
-            ) if !crate::store::local::etag_matches(m, &o.etag) => {
-                return Err(S3Error::precondition_failed("If-Match"));
-            }
-            _ => {}
-        }
-    }
+    fail_fast(ctx, bucket, key, &condition).await?;
 
     let sse = encryption::new_object_key(ctx.app, &ctx.caller(), bucket, key, None).await?;
     let body = ctx.take_body()?;

@@ -9,17 +9,25 @@ use sha1::Sha1;
 
 use super::router::Query;
 
-/// Sub-resources and overrides that are part of the SigV2 canonical resource.
+/// Sub-resources and overrides that are part of the SigV2 canonical resource: the list botocore
+/// signs (`HmacV1Auth.QSAOfInterest`), so that its SigV2 requests verify on every endpoint
+/// Sluice serves.
 const SIGNED_SUBRESOURCES: &[&str] = &[
+    "accelerate",
     "acl",
+    "analytics",
     "cors",
     "delete",
+    "inventory",
     "lifecycle",
     "location",
     "logging",
+    "metrics",
     "notification",
+    "object-lock",
     "partNumber",
     "policy",
+    "replication",
     "requestPayment",
     "response-cache-control",
     "response-content-disposition",
@@ -28,6 +36,9 @@ const SIGNED_SUBRESOURCES: &[&str] = &[
     "response-content-type",
     "response-expires",
     "restore",
+    "select",
+    "select-type",
+    "storageClass",
     "tagging",
     "torrent",
     "uploadId",

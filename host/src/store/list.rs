@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::StorageClass;
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,9 @@ pub struct ListedObject {
     pub owner_id: String,
     #[serde(default)]
     pub checksum: Option<ListedChecksum>,
+    /// From the record's head; records still in JSON predate storage classes (STANDARD).
+    #[serde(skip)]
+    pub storage_class: StorageClass,
 }
 
 /// The part of a stored [`Checksum`](crate::checksum::Checksum) a listing shows: its value is

@@ -9,6 +9,7 @@ pub mod local;
 mod object_cache;
 mod record;
 pub mod replication_queue;
+pub mod storage_class;
 mod tables;
 pub mod uploads;
 
@@ -23,6 +24,7 @@ use crate::crypto::{Encryption, ObjectCipher, PieceSeal, Sealer};
 
 pub use list::{ListPage, ListQuery, ListedObject};
 pub use local::LocalStore;
+pub use storage_class::StorageClass;
 pub use uploads::{
     CompletedPart, NewUpload, PartInfo, UploadInfo, UploadListPage, UploadListQuery,
 };

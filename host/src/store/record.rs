@@ -14,18 +14,26 @@
 //! | 8 | last modified, Unix milliseconds, i64 little-endian |
 //! | 1 | checksum algorithm: 0 none, else 1 + its index in [`ChecksumAlgorithm::ALL`] |
 //! | 1 | checksum type: 0 full object, 1 composite |
+//! | 1 | storage class: its index in [`StorageClass::ALL`] (heads that start with [`TAG`] only) |
 //! | 4 + n | ETag (hex, no quotes): length u32 little-endian, then UTF-8 |
 //! | 4 + n | owner id: length u32 little-endian, then UTF-8 |
+//!
+//! A STANDARD object's head starts with [`TAG_V1`] and has no storage-class byte: the layout
+//! written before storage classes were kept, so a binary from before them still reads every
+//! record but those of other classes.
 
 use redb::{ReadableTable, Table};
 
 use super::list::{ListedChecksum, ListedObject};
 use super::local;
-use super::{ObjectMeta, StoreError};
+use super::{ObjectMeta, StorageClass, StoreError};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 
-/// First byte of a record with a head (a JSON record starts with `{`).
-const TAG: u8 = 0xB1;
+/// First byte of a record whose head holds a storage class (a JSON record starts with `{`).
+const TAG: u8 = 0xB2;
+
+/// First byte of a head without a storage class (a STANDARD object).
+const TAG_V1: u8 = 0xB1;
 
 /// The objects table's key: (bucket, object key).
 type ObjectKey = (&'static str, &'static str);
@@ -65,8 +73,13 @@ pub fn put(
 /// The stored form of `meta`.
 fn encode(meta: &ObjectMeta) -> Vec<u8> {
     let json = local::encode(meta);
-    let mut out = Vec::with_capacity(27 + meta.etag.len() + meta.owner_id.len() + json.len());
-    out.push(TAG);
+    let class = StorageClass::of(&meta.headers);
+    let mut out = Vec::with_capacity(28 + meta.etag.len() + meta.owner_id.len() + json.len());
+    out.push(if class == StorageClass::Standard {
+        TAG_V1
+    } else {
+        TAG
+    });
     out.extend_from_slice(&meta.size.to_le_bytes());
     out.extend_from_slice(&meta.last_modified.to_le_bytes());
     match &meta.checksum {
@@ -82,6 +95,9 @@ fn encode(meta: &ObjectMeta) -> Vec<u8> {
                 ChecksumType::Composite => 1,
             });
         }
+    }
+    if class != StorageClass::Standard {
+        out.push(class.code());
     }
     put_str(&mut out, &meta.etag);
     put_str(&mut out, &meta.owner_id);
@@ -120,7 +136,8 @@ fn corrupt(what: &str) -> StoreError {
 /// Reads a record's head: what it holds and the JSON after it.
 fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), StoreError> {
     let mut r = Reader(bytes);
-    if r.take(1)? != [TAG] {
+    let [tag] = r.array()?;
+    if tag != TAG && tag != TAG_V1 {
         return Err(corrupt("unknown format"));
     }
     let size = u64::from_le_bytes(r.array()?);
@@ -139,6 +156,12 @@ fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), St
             },
         }),
     };
+    let storage_class = if tag == TAG {
+        let [code] = r.array()?;
+        StorageClass::from_code(code).ok_or_else(|| corrupt("unknown storage class"))?
+    } else {
+        StorageClass::Standard
+    };
     let etag = r.string()?;
     let owner_id = if with_owner {
         r.string()?
@@ -152,6 +175,7 @@ fn read_head(bytes: &[u8], with_owner: bool) -> Result<(ListedObject, &[u8]), St
         last_modified,
         owner_id,
         checksum,
+        storage_class,
     };
     Ok((listed, r.0))
 }
@@ -231,6 +255,7 @@ mod tests {
                 algorithm: c.algorithm,
                 kind: c.kind,
             }),
+            storage_class: StorageClass::of(&meta.headers),
         }
     }
 
@@ -240,6 +265,7 @@ mod tests {
             && a.last_modified == b.last_modified
             && a.owner_id == b.owner_id
             && a.checksum == b.checksum
+            && a.storage_class == b.storage_class
     }
 
     #[test]
@@ -254,6 +280,11 @@ mod tests {
             });
             metas.push(m);
         }
+        for class in StorageClass::ALL {
+            let mut m = sample();
+            class.store_in(&mut m.headers);
+            metas.push(m);
+        }
         metas.push(ObjectMeta {
             checksum: None,
             size: u64::MAX,
@@ -263,7 +294,8 @@ mod tests {
         });
         for meta in metas {
             let stored = encode(&meta);
-            assert_eq!(stored[0], TAG);
+            let standard = StorageClass::of(&meta.headers) == StorageClass::Standard;
+            assert_eq!(stored[0], if standard { TAG_V1 } else { TAG });
             let whole = decode(&stored).unwrap();
             assert_eq!(
                 serde_json::to_value(&whole).unwrap(),
@@ -300,42 +332,67 @@ mod tests {
         }
     }
 
+    /// A STANDARD object keeps the head written before storage classes (no class byte), so an
+    /// older binary still reads it; another class's head carries its class.
+    #[test]
+    fn only_other_classes_carry_a_class_byte() {
+        let standard = encode(&sample());
+        let mut classed = sample();
+        StorageClass::OnezoneIa.store_in(&mut classed.headers);
+        let classed = encode(&classed);
+        assert_eq!((standard[0], classed[0]), (TAG_V1, TAG));
+        assert_eq!(classed[19], StorageClass::OnezoneIa.code());
+        assert_eq!(standard[19..23], classed[20..24]);
+        assert_eq!(
+            decode_listed(&classed, true).unwrap().storage_class,
+            StorageClass::OnezoneIa
+        );
+        assert_eq!(
+            decode_listed(&standard, true).unwrap().storage_class,
+            StorageClass::Standard
+        );
+    }
+
     #[test]
     fn a_damaged_record_is_corrupt_not_a_panic() {
-        let stored = encode(&sample());
-        for cut in 0..stored.len() {
-            assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
+        let mut classed = sample();
+        StorageClass::GlacierIr.store_in(&mut classed.headers);
+        // Each record with the offset of its ETag's length (after the class byte, if any).
+        for (stored, head) in [(encode(&sample()), 19), (encode(&classed), 20)] {
+            for cut in 0..stored.len() {
+                assert!(decode(&stored[..cut]).is_err(), "cut at {cut}");
+            }
+            for cut in 0..head + 8 {
+                assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
+                assert!(
+                    decode_listed(&stored[..cut], false).is_err(),
+                    "cut at {cut}"
+                );
+            }
+            let mut damaged = vec![];
+            let mut bad = stored.clone();
+            bad[0] = 0x02;
+            damaged.push(bad);
+            let mut bad = stored.clone();
+            bad[17] = 9;
+            damaged.push(bad);
+            let mut bad = stored.clone();
+            bad[18] = 7;
+            damaged.push(bad);
+            if head == 20 {
+                let mut bad = stored.clone();
+                bad[19] = 6;
+                damaged.push(bad);
+            }
+            let mut bad = stored;
+            bad[head..head + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            damaged.push(bad);
+            for bad in damaged {
+                assert!(matches!(
+                    decode_listed(&bad, true),
+                    Err(StoreError::Corrupt(_))
+                ));
+            }
         }
-        for cut in 0..27 {
-            assert!(decode_listed(&stored[..cut], true).is_err(), "cut at {cut}");
-            assert!(
-                decode_listed(&stored[..cut], false).is_err(),
-                "cut at {cut}"
-            );
-        }
-        let mut bad = stored.clone();
-        bad[0] = 0x02;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored.clone();
-        bad[17] = 9;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored.clone();
-        bad[18] = 7;
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
-        let mut bad = stored;
-        bad[19..23].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode_listed(&bad, true),
-            Err(StoreError::Corrupt(_))
-        ));
     }
 }
