@@ -9,7 +9,7 @@ import json
 import requests
 
 from support.s3raw import assert_s3_error, from_requests as as_response
-from support.util import expect_error
+from support.util import expect_error, let_anyone_put
 
 
 def post(url, fields, filename="hello.txt", data=b"hello from a browser"):
@@ -135,12 +135,7 @@ def test_anonymous_form_without_policy_is_denied_in_a_private_bucket(server, s3,
 def test_anonymous_form_without_policy_writes_where_a_bucket_policy_lets_anyone(server, s3, make_bucket):
     # S3 takes a form with neither policy nor signature as anonymous; the bucket decides.
     name = make_bucket()
-    s3.delete_public_access_block(Bucket=name)
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
-                       "Resource": f"arn:aws:s3:::{name}/drop/*"}],
-    }))
+    let_anyone_put(s3, name, "drop/")
     url = f"{server.endpoint}/{name}"
     r = post(url, {"key": "drop/${filename}", "success_action_status": "201"})
     assert r.status_code == 201, r.text

@@ -3,7 +3,6 @@ unsigned trailer boto3 sends), payload hash verification, clock skew and the aut
 
 import datetime as dt
 import hashlib
-import json
 from urllib.parse import urlparse
 
 import botocore.httpchecksum
@@ -15,7 +14,7 @@ from support.checksums import checksum_b64
 from support.s3raw import assert_s3_error, from_requests as as_response
 from support.server import s3_client
 from support.sigv4 import encode_key_path
-from support.util import content_for, expect_error
+from support.util import content_for, expect_error, let_anyone_put
 
 pytestmark = pytest.mark.auth
 
@@ -126,12 +125,7 @@ def test_anonymous_streaming_unsigned_trailer(server, s3, make_bucket):
     checksum: an anonymous write the bucket allows is decoded as a signed one is, and a
     signed-chunk framing, which needs a signature to chain from, is refused."""
     name = make_bucket()
-    s3.delete_public_access_block(Bucket=name)
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
-                       "Resource": f"arn:aws:s3:::{name}/drop/*"}],
-    }))
+    let_anyone_put(s3, name, "drop/")
     anon = server.raw(access_key="", secret_key="")
     body = content_for("anon-trailer", 100_000)
     encoded = sigv4.unsigned_trailer_chunks(body, 65536, "x-amz-checksum-crc32", checksum_b64("CRC32", body))

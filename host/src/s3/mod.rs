@@ -538,6 +538,16 @@ async fn handle_s3(
         return Ok(sts::handle(app, parts, body, query, &facts, request_id).await);
     }
     let vhost_bucket = target.bucket.as_deref().filter(|_| target.virtual_host);
+    let authenticate = || {
+        auth::authenticate(
+            &parts,
+            &query,
+            app.sources(),
+            &app.config.region,
+            vhost_bucket,
+            &facts,
+        )
+    };
     let endpoint = match router::route(
         &parts.method,
         &target,
@@ -551,15 +561,7 @@ async fn handle_s3(
         Err(refused) => {
             // S3 checks who asks before it judges what was asked: a badly signed request gets
             // its authentication error, not a verdict on the request it could not make.
-            auth::authenticate(
-                &parts,
-                &query,
-                app.sources(),
-                &app.config.region,
-                vhost_bucket,
-                &facts,
-            )
-            .await?;
+            authenticate().await?;
             return Err(refused);
         }
     };
@@ -583,15 +585,7 @@ async fn handle_s3(
         return post_object::post_object(app, bucket, content_type, body, &origin, facts.source_ip)
             .await;
     }
-    let authn = auth::authenticate(
-        &parts,
-        &query,
-        app.sources(),
-        &app.config.region,
-        vhost_bucket,
-        &facts,
-    )
-    .await?;
+    let authn = authenticate().await?;
     let bucket_info = match endpoint.bucket() {
         Some(b) if !matches!(endpoint, Endpoint::CreateBucket { .. }) => {
             app.store.bucket(b).await?

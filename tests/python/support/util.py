@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import shutil
 import subprocess
@@ -66,6 +67,17 @@ def empty_and_delete(client, bucket: str) -> None:
         batch = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions[i : i + 1000]]
         client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     client.delete_bucket(Bucket=bucket)
+
+
+def let_anyone_put(client, bucket: str, prefix: str) -> None:
+    """Open `bucket` to anonymous PutObject under `prefix` (public access block off, a bucket
+    policy with Principal "*")."""
+    client.delete_public_access_block(Bucket=bucket)
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+                       "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"}],
+    }))
 
 
 def list_all_keys(client, bucket: str, **kw) -> list[str]:
