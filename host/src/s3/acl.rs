@@ -431,6 +431,15 @@ fn acls_not_supported() -> S3Error {
     )
 }
 
+/// BucketOwnerEnforced ownership together with an ACL that grants others (on CreateBucket, or
+/// when ownership is changed over a stored ACL).
+pub fn acl_conflicts_with_enforced_ownership() -> S3Error {
+    S3Error::new(
+        ErrorCode::InvalidBucketAclWithObjectOwnership,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    )
+}
+
 /// Checks that `acl` may be set in `bucket`: ACLs must be enabled (or the ACL owner-only),
 /// and public grants need BlockPublicAcls off.
 async fn check_settable(app: &App, bucket: &BucketInfo, acl: &Acl) -> S3Result<()> {
@@ -487,10 +496,7 @@ pub fn for_new_bucket(
     let ownership = requested.unwrap_or(Ownership::BucketOwnerEnforced);
     if let Some(a) = &acl {
         if !ownership.acls_enabled() && !owner_only(a, owner) {
-            return Err(S3Error::new(
-                ErrorCode::InvalidBucketAclWithObjectOwnership,
-                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-            ));
+            return Err(acl_conflicts_with_enforced_ownership());
         }
         if a.is_public() {
             // New buckets block public ACLs until the public access block is changed.

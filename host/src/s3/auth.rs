@@ -248,17 +248,22 @@ fn unsigned_payload(headers: &HeaderMap) -> S3Result<Payload> {
             ErrorCode::InvalidRequest,
             "Signed aws-chunked payloads need an AWS4-HMAC-SHA256 Authorization header",
         )),
-        Some(hash) => hex::decode(hash)
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
-            .map(Payload::Sha256)
-            .ok_or_else(|| {
-                S3Error::new(
-                    ErrorCode::InvalidArgument,
-                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest",
-                )
-            }),
+        Some(hash) => digest_payload(hash),
     }
+}
+
+/// A body that must hash to the hex SHA-256 `hash` gives (`x-amz-content-sha256`).
+fn digest_payload(hash: &str) -> S3Result<Payload> {
+    hex::decode(hash)
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .map(Payload::Sha256)
+        .ok_or_else(|| {
+            S3Error::new(
+                ErrorCode::InvalidArgument,
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest",
+            )
+        })
 }
 
 /// The request as authenticator plugins see it.
@@ -521,18 +526,7 @@ async fn authenticate_header(
             }),
             trailer: content_sha == sigv4::STREAMING_SIGNED_TRAILER,
         },
-        hash => {
-            let raw = hex::decode(hash)
-                .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok())
-                .ok_or_else(|| {
-                    S3Error::new(
-                        ErrorCode::InvalidArgument,
-                        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a SHA-256 hex digest",
-                    )
-                })?;
-            Payload::Sha256(raw)
-        }
+        hash => digest_payload(hash)?,
     };
     Ok(Authenticated {
         principal: credential.principal,

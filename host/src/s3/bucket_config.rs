@@ -50,10 +50,7 @@ pub async fn put_ownership_controls(
     if rule.object_ownership == "BucketOwnerEnforced"
         && super::acl::bucket_acl_grants_others(ctx.app.store.as_ref(), &info).await?
     {
-        return Err(S3Error::new(
-            ErrorCode::InvalidBucketAclWithObjectOwnership,
-            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-        ));
+        return Err(super::acl::acl_conflicts_with_enforced_ownership());
     }
     ctx.app
         .store
