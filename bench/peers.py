@@ -49,8 +49,13 @@ DRAIN_MIB = 1024
 # compared.
 METHOD = (
     "servers and loopback sink take turns each round (the others frozen), drained-disk, listings timed 6 s, "
-    "page cache dropped before each server's large objects, stolen trials retaken"
+    "page cache dropped and settled before each round of large objects, stolen trials retaken"
 )
+# How long the guest waits after dropping the page cache before a round of large objects, so
+# that the host has taken back the pages it freed (see `settle`): the first round follows the
+# deletion of the previous server's ~25 GiB, the others the drop of one round's ~5 GiB.
+SETTLE_FIRST_SECONDS = 60.0
+SETTLE_SECONDS = 20.0
 # A trial during which the host took more than STEAL_LIMIT % of this VM's CPU (steal in /proc/stat)
 # measured the host, not the server (see `measured`): two runs' figures differed by 20-43 % only
 # where one of them ran at 11-19 % steal. Such a trial is retaken at once, up to RETAKES times; the attempt
@@ -568,10 +573,11 @@ def listing_round(t: Trials, i: int, quick: bool):
     t.take(one, f"listing round {i + 1}")
 
 
-def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
+def large_phase(t: Trials, quick: bool, large_rounds: int) -> tuple[float, bool]:
     """Every round of the large objects on one server, in a fresh process (so their peak RSS is
-    theirs and not what the allocator kept from 128 concurrent 1 MiB requests). Returns the
-    median of the dd probes taken in the server's data dir just before each round's PUTs."""
+    theirs and not what the allocator kept from 128 concurrent 1 MiB requests), each after the
+    page cache was dropped and settled. Returns the median of the dd probes taken in the
+    server's data dir just before each round's PUTs, and whether every drop took place."""
     server = t.server
     server.restart()
     large = LARGE[:1] if quick else LARGE
@@ -580,8 +586,9 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
     # pages it can recycle fast; see `drain`).
     scratch = server.dir / "data" / "bench-disk"
     scratch.mkdir()
-    probes = []
+    probes, dropped = [], True
     for i in range(large_rounds):
+        dropped = settle(SETTLE_FIRST_SECONDS if i == 0 else SETTLE_SECONDS) and dropped
         rate = drain(scratch / f"drain-{i + 1}")
         probes.append(fresh_writes(scratch, f"probe-{i + 1}-", 3, 256))
         log(f"  {server.name:15} drained {DRAIN_MIB} MiB at {rate} MiB/s, then dd probe: fresh fsynced 256 MiB files at {probes[-1]} MiB/s")
@@ -596,7 +603,7 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> float:
                 # next write to recycle fast; the disk state is this phase's control, so not that.
                 t.run(label, op, retake=op == "get", bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
     shutil.rmtree(scratch)
-    return round(statistics.median(probes), 1)
+    return round(statistics.median(probes), 1), dropped
 
 
 def taking_turns(servers: list[Server], trials: dict[str, Trials], what: str, rounds: int, one_round):
@@ -663,15 +670,32 @@ def drop_page_cache() -> bool:
     time in the copy into fresh pages); pages the kernel recycles before they are reported (from
     the page cache once it has used up free memory, or just freed) take the same writes at
     0.8-1.4 GB/s. In one five-round run without this, the fourth and fifth rounds of large PUTs
-    found the page cache full: probes of 263, 268, 227, then 772 and 1 208 MiB/s. Dropping the
-    cache before every round would not make rounds alike: the pages it frees are fast until
-    they are reported."""
+    found the page cache full: probes of 263, 268, 227, then 772 and 1 208 MiB/s. A drop alone
+    does not make rounds alike: the pages it frees are fast until they are reported, hence
+    `settle`."""
     subprocess.run(["sync"], check=False)
     try:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
     except OSError:
         return False
     return True
+
+
+def settle(seconds: float) -> bool:
+    """Drops the page cache (see `drop_page_cache`) and waits `seconds` for the guest to report
+    the pages it freed to the host, so that a round of large objects starts in the sustained
+    state whatever the round before it left behind (False where the cache cannot be dropped).
+
+    Without this, each round kept the ~5 GiB it wrote in the page cache until the phase ended,
+    and on this 24 GiB guest the fifth round found the cache full and its pages recycled fast:
+    it was the fastest of five in 7 of the 8 large PUT figures of the last two pairs (e.g. 1 GiB
+    PUT 214, 213, 217, 198, then 459 MiB/s). And the first round followed the deletion of the
+    previous server's files: after deleting 12 GiB and dropping the cache, fsynced 256 MiB dd
+    writes ran at 524-582 MiB/s for the next 3 GiB when started 2 s later, and at 233-291 MiB/s
+    (the sustained rate) when started 30 s later."""
+    dropped = drop_page_cache()
+    time.sleep(seconds)
+    return dropped
 
 
 def disk_limits(workdir: Path, quick: bool) -> dict:
@@ -1216,14 +1240,15 @@ def main():
             run["http"].update(large_http)
             taking_turns(servers, trials, "listing", args.rounds, lambda t, i: listing_round(t, i, args.quick))
             # The large objects one server at a time, each on its own: every round writes ~5 GiB
-            # that stays until the server's phase ends (see `large_phase`), and the page cache is
-            # dropped before each server's phase so that each finds the guest's memory alike.
+            # that stays until the server's phase ends, and the page cache is dropped and settled
+            # before each round (see `large_phase`) so that each finds the guest's memory alike.
             for server in servers:
                 log(f"{server.description}: large objects")
-                run["page_cache_dropped"] = drop_page_cache() and run["page_cache_dropped"]
                 run["md5"][server.name] = md5_stream()
                 # (`large_phase` restarts the server; `stop` wakes a frozen process first.)
-                run["disk_probe"][server.name] = large_phase(trials[server.name], args.quick, args.large_rounds)
+                probe, dropped = large_phase(trials[server.name], args.quick, args.large_rounds)
+                run["disk_probe"][server.name] = probe
+                run["page_cache_dropped"] = dropped and run["page_cache_dropped"]
                 server.stop()
                 shutil.rmtree(server.dir, ignore_errors=True)
                 run["results"][server.name] = trials[server.name].results()
