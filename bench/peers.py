@@ -48,7 +48,8 @@ DRAIN_MIB = 1024
 # How the large-object phase and the listings are measured; only runs with the same method are
 # compared.
 METHOD = (
-    "servers and loopback sink take turns each round (the others frozen), drained-disk, listings timed 6 s, "
+    "servers and loopback sink take turns each round (the others frozen), listings in the small objects' rounds, "
+    "drained-disk, listings timed 6 s, "
     "page cache dropped and settled before each round of large objects, stolen trials retaken"
 )
 # How long the guest waits after dropping the page cache before a round of large objects, so
@@ -608,11 +609,15 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> tuple[float, bool]
 
 def taking_turns(servers: list[Server], trials: dict[str, Trials], what: str, rounds: int, one_round):
     """`rounds` rounds; in each, every server in turn runs `one_round(its Trials, round)` while
-    the others are frozen. So each server's trials of a workload span the whole stretch (~22
-    minutes for the small objects, ~16 for the listings) instead of ~6 of its own, and a slow
-    spell of the host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs moved
-    18-19 % between two quiet runs whose nine trials each sat in Sluice's own 12-minute phase,
-    while the loopback sink moved by up to 28 % between the same runs."""
+    the others are frozen. So each server's trials of a workload span the whole stretch (~38
+    minutes for the small objects and the listings together) instead of ~10 of its own, and a
+    slow spell of the host lands on every server alike: on this VM Sluice's fsynced 4 KiB PUTs
+    moved 18-19 % between two quiet runs whose nine trials each sat in Sluice's own 12-minute
+    phase, while the loopback sink moved by up to 28 % between the same runs. The listings
+    share the small objects' rounds since 2026-12-04: in a phase of their own (~16 minutes),
+    all four listing figures of one run came out 16-21 % below the next run's with no steal
+    in any trial (LIST of 10 000 keys: nine trials of 58-72 against 67-90 listings/s), while
+    the loopback sink measured in the minutes before moved 3-12 %."""
     for i in range(rounds):
         log(f"{what}, round {i + 1} of {rounds}")
         for server in servers:
@@ -1226,19 +1231,19 @@ def main():
                 sink.start()
                 sink.pause()
 
-            def small(t: Trials, i: int):
+            def one_round(t: Trials, i: int):
                 if isinstance(t.server, Sink):
                     sink_round(t, args.seconds)
                 else:
                     small_round(t, args.seconds)
+                    listing_round(t, i, args.quick)
 
-            taking_turns(servers + ceilings, trials, "small objects", args.rounds, small)
+            taking_turns(servers + ceilings, trials, "small objects and listings", args.rounds, one_round)
             run["http"] = {}
             for sink in ceilings:
                 sink.stop()
                 run["http"].update(trials[sink.name].results())
             run["http"].update(large_http)
-            taking_turns(servers, trials, "listing", args.rounds, lambda t, i: listing_round(t, i, args.quick))
             # The large objects one server at a time, each on its own: every round writes ~5 GiB
             # that stays until the server's phase ends, and the page cache is dropped and settled
             # before each round (see `large_phase`) so that each finds the guest's memory alike.
