@@ -68,7 +68,7 @@ bench-replication: venv plugins
 	TEST_SLUICE_BIN=$(TARGET_DIR)/release/sluice $(VENV)/bin/python bench/replication.py
 
 ## Sluice against Garage (fsync on and off) and s3s-fs, with the disk and loopback ceilings; into bench/peers.md and bench/README.md
-## (measured: ~55 min with the tools built; on a fresh machine the release build and `cargo install` of garage and s3s-fs add ~40 min first)
+## (measured: ~55 min with the tools built, ~65 since the page cache settles before each large round; on a fresh machine the release build and `cargo install` of garage and s3s-fs add ~40 min first)
 bench-peers:
 	$(CARGO) build --release --bins
 	$(PYTHON) bench/peers.py

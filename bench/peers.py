@@ -64,8 +64,9 @@ SETTLE_SECONDS = 20.0
 # alone, never on the figure. (Waiting for a quiet spell first did not help: a 2 s probe with
 # every CPU spinning read 0-4 % steal before each of 25 retakes, which then ran at 2-43 %: it
 # did not predict the next trial's steal.)
-# A server's phase spends at most RETAKE_BUDGET s on retakes: in a long noisy spell
-# (it lasted a whole 30-minute phase once) the run goes on, and the report shows the steal.
+# A server spends at most RETAKE_BUDGET s of a run on retakes (small objects and listings share
+# it): in a long noisy spell (it lasted a whole 30-minute phase once) the run goes on, and the
+# report shows the steal.
 STEAL_LIMIT = 5.0
 RETAKES = 2
 RETAKE_BUDGET = 180.0
@@ -78,10 +79,11 @@ LIST_SECONDS = 6.0
 # about 28 % of draws, of seven in 47 %, of nine in 62 %. So nine shorter trials for the small
 # objects and listings (3 s, listings 6 s: 27 s a workload instead of 20, 108 s a listing pair
 # instead of 100), and five for the large objects, whose trials already agree (at most 2 % of
-# draws outside) and each write ~5 GiB that stays until the phase ends. A run takes 52-56 minutes
+# draws outside) and each write ~5 GiB that stays on disk until the phase ends. A run took 52-56 minutes
 # on a quiet host (29 retakes; five trials took ~50), 60 with 80 retakes, 70 under heavy steal (225);
 # taking turns (2026-12-04) did not change that: 53 and 51 minutes with 6 and 28 retakes; with the
-# sink taking turns too, 59 and 55 minutes with 83 and 13 retakes.
+# sink taking turns too, 59 and 55 minutes with 83 and 13 retakes. Settling the page cache before
+# every round of large objects (2026-12-04 20:40) adds 140 s a server, ~9 minutes a run.
 ROUNDS = 9
 LARGE_ROUNDS = 5
 TRIAL_SECONDS = 3.0
@@ -665,9 +667,9 @@ def drain(f: Path) -> float:
 
 
 def drop_page_cache() -> bool:
-    """Starts each server (and the run) with the guest's memory in the same state, whatever ran
-    before: dirty pages written back, then the page cache dropped (root only; False where it
-    cannot be).
+    """Starts the run, and (through `settle`) each round of large objects, with the guest's memory
+    in the same state, whatever ran before: dirty pages written back, then the page cache
+    dropped (root only; False where it cannot be).
 
     How fast this VM takes large writes depends on where the page cache's new pages come from.
     Free guest memory is reported to the host (virtio-balloon free page reporting, a few seconds
@@ -966,9 +968,18 @@ def report(run: dict, runs: list[dict]) -> str:
         f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
         f"server runs at a time, each on a fresh data dir"
         + (
-            ": the servers take turns in every round of the small objects and of the listings (the "
-            "others frozen with SIGSTOP), so each figure's trials span most of the run; the large objects "
-            "run one server after the other. "
+            (
+                ": the servers take turns in every round of the small objects and listings (one round holds both; "
+                if "listings in the small objects' rounds" in run.get("method", "")
+                else ": the servers take turns in every round of the small objects and of the listings ("
+            )
+            + "the others frozen with SIGSTOP), so each figure's trials span most of the run; the large objects "
+            "run one server after the other"
+            + (
+                ", each round after the page cache was dropped and the host given time to take the freed pages back. "
+                if "dropped and settled" in run.get("method", "")
+                else ". "
+            )
             if turns
             else ". "
         )
@@ -1036,6 +1047,11 @@ def report(run: dict, runs: list[dict]) -> str:
             + ", ".join(f"{n} {fmt(v)} MiB/s" for n, v in run["disk_probe"].items())
             + "."
         )
+    if run.get("page_cache_dropped") is False:
+        out.append(
+            "- **The page cache could not be dropped** (not root): the large objects' rounds found the "
+            "guest's memory in whatever state the run left it, so their figures are not comparable."
+        )
     http = run["http"]
     items = ", ".join(f"{lab} {fmt(primary(lab, r)[0])} {primary(lab, r)[1]}" for lab, r in http.items())
     sink_turns = "loopback sink take turns" in run.get("method", "")
@@ -1043,7 +1059,8 @@ def report(run: dict, runs: list[dict]) -> str:
         f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client"
         + (
             f"; the c=32 figures are medians of {run['rounds']} trials taken in turn with the servers in "
-            f"each round of the small objects, the 256 MiB ones of {run['large_rounds']} at the start"
+            f"each round of the small objects{' and listings' if 'listings in the small' in run.get('method', '') else ''}, "
+            f"the 256 MiB ones of {run['large_rounds']} at the start"
             if sink_turns
             else ""
         )
