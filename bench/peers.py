@@ -960,6 +960,10 @@ def report(run: dict, runs: list[dict]) -> str:
     peers = [n for n in names if n != "sluice"]
     labels = list(res["sluice"].keys())
     turns = "take turns" in run.get("method", "")
+    # What the run's method adds to "taking turns" (runs before 2026-12-04 20:40 have neither).
+    listings_in_rounds = "listings in the small objects' rounds" in run.get("method", "")
+    settled = "dropped and settled" in run.get("method", "")
+    rounds_of = "small objects and listings (one round holds both; " if listings_in_rounds else "small objects and of the listings ("
     out = []
     out.append("## Against peers (`make bench-peers`)\n")
     out.append(
@@ -968,16 +972,11 @@ def report(run: dict, runs: list[dict]) -> str:
         f"{run['machine']['filesystem']}. Client (`sluice-bench`) and server share the cores; one "
         f"server runs at a time, each on a fresh data dir"
         + (
-            (
-                ": the servers take turns in every round of the small objects and listings (one round holds both; "
-                if "listings in the small objects' rounds" in run.get("method", "")
-                else ": the servers take turns in every round of the small objects and of the listings ("
-            )
-            + "the others frozen with SIGSTOP), so each figure's trials span most of the run; the large objects "
-            "run one server after the other"
+            f": the servers take turns in every round of the {rounds_of}the others frozen with SIGSTOP), so "
+            "each figure's trials span most of the run; the large objects run one server after the other"
             + (
                 ", each round after the page cache was dropped and the host given time to take the freed pages back. "
-                if "dropped and settled" in run.get("method", "")
+                if settled
                 else ". "
             )
             if turns
@@ -1059,7 +1058,7 @@ def report(run: dict, runs: list[dict]) -> str:
         f"- Loopback HTTP (`sluice-sink`: hyper, discards bodies, same client"
         + (
             f"; the c=32 figures are medians of {run['rounds']} trials taken in turn with the servers in "
-            f"each round of the small objects{' and listings' if 'listings in the small' in run.get('method', '') else ''}, "
+            f"each round of the small objects{' and listings' if listings_in_rounds else ''}, "
             f"the 256 MiB ones of {run['large_rounds']} at the start"
             if sink_turns
             else ""
