@@ -123,6 +123,43 @@ def test_a_missing_object_is_404_only_to_who_may_list(server, make_user, make_bu
     expect_error(403, "AccessDenied", b.get_object, Bucket=bucket, Key="there")
 
 
+def test_a_missing_copy_source_is_404_only_to_who_may_list(server, make_user, make_bucket, tmp_path):
+    """A copy's source is read as a GET reads it: its absence is told (404 NoSuchKey) only to a
+    caller who may list the source bucket, whatever it may read there."""
+    alice, bob = make_user("alice"), make_user("bob")
+    a, b = user_client(server, alice), user_client(server, bob)
+    src, dst = make_bucket(a), make_bucket(b)
+    a.put_object(Bucket=src, Key="there", Body=b"x")
+    upload = b.create_multipart_upload(Bucket=dst, Key="parts")["UploadId"]
+
+    def copy(key):
+        return b.copy_object(Bucket=dst, Key="copy", CopySource={"Bucket": src, "Key": key})
+
+    def part_copy(key):
+        return b.upload_part_copy(
+            Bucket=dst, Key="parts", UploadId=upload, PartNumber=1, CopySource={"Bucket": src, "Key": key}
+        )
+
+    expect_error(404, "NoSuchKey", a.copy_object, Bucket=src, Key="c", CopySource={"Bucket": src, "Key": "absent"})
+    expect_error(403, "AccessDenied", copy, "absent")
+    attach(server, tmp_path, "user", bob["name"], "read-src", f"""
+        permit (principal, action == Sluice::Action::"s3:GetObject", resource in Sluice::Bucket::"{src}");
+    """)
+    copy("there")
+    assert b.get_object(Bucket=dst, Key="copy")["Body"].read() == b"x"
+    expect_error(403, "AccessDenied", copy, "absent")
+    expect_error(403, "AccessDenied", part_copy, "absent")
+    attach(server, tmp_path, "user", bob["name"], "list-src", f"""
+        permit (principal, action == Sluice::Action::"s3:ListBucket", resource == Sluice::Bucket::"{src}");
+    """)
+    expect_error(404, "NoSuchKey", copy, "absent")
+    expect_error(404, "NoSuchKey", part_copy, "absent")
+    # Listing alone: the absence is told, an existing source is still not readable.
+    server.admin_json("policy", "detach", "--user", bob["name"], "--name", "read-src")
+    expect_error(404, "NoSuchKey", copy, "absent")
+    expect_error(403, "AccessDenied", copy, "there")
+
+
 def test_deny_overrides_the_owners_permit(server, make_user, make_bucket, tmp_path):
     alice = make_user("alice")
     a = user_client(server, alice)

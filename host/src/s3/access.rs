@@ -296,6 +296,26 @@ pub async fn missing_object(
     }
 }
 
+/// The answer to a denied read of `key`: when the key is missing, that of a read of a missing
+/// object (see `missing_object`), so that a denial says no more about which keys exist than a
+/// miss does; otherwise the denial itself. The existence check costs a lookup on denials only.
+pub async fn denied_read(
+    app: &App,
+    caller: &Caller<'_>,
+    bucket: &BucketInfo,
+    key: &str,
+    denied: S3Error,
+) -> S3Error {
+    if denied.code != super::error::ErrorCode::AccessDenied {
+        return denied;
+    }
+    match app.store.object(&bucket.name, key).await {
+        Ok(None) => missing_object(app, caller, bucket, key).await,
+        Ok(Some(_)) => denied,
+        Err(e) => e.into(),
+    }
+}
+
 /// Authorizes one endpoint. `bucket` is the addressed bucket as it exists now (`None` when it
 /// does not); a missing bucket answers NoSuchBucket to everyone, as S3 does. Deciding here
 /// (rather than letting the request through) means a bucket created meanwhile is never
@@ -338,21 +358,20 @@ pub async fn authorize(
         Some(key) => {
             let decided = authorize_object_in(app, caller, action, info, key, &context).await;
             // A read of a missing object is answered by whether the caller may list the bucket,
-            // whatever it may read (see `missing_object`). The existence check costs a lookup
-            // on denials only.
-            if let Err(e) = &decided
-                && e.code == super::error::ErrorCode::AccessDenied
-                && matches!(
-                    endpoint,
-                    Endpoint::GetObject { .. }
-                        | Endpoint::HeadObject { .. }
-                        | Endpoint::GetObjectAttributes { .. }
-                )
-                && app.store.object(&info.name, key).await?.is_none()
-            {
-                return Err(missing_object(app, caller, info, key).await);
+            // whatever it may read (see `missing_object`).
+            match decided {
+                Err(e)
+                    if matches!(
+                        endpoint,
+                        Endpoint::GetObject { .. }
+                            | Endpoint::HeadObject { .. }
+                            | Endpoint::GetObjectAttributes { .. }
+                    ) =>
+                {
+                    Err(denied_read(app, caller, info, key, e).await)
+                }
+                decided => decided,
             }
-            decided
         }
         None => {
             let (b, _) = bucket_facts(app.store.as_ref(), info).await?;

@@ -23,13 +23,12 @@ pub async fn source_object(ctx: &RequestCtx<'_>, source: &CopySource) -> S3Resul
                 .with("ArgumentName", "x-amz-copy-source"),
         );
     }
-    ctx.existing_bucket(&source.bucket).await?;
-    let meta = ctx
-        .app
-        .store
-        .object(&source.bucket, &source.key)
-        .await?
-        .ok_or_else(|| S3Error::no_such_key(&source.key))?;
+    let bucket = ctx.existing_bucket(&source.bucket).await?;
+    let Some(meta) = ctx.app.store.object(&source.bucket, &source.key).await? else {
+        // Told as a GET would tell it: 404 only to who may list the source bucket.
+        let caller = ctx.caller();
+        return Err(super::access::missing_object(ctx.app, &caller, &bucket, &source.key).await);
+    };
     let modified = meta.last_modified / 1000;
     let failed = |what: &str| S3Error::precondition_failed(what);
     let if_match = ctx.header("x-amz-copy-source-if-match");

@@ -611,14 +611,19 @@ async fn handle_s3(
     {
         return Err(S3Error::access_denied());
     }
-    // A copy also reads its source, which must be readable by the same principal.
+    // A copy also reads its source, which must be readable by the same principal, and whose
+    // absence is told only to who may list its bucket, as for a GET.
     if let Endpoint::CopyObject { source, .. } | Endpoint::UploadPartCopy { source, .. } = &endpoint
     {
         let Some(src_bucket) = app.store.bucket(&source.bucket).await? else {
             return Err(S3Error::no_such_bucket(&source.bucket));
         };
-        access::authorize_object(app, &caller, None, "s3:GetObject", &src_bucket, &source.key)
-            .await?;
+        let key = &source.key;
+        if let Err(e) =
+            access::authorize_object(app, &caller, None, "s3:GetObject", &src_bucket, key).await
+        {
+            return Err(access::denied_read(app, &caller, &src_bucket, key, e).await);
+        }
     }
     tracing::debug!(
         op = endpoint.name(),
