@@ -268,9 +268,10 @@ async fn authorize_object_in(
     .await
 }
 
-/// The answer to a GET, HEAD or GetObjectAttributes of a missing object, as S3 gives it: 404
-/// NoSuchKey to a caller who may list the bucket (a listing would show the key is absent
-/// anyway), 403 AccessDenied to anyone else, so that these reads cannot probe which keys exist.
+/// The answer to a GET, HEAD or GetObjectAttributes of a missing object, or to a copy from a
+/// missing source, as S3 gives it: 404 NoSuchKey to a caller who may list the bucket (a listing
+/// would show the key is absent anyway), 403 AccessDenied to anyone else, so that these reads
+/// cannot probe which keys exist.
 pub async fn missing_object(
     app: &App,
     caller: &Caller<'_>,
