@@ -361,13 +361,36 @@ impl LocalStore {
 /// not hold up the hash, nor a slow spell of the hash the next write: MD5 is the slowest step of
 /// a large PUT and the only one that cannot be split, and it runs back to back while bytes are
 /// queued for it.
+///
+/// A large body is also flushed to the disk while it arrives (see [`FLUSH_EVERY`]).
 struct BodyFile {
     writer: Stage<FileWriter>,
     /// The MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
     hasher: Option<Stage<Md5Hasher>>,
+    /// A second descriptor of the file (the same open file), for the background flushes.
+    flush_file: Arc<std::fs::File>,
+    /// The background flush under way, if any.
+    flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Bytes handed to [`BodyFile::write`], and how many of them had been when the last
+    /// background flush began.
+    pushed: u64,
+    flush_mark: u64,
     path: PathBuf,
     guard: UncommittedFile,
 }
+
+/// Bytes a large body takes between background flushes: once that many more have been handed
+/// to the file, an `fdatasync` of what is written so far runs beside the writes (one at a time).
+///
+/// The writeback that each write starts only hands pages to the disk, which may keep them in a
+/// volatile cache (on this VM, it seems, the host's page cache); the flush that makes them
+/// durable then waits for the disk to store all of it. Left to the final fsync, that wait came after the whole body had arrived:
+/// 206-254 ms of a 256 MiB PUT's 710-946 ms here. Flushed as the body arrives, the final fsync
+/// took 21-22 ms. 256 MiB PUTs at c=1 went from 296-376 MiB/s to 368-419 MiB/s (the release
+/// build, seven and four rounds of four) while the disk took fsynced 256 MiB files (dd) at
+/// 365-430 MB/s. Bodies under this size (1 MiB objects, typical multipart parts) never flush
+/// early.
+const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// Bytes a stage may hold, queued or being worked on, before the receive waits for it: the most
 /// an upload holds in memory, whatever the body's size.
@@ -497,8 +520,13 @@ impl BodyFile {
         })
         .await
         .map_err(join_error)??;
+        let flush_file = Arc::new(file.try_clone()?);
         Ok(BodyFile {
             writer: Stage::new(FileWriter { file, written: 0 }, FileWriter::step),
+            flush_file,
+            flushing: None,
+            pushed: 0,
+            flush_mark: 0,
             hasher: md5.map(|h| Stage::new(h, md5_step)),
             guard: UncommittedFile {
                 path: Some(path.clone()),
@@ -508,10 +536,30 @@ impl BodyFile {
     }
 
     async fn write(&mut self, buf: Bytes) -> Result<(), StoreError> {
+        self.pushed += buf.len() as u64;
         if let Some(h) = self.hasher.as_mut() {
             h.push(buf.clone()).await?;
         }
-        self.writer.push(buf).await
+        self.writer.push(buf).await?;
+        if self.pushed - self.flush_mark >= FLUSH_EVERY {
+            self.start_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a background flush of what the file holds so far, unless one is still running.
+    /// A finished flush's error is the body's error: it shares the open file with the final
+    /// fsync, which would not see the same failure again.
+    async fn start_flush(&mut self) -> Result<(), StoreError> {
+        if let Some(done) = self.flushing.take_if(|f| f.is_finished()) {
+            done.await.map_err(join_error)??;
+        }
+        if self.flushing.is_none() {
+            self.flush_mark = self.pushed;
+            let file = Arc::clone(&self.flush_file);
+            self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        }
+        Ok(())
     }
 
     /// Makes the data and the directory entry durable; hands back the MD5 the file kept.
@@ -526,6 +574,9 @@ impl BodyFile {
             None => None,
         };
         let FileWriter { file, .. } = self.writer.finish().await?;
+        if let Some(flush) = self.flushing.take() {
+            flush.await.map_err(join_error)??;
+        }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             file.sync_all()?;
@@ -1707,6 +1758,45 @@ mod tests {
         let whole: Vec<u8> = chunks.concat();
         assert_eq!(std::fs::read(&path).expect("read back"), whole);
         assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_body_is_flushed_while_it_arrives_and_kept_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("body");
+        let total = 2 * FLUSH_EVERY as usize + 12_345;
+        let chunks = uneven_chunks(total);
+        let mut f = BodyFile::create(path.clone(), Some(Md5Hasher::default()))
+            .await
+            .expect("create");
+        let mut flushes = 0;
+        for c in &chunks {
+            let before = f.flush_mark;
+            f.write(c.clone()).await.expect("write");
+            flushes += usize::from(f.flush_mark != before);
+        }
+        // One flush at each FLUSH_EVERY mark, unless the one before was still running.
+        assert!(flushes >= 1, "no background flush over {total} bytes");
+        let md5 = f
+            .sync()
+            .await
+            .expect("sync")
+            .expect("the file kept the MD5");
+        let whole: Vec<u8> = chunks.concat();
+        assert_eq!(std::fs::read(&path).expect("read back"), whole);
+        assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_body_is_not_flushed_before_its_end() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("body");
+        let mut f = BodyFile::create(path.clone(), None).await.expect("create");
+        for c in uneven_chunks(FLUSH_EVERY as usize - 1) {
+            f.write(c).await.expect("write");
+        }
+        assert!(f.flushing.is_none() && f.flush_mark == 0);
+        f.sync().await.expect("sync");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
