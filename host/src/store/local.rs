@@ -367,10 +367,12 @@ struct BodyFile {
     writer: Stage<FileWriter>,
     /// The MD5 of every byte handed to [`BodyFile::write`], when the file keeps it.
     hasher: Option<Stage<Md5Hasher>>,
-    /// A second descriptor of the file (the same open file), for the background flushes.
-    flush_file: Arc<std::fs::File>,
-    /// The background flush under way, if any.
-    flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The descriptor of the background flushes while none runs: a read-only open of its own,
+    /// made by the first flush, so a body that never flushes early holds one descriptor, and a
+    /// write error that a flush hears of is still reported to the final fsync.
+    flush_file: Option<std::fs::File>,
+    /// The background flush under way, if any; it hands its descriptor back.
+    flushing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
     /// Bytes handed to [`BodyFile::write`], and how many of them had been when the last
     /// background flush began.
     pushed: u64,
@@ -520,10 +522,9 @@ impl BodyFile {
         })
         .await
         .map_err(join_error)??;
-        let flush_file = Arc::new(file.try_clone()?);
         Ok(BodyFile {
             writer: Stage::new(FileWriter { file, written: 0 }, FileWriter::step),
-            flush_file,
+            flush_file: None,
             flushing: None,
             pushed: 0,
             flush_mark: 0,
@@ -548,16 +549,23 @@ impl BodyFile {
     }
 
     /// Starts a background flush of what the file holds so far, unless one is still running.
-    /// A finished flush's error is the body's error: it shares the open file with the final
-    /// fsync, which would not see the same failure again.
+    /// A finished flush's error fails the body at once.
     async fn start_flush(&mut self) -> Result<(), StoreError> {
         if let Some(done) = self.flushing.take_if(|f| f.is_finished()) {
-            done.await.map_err(join_error)??;
+            self.flush_file = Some(done.await.map_err(join_error)??);
         }
         if self.flushing.is_none() {
             self.flush_mark = self.pushed;
-            let file = Arc::clone(&self.flush_file);
-            self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+            let file = self.flush_file.take();
+            let path = self.path.clone();
+            self.flushing = Some(tokio::task::spawn_blocking(move || {
+                let file = match file {
+                    Some(f) => f,
+                    None => std::fs::File::open(&path)?,
+                };
+                file.sync_data()?;
+                Ok(file)
+            }));
         }
         Ok(())
     }
@@ -1795,7 +1803,7 @@ mod tests {
         for c in uneven_chunks(FLUSH_EVERY as usize - 1) {
             f.write(c).await.expect("write");
         }
-        assert!(f.flushing.is_none() && f.flush_mark == 0);
+        assert!(f.flushing.is_none() && f.flush_file.is_none() && f.flush_mark == 0);
         f.sync().await.expect("sync");
     }
 
