@@ -386,12 +386,12 @@ struct BodyFile {
 ///
 /// The writeback that each write starts only hands pages to the disk, which may keep them in a
 /// volatile cache (on this VM, it seems, the host's page cache); the flush that makes them
-/// durable then waits for the disk to store all of it. Left to the final fsync, that wait came after the whole body had arrived:
-/// 206-254 ms of a 256 MiB PUT's 710-946 ms here. Flushed as the body arrives, the final fsync
-/// took 21-22 ms. 256 MiB PUTs at c=1 went from 296-376 MiB/s to 368-419 MiB/s (the release
-/// build, seven and four rounds of four) while the disk took fsynced 256 MiB files (dd) at
-/// 365-430 MB/s. Bodies under this size (1 MiB objects, typical multipart parts) never flush
-/// early.
+/// durable then waits for the disk to store all of it. Left to the final fsync, that wait came
+/// after the whole body had arrived: 206-244 ms of a 256 MiB PUT's 711-946 ms here. Flushed as
+/// the body arrives, the final fsync took 21-22 ms, and rounds of four 256 MiB PUTs at c=1 went
+/// from 296-376 MiB/s (ten rounds) to 368-471 MiB/s (six). In `make bench-peers` (issue 9),
+/// 432 MiB/s = 120 % of the disk's dd probe, against 84-91 % before. Bodies under this size
+/// (1 MiB objects, typical multipart parts) never flush early.
 const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// Bytes a stage may hold, queued or being worked on, before the receive waits for it: the most
