@@ -1747,6 +1747,18 @@ mod tests {
         chunks
     }
 
+    /// Syncs `f` and checks that its file and its MD5 are those of `chunks`, in order.
+    async fn assert_synced_whole(mut f: BodyFile, path: &Path, chunks: &[Bytes]) {
+        let md5 = f
+            .sync()
+            .await
+            .expect("sync")
+            .expect("the file kept the MD5");
+        let whole: Vec<u8> = chunks.concat();
+        assert_eq!(std::fs::read(path).expect("read back"), whole);
+        assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn body_file_writes_and_hashes_every_byte_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1758,14 +1770,7 @@ mod tests {
         for c in &chunks {
             f.write(c.clone()).await.expect("write");
         }
-        let md5 = f
-            .sync()
-            .await
-            .expect("sync")
-            .expect("the file kept the MD5");
-        let whole: Vec<u8> = chunks.concat();
-        assert_eq!(std::fs::read(&path).expect("read back"), whole);
-        assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+        assert_synced_whole(f, &path, &chunks).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1785,14 +1790,7 @@ mod tests {
         }
         // One flush at each FLUSH_EVERY mark, unless the one before was still running.
         assert!(flushes >= 1, "no background flush over {total} bytes");
-        let md5 = f
-            .sync()
-            .await
-            .expect("sync")
-            .expect("the file kept the MD5");
-        let whole: Vec<u8> = chunks.concat();
-        assert_eq!(std::fs::read(&path).expect("read back"), whole);
-        assert_eq!(md5.finish(), Md5Hasher::digest(&whole));
+        assert_synced_whole(f, &path, &chunks).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
