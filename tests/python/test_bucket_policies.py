@@ -137,6 +137,42 @@ def test_explicit_grants_give_another_user_access(server, s3, make_user):
         s3.delete_bucket(Bucket=name)
 
 
+def test_bucket_owner_may_delete_but_not_read_another_writers_object(server, make_user):
+    """ObjectWriter: an object is its writer's. The bucket owner deletes it, as on S3, but reads
+    it, its ACL and its tags only where the object's ACL grants so; once ACLs are disabled
+    (BucketOwnerEnforced) the bucket owner owns every object again."""
+    alice, bob = make_user("alice"), make_user("bob")
+    a = server.client(alice["access_key"], alice["secret_key"])
+    b = server.client(bob["access_key"], bob["secret_key"])
+    name = unique_name("writer")
+    a.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
+    try:
+        a.put_bucket_acl(Bucket=name, GrantFullControl=f'id="{alice["id"]}"', GrantWrite=f'id="{bob["id"]}"')
+        b.put_object(Bucket=name, Key="bobs", Body=b"bob's")
+        b.put_object(Bucket=name, Key="shared", Body=b"shared", ACL="bucket-owner-read")
+        b.put_object(Bucket=name, Key="gone", Body=b"to delete")
+        a.put_object(Bucket=name, Key="alices", Body=b"alice's")
+        expect_error(403, "AccessDenied", a.get_object, Bucket=name, Key="bobs")
+        expect_error(403, None, a.head_object, Bucket=name, Key="bobs")
+        expect_error(403, "AccessDenied", a.get_object_acl, Bucket=name, Key="bobs")
+        expect_error(403, "AccessDenied", a.get_object_tagging, Bucket=name, Key="bobs")
+        expect_error(403, "AccessDenied", a.put_object_acl, Bucket=name, Key="bobs", ACL="public-read")
+        assert b.get_object(Bucket=name, Key="bobs")["Body"].read() == b"bob's"
+        assert a.get_object(Bucket=name, Key="shared")["Body"].read() == b"shared"
+        assert a.get_object(Bucket=name, Key="alices")["Body"].read() == b"alice's"
+        a.delete_object(Bucket=name, Key="gone")
+        expect_error(404, "NoSuchKey", a.get_object, Bucket=name, Key="gone")
+        # ACLs disabled: the bucket owner owns (and reads) every object in it.
+        a.put_bucket_acl(Bucket=name, ACL="private")
+        a.put_bucket_ownership_controls(
+            Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        assert a.get_object(Bucket=name, Key="bobs")["Body"].read() == b"bob's"
+    finally:
+        for k in ("bobs", "shared", "gone", "alices"):
+            a.delete_object(Bucket=name, Key=k)
+        a.delete_bucket(Bucket=name)
+
+
 def test_bucket_policy_with_ip_and_prefix_conditions(server, s3, make_user, make_bucket):
     bob = make_user("bob")
     b = server.client(bob["access_key"], bob["secret_key"])
