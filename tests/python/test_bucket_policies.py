@@ -139,7 +139,7 @@ def test_explicit_grants_give_another_user_access(server, s3, make_user):
 
 def test_bucket_owner_may_delete_but_not_read_another_writers_object(server, make_user):
     """ObjectWriter: an object is its writer's. The bucket owner deletes it, as on S3, but reads
-    it, its ACL and its tags only where the object's ACL grants so; once ACLs are disabled
+    it and its ACL only where the object's ACL grants so, and not its tags; once ACLs are disabled
     (BucketOwnerEnforced) the bucket owner owns every object again."""
     alice, bob = make_user("alice"), make_user("bob")
     a = server.client(alice["access_key"], alice["secret_key"])
