@@ -122,14 +122,17 @@ struct Entry {
 
 /// Whether a policy's text may read an object's `owner`, `size` or tags. Errs towards yes:
 /// any mention of those words after the annotations counts (comments too), except the
-/// bucket's owner (`.bucket.owner`).
+/// bucket's owner (`.bucket.owner`) and an ACL's (`.acl.owner`): an object's ACL, owner
+/// included, is given wherever ACLs apply, whether or not a policy reads it.
 fn mentions_object_meta(text: &str) -> bool {
     let start = ["permit", "forbid"]
         .iter()
         .filter_map(|k| text.find(k))
         .min()
         .unwrap_or(0);
-    let body = text[start..].replace(".bucket.owner", "");
+    let body = text[start..]
+        .replace(".bucket.owner", "")
+        .replace(".acl.owner", "");
     body.contains("owner") || body.contains("size") || body.contains("Tag")
 }
 

@@ -209,9 +209,12 @@ fn user_entity(
     Ok((uid, e))
 }
 
-/// One ACL as the policies see it (FULL_CONTROL already folded into the four sets).
+/// One ACL as the policies see it (FULL_CONTROL already folded into the four sets), with the
+/// owner it belongs to: an object's owner reaches the policies this way wherever ACLs apply,
+/// without the object's other metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AclSets {
+    pub owner: String,
     pub read: Vec<String>,
     pub write: Vec<String>,
     pub read_acp: Vec<String>,
@@ -222,6 +225,7 @@ impl AclSets {
     fn expression(&self) -> RestrictedExpression {
         let set = |v: &Vec<String>| string_set(v.iter().map(String::as_str));
         RestrictedExpression::new_record([
+            ("owner".to_string(), string(&self.owner)),
             ("read".to_string(), set(&self.read)),
             ("write".to_string(), set(&self.write)),
             ("read_acp".to_string(), set(&self.read_acp)),
@@ -235,6 +239,7 @@ impl AclSets {
         let set = |v: &Vec<String>| Value::set(v.iter().map(|s| Value::from(s.as_str())), None);
         Value::record(
             [
+                ("owner", Value::from(self.owner.as_str())),
                 ("read", set(&self.read)),
                 ("write", set(&self.write)),
                 ("read_acp", set(&self.read_acp)),
@@ -482,6 +487,7 @@ mod tests {
 
     fn facts() -> (BucketFacts, ObjectFacts) {
         let acl = AclSets {
+            owner: "u2".into(),
             read: vec![ALL_USERS.into()],
             write: vec!["u1".into()],
             read_acp: vec![],

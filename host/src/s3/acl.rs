@@ -84,7 +84,10 @@ fn grantee_id(g: &Grantee) -> &str {
 
 /// The sets the policies test (`resource.acl`), FULL_CONTROL folded into all four.
 pub fn sets(acl: &Acl, ignore_public: bool) -> AclSets {
-    let mut s = AclSets::default();
+    let mut s = AclSets {
+        owner: acl.owner.clone(),
+        ..AclSets::default()
+    };
     for g in &acl.grants {
         if ignore_public && g.grantee.is_public() {
             continue;
