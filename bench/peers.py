@@ -50,7 +50,8 @@ DRAIN_MIB = 1024
 METHOD = (
     "servers and loopback sink take turns each round (the others frozen), listings in the small objects' rounds, "
     "drained-disk, listings timed 6 s, "
-    "page cache dropped and settled before each round of large objects, stolen trials retaken"
+    "page cache dropped and settled before each round of large objects, stolen trials retaken, "
+    "two GET trials per round of large objects"
 )
 # How long the guest waits after dropping the page cache before a round of large objects, so
 # that the host has taken back the pages it freed (see `settle`): the first round follows the
@@ -86,6 +87,17 @@ LIST_SECONDS = 6.0
 # every round of large objects (2026-12-04 20:40) adds 140 s a server, ~9 minutes a run.
 ROUNDS = 9
 LARGE_ROUNDS = 5
+# GET trials of each large object per round, so the large GETs have LARGE_GET_TRIALS * LARGE_ROUNDS
+# trials. GETs read the round's objects (from the page cache) and write nothing, so more of them
+# leave the disk state alone. Since 2026-12-05: with one per round (five trials), Sluice's 1 GiB
+# GET ranged 1 737-3 222 MiB/s over the trials of six runs (~2.5 GB/s of copies through two shared
+# cores, moved by the host's memory traffic), and two runs' medians differed by 18.8 % once.
+# Resampling those 30 trials (the kept trial is the lower median, the difference is taken
+# against the two figures' mean, as in the report), two figures of five trials differ by more
+# than 15 % in ~14 % of draws, of ten in ~7 % (256 MiB GET: ~8 % and ~3 %). A 1 GiB GET trial
+# takes ~1.6 s on Sluice, ~8 s on Garage and ~22 s on s3s-fs: the extra trials add ~5 minutes
+# to a run.
+LARGE_GET_TRIALS = 2
 TRIAL_SECONDS = 3.0
 # Garage wants key ids "GK" + 24 hex digits and 64-hex secrets; every server gets the same pair.
 ACCESS_KEY = "GK0123456789abcdef01234567"
@@ -599,12 +611,14 @@ def large_phase(t: Trials, quick: bool, large_rounds: int) -> tuple[float, bool]
             bucket = f"large-{i + 1}-{size_name(size).replace(' ', '').lower()}"
             bench(server, "create-bucket", bucket=bucket)
             keys = 4 if size < GIB else 2
-            # GETs come from the page cache and take a tenth of a PUT's time: twice as many.
-            for op, count in (("put", keys), ("get", 2 * keys)):
+            # GETs come from the page cache and take a tenth of a PUT's time: twice as many per
+            # trial, and LARGE_GET_TRIALS trials.
+            for op, count, trials in (("put", keys, 1), ("get", 2 * keys, LARGE_GET_TRIALS)):
                 label = f"{op.upper()} {size_name(size)} c=1"
                 # A PUT's retake would replace the objects it wrote, and free their pages for the
                 # next write to recycle fast; the disk state is this phase's control, so not that.
-                t.run(label, op, retake=op == "get", bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
+                for _ in range(trials):
+                    t.run(label, op, retake=op == "get", bucket=bucket, size=size, concurrency=1, count=count, keys=keys, seconds=900)
     shutil.rmtree(scratch)
     return round(statistics.median(probes), 1), dropped
 
@@ -984,7 +998,13 @@ def report(run: dict, runs: list[dict]) -> str:
         )
         + (
             f"Each figure is the median of {run['rounds']} trials (rounds through all workloads of a phase; "
-            f"{run.get('large_rounds', run['rounds'])} for the large objects); "
+            f"{run.get('large_rounds', run['rounds'])} for the large objects"
+            + (
+                f", {LARGE_GET_TRIALS * run.get('large_rounds', run['rounds'])} for their GETs"
+                if "GET trials per round" in run.get("method", "")
+                else ""
+            )
+            + "); "
             if run.get("rounds", 1) > 1
             else "One trial per workload; "
         )
