@@ -175,6 +175,57 @@ def test_bucket_owner_may_delete_but_not_read_another_writers_object(server, mak
         a.delete_bucket(Bucket=name)
 
 
+def test_bucket_owner_preferred_takes_objects_written_with_bucket_owner_full_control(server, make_user):
+    """BucketOwnerPreferred: an object another user writes with the bucket-owner-full-control
+    canned ACL becomes the bucket owner's, with full control for the bucket owner alone, whichever
+    way it is written (PUT, copy, multipart upload, browser POST); with another ACL or none it
+    stays its writer's, as under ObjectWriter."""
+    alice, bob = make_user("alice"), make_user("bob")
+    a = server.client(alice["access_key"], alice["secret_key"])
+    b = server.client(bob["access_key"], bob["secret_key"])
+    name = unique_name("preferred")
+    a.create_bucket(Bucket=name, ObjectOwnership="BucketOwnerPreferred")
+    taken = ["put", "copy", "mpu", "post"]
+    try:
+        a.put_bucket_acl(Bucket=name, GrantFullControl=f'id="{alice["id"]}"', GrantWrite=f'id="{bob["id"]}"')
+        full = {"ACL": "bucket-owner-full-control"}
+        b.put_object(Bucket=name, Key="bobs", Body=b"bob's")
+        b.put_object(Bucket=name, Key="shared", Body=b"shared", ACL="bucket-owner-read")
+        b.put_object(Bucket=name, Key="put", Body=b"put", **full)
+        b.copy_object(Bucket=name, Key="copy", CopySource={"Bucket": name, "Key": "bobs"}, **full)
+        up = b.create_multipart_upload(Bucket=name, Key="mpu", **full)["UploadId"]
+        etag = b.upload_part(Bucket=name, Key="mpu", UploadId=up, PartNumber=1, Body=b"mpu")["ETag"]
+        [listed] = a.list_multipart_uploads(Bucket=name)["Uploads"]
+        assert (listed["Initiator"]["ID"], listed["Owner"]["ID"]) == (bob["id"], alice["id"])
+        b.complete_multipart_upload(Bucket=name, Key="mpu", UploadId=up,
+                                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        form = b.generate_presigned_post(name, "post", Fields={"acl": full["ACL"]},
+                                         Conditions=[{"acl": full["ACL"]}], ExpiresIn=300)
+        r = requests.post(form["url"], data=form["fields"], files={"file": ("f", b"post")}, timeout=30)
+        assert r.status_code == 204, r.text
+        for key in taken:
+            acl = a.get_object_acl(Bucket=name, Key=key)
+            assert acl["Owner"]["ID"] == alice["id"], key
+            assert [(g["Grantee"].get("ID"), g["Permission"]) for g in acl["Grants"]] == [(alice["id"], "FULL_CONTROL")], key
+            # Tags are never the bucket owner's on another writer's object: these are hers.
+            assert a.get_object_tagging(Bucket=name, Key=key)["TagSet"] == [], key
+        assert a.get_object(Bucket=name, Key="copy")["Body"].read() == b"bob's"
+        assert a.get_object(Bucket=name, Key="post")["Body"].read() == b"post"
+        for key in ("bobs", "shared"):
+            assert b.get_object_acl(Bucket=name, Key=key)["Owner"]["ID"] == bob["id"], key
+            expect_error(403, "AccessDenied", a.get_object_tagging, Bucket=name, Key=key)
+        expect_error(403, "AccessDenied", a.get_object, Bucket=name, Key="bobs")
+        listed = a.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"]
+        owners = {o["Key"]: o["Owner"]["ID"] for o in listed}
+        assert owners == {**{k: alice["id"] for k in taken}, "bobs": bob["id"], "shared": bob["id"]}
+        # Bob gave his objects away: no grant is left for him on them.
+        expect_error(403, "AccessDenied", b.get_object_acl, Bucket=name, Key="put")
+    finally:
+        for k in taken + ["bobs", "shared"]:
+            a.delete_object(Bucket=name, Key=k)
+        a.delete_bucket(Bucket=name)
+
+
 def test_bucket_policy_with_ip_and_prefix_conditions(server, s3, make_user, make_bucket):
     bob = make_user("bob")
     b = server.client(bob["access_key"], bob["secret_key"])

@@ -463,19 +463,48 @@ async fn check_settable(app: &App, bucket: &BucketInfo, acl: &Acl) -> S3Result<(
     Ok(())
 }
 
-/// The ACL a new object gets from its request headers (checked against the bucket's rules);
-/// `None` means private to its owner.
+/// Who owns a new object and the ACL it gets.
+#[derive(Debug, Clone)]
+pub struct NewObjectAcl {
+    pub owner: String,
+    /// `None` means private to `owner`.
+    pub acl: Option<Acl>,
+}
+
+/// The owner and ACL of an object `writer` writes into `bucket`, from the request's headers
+/// (checked against the bucket's rules). The writer owns it, except where the bucket's ownership
+/// is BucketOwnerPreferred and the writer gave the `bucket-owner-full-control` canned ACL: then
+/// the bucket owner owns it, with full control, as on S3.
 pub async fn for_new_object(
     app: &App,
     headers: &HeaderMap,
     bucket: &BucketInfo,
-    owner: &str,
-) -> S3Result<Option<Acl>> {
-    let Some(acl) = from_headers(headers, owner, &bucket.owner_id)? else {
-        return Ok(None);
+    writer: &str,
+) -> S3Result<NewObjectAcl> {
+    let Some(acl) = from_headers(headers, writer, &bucket.owner_id)? else {
+        return Ok(NewObjectAcl {
+            owner: writer.to_string(),
+            acl: None,
+        });
     };
     check_settable(app, bucket, &acl).await?;
-    Ok(Some(acl))
+    let full_control_to_bucket_owner = headers
+        .get("x-amz-acl")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "bucket-owner-full-control");
+    if full_control_to_bucket_owner
+        && writer != bucket.owner_id
+        && ownership(app.store.as_ref(), &bucket.name).await? == Ownership::BucketOwnerPreferred
+    {
+        return Ok(NewObjectAcl {
+            owner: bucket.owner_id.clone(),
+            acl: Some(Acl::private(&bucket.owner_id)),
+        });
+    }
+    Ok(NewObjectAcl {
+        owner: writer.to_string(),
+        acl: Some(acl),
+    })
 }
 
 /// The ACL a new bucket asks for, checked against the ownership it will have and the public

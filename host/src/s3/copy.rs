@@ -72,7 +72,10 @@ pub async fn copy_object(
     source: &CopySource,
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
-    let acl = ctx.new_object_acl(&bucket_info).await?;
+    let super::acl::NewObjectAcl {
+        owner: owner_id,
+        acl,
+    } = ctx.new_object_acl(&bucket_info).await?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     let src = source_object(ctx, source).await?;
@@ -135,7 +138,6 @@ pub async fn copy_object(
     if let Some((enc, _)) = &sse {
         encryption::opaque_etag(&mut staged, enc);
     }
-    let owner_id = ctx.principal.id().unwrap_or("").to_string();
     let meta = ctx
         .app
         .store

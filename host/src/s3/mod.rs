@@ -239,12 +239,9 @@ impl RequestCtx<'_> {
         Ok((info, meta))
     }
 
-    /// The ACL the request's headers ask for on a new object it writes in `bucket`, checked
-    /// against the bucket's rules; `None` means private to the writer.
-    pub async fn new_object_acl(
-        &self,
-        bucket: &BucketInfo,
-    ) -> S3Result<Option<crate::store::acl::Acl>> {
+    /// The owner and ACL of a new object the request writes in `bucket`, from its headers and
+    /// the bucket's rules (see `acl::for_new_object`).
+    pub async fn new_object_acl(&self, bucket: &BucketInfo) -> S3Result<acl::NewObjectAcl> {
         acl::for_new_object(
             self.app,
             self.headers(),

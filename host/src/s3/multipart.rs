@@ -55,7 +55,10 @@ pub async fn create_multipart_upload(
     key: &str,
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
-    let acl = ctx.new_object_acl(&bucket_info).await?;
+    let super::acl::NewObjectAcl {
+        owner: owner_id,
+        acl,
+    } = ctx.new_object_acl(&bucket_info).await?;
     super::put::refuse_object_lock(ctx)?;
     let (headers, user_meta) = object_headers(ctx)?;
     let tags = super::tagging::from_header(ctx)?;
@@ -101,7 +104,6 @@ pub async fn create_multipart_upload(
             ChecksumType::Composite
         }
     }));
-    let owner_id = ctx.principal.id().unwrap_or("").to_string();
     let sse = encryption::new_object_key(ctx.app, &ctx.caller(), bucket, key, None).await?;
     let id = ctx
         .app
@@ -111,6 +113,7 @@ pub async fn create_multipart_upload(
             key,
             NewUpload {
                 owner_id,
+                initiator_id: ctx.principal.id().unwrap_or("").to_string(),
                 headers,
                 user_meta,
                 tags,
@@ -593,7 +596,7 @@ pub async fn list_parts(
     w.elem("Bucket", bucket)
         .elem("Key", key)
         .elem("UploadId", &id);
-    write_owner(&mut w, "Initiator", ctx, &info.owner_id);
+    write_owner(&mut w, "Initiator", ctx, info.initiator());
     write_owner(&mut w, "Owner", ctx, &info.owner_id);
     w.elem("StorageClass", StorageClass::of(&info.headers).name())
         .elem("PartNumberMarker", &marker.to_string());
@@ -698,7 +701,7 @@ pub async fn list_multipart_uploads(
         w.open("Upload")
             .elem("Key", &enc(&u.key))
             .elem("UploadId", &u.upload_id);
-        write_owner(&mut w, "Initiator", ctx, &u.owner_id);
+        write_owner(&mut w, "Initiator", ctx, u.initiator());
         write_owner(&mut w, "Owner", ctx, &u.owner_id);
         w.elem("StorageClass", StorageClass::of(&u.headers).name())
             .time("Initiated", u.initiated);

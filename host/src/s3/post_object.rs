@@ -403,12 +403,16 @@ pub async fn post_object(
         query: None,
     };
     super::access::authorize(app, &caller, &put, bucket_info.as_ref()).await?;
-    let acl = match &bucket_info {
-        Some(info) => {
-            super::acl::for_new_object(app, &condition_headers, info, principal.id().unwrap_or(""))
-                .await?
-        }
-        None => None,
+    let writer = principal.id().unwrap_or("");
+    let super::acl::NewObjectAcl {
+        owner: owner_id,
+        acl,
+    } = match &bucket_info {
+        Some(info) => super::acl::for_new_object(app, &condition_headers, info, writer).await?,
+        None => super::acl::NewObjectAcl {
+            owner: writer.to_string(),
+            acl: None,
+        },
     };
     let policy = policy_b64.as_deref().map(parse_policy).transpose()?;
     if let Some(policy) = &policy {
@@ -499,7 +503,7 @@ pub async fn post_object(
             bucket,
             &key,
             NewObject {
-                owner_id: principal.id().unwrap_or("").to_string(),
+                owner_id,
                 headers,
                 user_meta,
                 tags,

@@ -378,8 +378,10 @@ pub async fn put_object(
     key: &str,
 ) -> S3Result<Response<Body>> {
     let bucket_info = ctx.existing_bucket(bucket).await?;
-    let owner_id = ctx.principal.id().unwrap_or("").to_string();
-    let acl = ctx.new_object_acl(&bucket_info).await?;
+    let super::acl::NewObjectAcl {
+        owner: owner_id,
+        acl,
+    } = ctx.new_object_acl(&bucket_info).await?;
     let max = ctx.app.config.max_put_size;
     let declared = ctx.declared_length()?;
     if declared.is_some_and(|n| n > max) {

@@ -960,6 +960,7 @@ impl Store for LocalStore {
             bucket: bucket.to_string(),
             key: key.to_string(),
             initiated: now_millis(),
+            initiator_id: (upload.initiator_id != upload.owner_id).then_some(upload.initiator_id),
             owner_id: upload.owner_id,
             headers: upload.headers,
             user_meta: upload.user_meta,

@@ -13,7 +13,11 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct NewUpload {
+    /// Who will own the completed object.
     pub owner_id: String,
+    /// Who started the upload: the owner, except where the bucket owner takes the object
+    /// (BucketOwnerPreferred with `bucket-owner-full-control`).
+    pub initiator_id: String,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
@@ -31,6 +35,9 @@ pub struct UploadInfo {
     /// Unix milliseconds.
     pub initiated: i64,
     pub owner_id: String,
+    /// Who started the upload, where that is not `owner_id` (see `initiator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator_id: Option<String>,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
     #[serde(default)]
@@ -42,6 +49,13 @@ pub struct UploadInfo {
     /// Encryption shared by every part (each part has its own nonce prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::crypto::Encryption>,
+}
+
+impl UploadInfo {
+    /// Who started the upload (ListParts' and ListMultipartUploads' `Initiator`).
+    pub fn initiator(&self) -> &str {
+        self.initiator_id.as_deref().unwrap_or(&self.owner_id)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
