@@ -444,10 +444,11 @@ pub fn acl_conflicts_with_enforced_ownership() -> S3Error {
 }
 
 /// Checks that `acl` may be set in `bucket`: ACLs must be enabled (or the ACL owner-only),
-/// and public grants need BlockPublicAcls off.
-async fn check_settable(app: &App, bucket: &BucketInfo, acl: &Acl) -> S3Result<()> {
+/// and public grants need BlockPublicAcls off. Returns the bucket's ownership, read for the check.
+async fn check_settable(app: &App, bucket: &BucketInfo, acl: &Acl) -> S3Result<Ownership> {
     let store = app.store.as_ref();
-    if !ownership(store, &bucket.name).await?.acls_enabled() && !owner_only(acl, &bucket.owner_id) {
+    let ownership = ownership(store, &bucket.name).await?;
+    if !ownership.acls_enabled() && !owner_only(acl, &bucket.owner_id) {
         return Err(acls_not_supported());
     }
     if acl.is_public()
@@ -460,7 +461,7 @@ async fn check_settable(app: &App, bucket: &BucketInfo, acl: &Acl) -> S3Result<(
             "Access Denied: public ACLs are blocked by the BlockPublicAcls block public access setting.",
         ));
     }
-    Ok(())
+    Ok(ownership)
 }
 
 /// Who owns a new object and the ACL it gets.
@@ -487,14 +488,14 @@ pub async fn for_new_object(
             acl: None,
         });
     };
-    check_settable(app, bucket, &acl).await?;
+    let ownership = check_settable(app, bucket, &acl).await?;
     let full_control_to_bucket_owner = headers
         .get("x-amz-acl")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "bucket-owner-full-control");
     if full_control_to_bucket_owner
         && writer != bucket.owner_id
-        && ownership(app.store.as_ref(), &bucket.name).await? == Ownership::BucketOwnerPreferred
+        && ownership == Ownership::BucketOwnerPreferred
     {
         return Ok(NewObjectAcl {
             owner: bucket.owner_id.clone(),
