@@ -164,14 +164,59 @@ def test_bucket_owner_may_delete_but_not_read_another_writers_object(server, mak
         assert a.get_object(Bucket=name, Key="alices")["Body"].read() == b"alice's"
         a.delete_object(Bucket=name, Key="gone")
         expect_error(404, "NoSuchKey", a.get_object, Bucket=name, Key="gone")
-        # ACLs disabled: the bucket owner owns (and reads) every object in it.
+
+        def listed_owners():
+            v2 = a.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"]
+            v1 = a.list_objects(Bucket=name)["Contents"]
+            versions = a.list_object_versions(Bucket=name)["Versions"]
+            return [{o["Key"]: o["Owner"]["ID"] for o in listing} for listing in (v2, v1, versions)]
+
+        writers = {"alices": alice["id"], "bobs": bob["id"], "shared": bob["id"]}
+        assert listed_owners() == [writers] * 3
+        # ACLs disabled: the bucket owner owns (and reads) every object in it, and every listing
+        # and ACL names her as its owner.
         a.put_bucket_acl(Bucket=name, ACL="private")
         a.put_bucket_ownership_controls(
             Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
         assert a.get_object(Bucket=name, Key="bobs")["Body"].read() == b"bob's"
+        assert a.get_object_acl(Bucket=name, Key="bobs")["Owner"]["ID"] == alice["id"]
+        assert listed_owners() == [{k: alice["id"] for k in writers}] * 3
     finally:
         for k in ("bobs", "shared", "gone", "alices"):
             a.delete_object(Bucket=name, Key=k)
+        a.delete_bucket(Bucket=name)
+
+
+def test_bucket_owner_enforced_names_the_bucket_owner_as_every_objects_owner(server, make_user):
+    """BucketOwnerEnforced (the default): an object or upload another user writes, by a bucket
+    policy's grant, is listed as the bucket owner's; an upload's Initiator stays its writer."""
+    alice, bob = make_user("alice"), make_user("bob")
+    a = server.client(alice["access_key"], alice["secret_key"])
+    b = server.client(bob["access_key"], bob["secret_key"])
+    name = unique_name("enforced")
+    a.create_bucket(Bucket=name)
+    up = None
+    try:
+        a.put_bucket_policy(Bucket=name, Policy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{bob['name']}"},
+             "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{name}/*"}))
+        b.put_object(Bucket=name, Key="bobs", Body=b"bob's")
+        up = b.create_multipart_upload(Bucket=name, Key="mpu")["UploadId"]
+        b.upload_part(Bucket=name, Key="mpu", UploadId=up, PartNumber=1, Body=b"part")
+        [o] = a.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"]
+        assert (o["Key"], o["Owner"]["ID"]) == ("bobs", alice["id"])
+        [o] = a.list_objects(Bucket=name)["Contents"]
+        assert o["Owner"]["ID"] == alice["id"]
+        assert a.get_object_acl(Bucket=name, Key="bobs")["Owner"]["ID"] == alice["id"]
+        [u] = a.list_multipart_uploads(Bucket=name)["Uploads"]
+        assert (u["Initiator"]["ID"], u["Owner"]["ID"]) == (bob["id"], alice["id"])
+        parts = a.list_parts(Bucket=name, Key="mpu", UploadId=up)
+        assert (parts["Initiator"]["ID"], parts["Owner"]["ID"]) == (bob["id"], alice["id"])
+    finally:
+        if up:
+            a.abort_multipart_upload(Bucket=name, Key="mpu", UploadId=up)
+        a.delete_object(Bucket=name, Key="bobs")
+        a.delete_bucket_policy(Bucket=name)
         a.delete_bucket(Bucket=name)
 
 

@@ -4,6 +4,8 @@
 //! refuses public grants, `IgnorePublicAcls` leaves them out of decisions). Decisions are
 //! the policy engine's: ACLs become the `acl` attribute of bucket and object entities.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 use serde::Deserialize;
@@ -355,6 +357,63 @@ fn from_xml(body: &[u8], owner: &str) -> S3Result<Acl> {
         });
     }
     Ok(acl)
+}
+
+/// The Owner and Initiator elements of listings (objects, versions, uploads, parts), with ids
+/// resolved to display names once per request. In a BucketOwnerEnforced bucket the bucket owner
+/// owns every object, whoever wrote it, as GetObjectAcl shows too; an upload's initiator stays
+/// who started it.
+pub struct ListedOwners<'a> {
+    app: &'a App,
+    bucket_owner: Option<String>,
+    names: HashMap<String, String>,
+}
+
+impl<'a> ListedOwners<'a> {
+    pub async fn new(ctx: &RequestCtx<'a>, bucket: &str) -> S3Result<ListedOwners<'a>> {
+        let enforced = !ownership(ctx.app.store.as_ref(), bucket)
+            .await?
+            .acls_enabled();
+        let bucket_owner = if enforced {
+            Some(ctx.existing_bucket(bucket).await?.owner_id)
+        } else {
+            None
+        };
+        Ok(ListedOwners {
+            app: ctx.app,
+            bucket_owner,
+            names: HashMap::new(),
+        })
+    }
+
+    /// `<Owner>` of something `writer_id` wrote.
+    pub fn owner(&mut self, w: &mut XmlWriter, writer_id: &str) {
+        let id = self.bucket_owner.as_deref().unwrap_or(writer_id);
+        write_named(self.app, &mut self.names, w, "Owner", id);
+    }
+
+    /// `<Initiator>` of a multipart upload.
+    pub fn initiator(&mut self, w: &mut XmlWriter, id: &str) {
+        write_named(self.app, &mut self.names, w, "Initiator", id);
+    }
+}
+
+/// `<tag><ID>id</ID><DisplayName>..</DisplayName></tag>`, the name looked up once per id.
+fn write_named(
+    app: &App,
+    names: &mut HashMap<String, String>,
+    w: &mut XmlWriter,
+    tag: &str,
+    id: &str,
+) {
+    if !names.contains_key(id) {
+        let name = app.iam.display_name(id).ok().flatten().unwrap_or_default();
+        names.insert(id.to_string(), name);
+    }
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", names.get(id).map_or("", String::as_str))
+        .close(tag);
 }
 
 /// An AccessControlPolicy answer.

@@ -2,13 +2,13 @@
 //! `null` until versioning exists).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::{Response, StatusCode};
 
+use super::acl::ListedOwners;
 use super::error::{S3Error, S3Result};
 use super::sigv4::uri_encode;
 use super::xml::XmlWriter;
@@ -66,37 +66,6 @@ pub fn parse_max(ctx: &RequestCtx<'_>, name: &str) -> S3Result<usize> {
                 .with("ArgumentName", name.to_string())
                 .with("ArgumentValue", v)
             }),
-    }
-}
-
-/// Resolves owner ids to display names once per request.
-struct Owners<'a> {
-    ctx: &'a RequestCtx<'a>,
-    names: HashMap<String, String>,
-}
-
-impl<'a> Owners<'a> {
-    fn new(ctx: &'a RequestCtx<'a>) -> Self {
-        Owners {
-            ctx,
-            names: HashMap::new(),
-        }
-    }
-
-    fn write(&mut self, w: &mut XmlWriter, id: &str) {
-        let name = self.names.entry(id.to_string()).or_insert_with(|| {
-            self.ctx
-                .app
-                .iam
-                .display_name(id)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        });
-        w.open("Owner")
-            .elem("ID", id)
-            .elem("DisplayName", name)
-            .close("Owner");
     }
 }
 
@@ -165,11 +134,11 @@ pub async fn list_objects_v1(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
         if page.is_truncated { "true" } else { "false" },
     );
     enc.write_type(&mut w);
-    let mut owners = Owners::new(ctx);
+    let mut owners = ListedOwners::new(ctx, bucket).await?;
     for (key, meta) in &page.objects {
         w.open("Contents").elem("Key", &enc.enc(key));
         write_object_fields(&mut w, meta);
-        owners.write(&mut w, &meta.owner_id);
+        owners.owner(&mut w, &meta.owner_id);
         w.elem("StorageClass", meta.storage_class.name())
             .close("Contents");
     }
@@ -226,12 +195,16 @@ pub async fn list_objects_v2(ctx: &mut RequestCtx<'_>, bucket: &str) -> S3Result
         w.elem("StartAfter", &enc.enc(sa));
     }
     enc.write_type(&mut w);
-    let mut owners = Owners::new(ctx);
+    let mut owners = if fetch_owner && !page.objects.is_empty() {
+        Some(ListedOwners::new(ctx, bucket).await?)
+    } else {
+        None
+    };
     for (key, meta) in &page.objects {
         w.open("Contents").elem("Key", &enc.enc(key));
         write_object_fields(&mut w, meta);
-        if fetch_owner {
-            owners.write(&mut w, &meta.owner_id);
+        if let Some(owners) = &mut owners {
+            owners.owner(&mut w, &meta.owner_id);
         }
         w.elem("StorageClass", meta.storage_class.name())
             .close("Contents");
@@ -277,14 +250,14 @@ pub async fn list_object_versions(
         if page.is_truncated { "true" } else { "false" },
     );
     enc.write_type(&mut w);
-    let mut owners = Owners::new(ctx);
+    let mut owners = ListedOwners::new(ctx, bucket).await?;
     for (key, meta) in &page.objects {
         w.open("Version")
             .elem("Key", &enc.enc(key))
             .elem("VersionId", "null")
             .elem("IsLatest", "true");
         write_object_fields(&mut w, meta);
-        owners.write(&mut w, &meta.owner_id);
+        owners.owner(&mut w, &meta.owner_id);
         w.elem("StorageClass", meta.storage_class.name())
             .close("Version");
     }

@@ -5,6 +5,7 @@ use axum::body::Body;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
+use super::acl::ListedOwners;
 use super::copy::{checksum_element, source_object};
 use super::error::{ErrorCode, S3Error, S3Result};
 use super::list::parse_max;
@@ -559,20 +560,6 @@ pub async fn abort_multipart_upload(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-fn write_owner(w: &mut XmlWriter, tag: &str, ctx: &RequestCtx<'_>, id: &str) {
-    let name = ctx
-        .app
-        .iam
-        .display_name(id)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    w.open(tag)
-        .elem("ID", id)
-        .elem("DisplayName", &name)
-        .close(tag);
-}
-
 pub async fn list_parts(
     ctx: &mut RequestCtx<'_>,
     bucket: &str,
@@ -596,8 +583,9 @@ pub async fn list_parts(
     w.elem("Bucket", bucket)
         .elem("Key", key)
         .elem("UploadId", &id);
-    write_owner(&mut w, "Initiator", ctx, info.initiator());
-    write_owner(&mut w, "Owner", ctx, &info.owner_id);
+    let mut owners = ListedOwners::new(ctx, bucket).await?;
+    owners.initiator(&mut w, info.initiator());
+    owners.owner(&mut w, &info.owner_id);
     w.elem("StorageClass", StorageClass::of(&info.headers).name())
         .elem("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
@@ -697,12 +685,13 @@ pub async fn list_multipart_uploads(
     if url {
         w.elem("EncodingType", "url");
     }
+    let mut owners = ListedOwners::new(ctx, bucket).await?;
     for u in &page.uploads {
         w.open("Upload")
             .elem("Key", &enc(&u.key))
             .elem("UploadId", &u.upload_id);
-        write_owner(&mut w, "Initiator", ctx, u.initiator());
-        write_owner(&mut w, "Owner", ctx, &u.owner_id);
+        owners.initiator(&mut w, u.initiator());
+        owners.owner(&mut w, &u.owner_id);
         w.elem("StorageClass", StorageClass::of(&u.headers).name())
             .time("Initiated", u.initiated);
         if let Some(a) = u.checksum_algorithm {
