@@ -531,6 +531,16 @@ pub struct NewObjectAcl {
     pub acl: Option<Acl>,
 }
 
+impl NewObjectAcl {
+    /// The writer's, private to it: what an object gets when its request asks for no ACL.
+    pub fn private_to(writer: &str) -> NewObjectAcl {
+        NewObjectAcl {
+            owner: writer.to_string(),
+            acl: None,
+        }
+    }
+}
+
 /// The owner and ACL of an object `writer` writes into `bucket`, from the request's headers
 /// (checked against the bucket's rules). The writer owns it, except where the bucket's ownership
 /// is BucketOwnerPreferred and the writer gave the `bucket-owner-full-control` canned ACL: then
@@ -542,10 +552,7 @@ pub async fn for_new_object(
     writer: &str,
 ) -> S3Result<NewObjectAcl> {
     let Some(acl) = from_headers(headers, writer, &bucket.owner_id)? else {
-        return Ok(NewObjectAcl {
-            owner: writer.to_string(),
-            acl: None,
-        });
+        return Ok(NewObjectAcl::private_to(writer));
     };
     let ownership = check_settable(app, bucket, &acl).await?;
     let full_control_to_bucket_owner = headers

@@ -409,10 +409,7 @@ pub async fn post_object(
         acl,
     } = match &bucket_info {
         Some(info) => super::acl::for_new_object(app, &condition_headers, info, writer).await?,
-        None => super::acl::NewObjectAcl {
-            owner: writer.to_string(),
-            acl: None,
-        },
+        None => super::acl::NewObjectAcl::private_to(writer),
     };
     let policy = policy_b64.as_deref().map(parse_policy).transpose()?;
     if let Some(policy) = &policy {
