@@ -876,6 +876,53 @@ def steal(results: dict) -> tuple[float, float] | None:
     return (statistics.median(pcts), max(pcts)) if pcts else None
 
 
+DISK_FIGURES = {
+    "write_fsync_mib_s": ("dd 256 MiB files ending in fsync, after a drain", "MiB/s"),
+    "write_fsync_1g_mib_s": ("dd 1 GiB files ending in fsync", "MiB/s"),
+    "fsynced_4k_files_per_s": ("fsynced 4 KiB files on one thread", "files/s"),
+    "read_direct_mib_s": ("direct read", "MiB/s"),
+}
+
+
+def disk_differences(new: dict, old: dict) -> list[tuple[float, str, float, float, str]]:
+    """As `differences`, for what the data disk itself did in two runs, measured by dd and a
+    fsync loop with no server running: the run-start figures and the probe before Sluice's
+    rounds of large PUTs."""
+    diffs = []
+    pairs = [(DISK_FIGURES[k][0], new.get("disk", {}).get(k), old.get("disk", {}).get(k), DISK_FIGURES[k][1]) for k in DISK_FIGURES]
+    pairs.append(("dd probe before Sluice's large PUTs", new.get("disk_probe", {}).get("sluice"),
+                  old.get("disk_probe", {}).get("sluice"), "MiB/s"))
+    for label, a, b, unit in pairs:
+        if a and b:
+            diffs.append((abs(a - b) / ((a + b) / 2) * 100, label, a, b, unit))
+    return sorted(diffs, reverse=True)
+
+
+def all_pairs(runs: list[dict]) -> str | None:
+    """Over every pair of the saved runs (same machine and method), how many of Sluice's figures
+    and of the disk's own figures stayed within 15 %: whether the runs' spread is the server's
+    or the disk's."""
+    if len(runs) < 3:
+        return None
+    rows = []
+    for i, old in enumerate(runs):
+        for new in runs[i + 1:]:
+            s = differences(new["results"].get("sluice", {}), old["results"].get("sluice", {}))
+            d = disk_differences(new, old)
+            if s and d:
+                rows.append((sum(1 for x in s if x[0] <= 15), len(s), sum(1 for x in d if x[0] <= 15), len(d)))
+    if not rows:
+        return None
+    all_s = sum(1 for r in rows if r[0] == r[1])
+    all_d = sum(1 for r in rows if r[2] == r[3])
+    return (
+        f"over all {len(rows)} pairs of the {len(runs)} saved runs with this method: Sluice had all its figures "
+        f"within 15 % in {all_s} {'pair' if all_s == 1 else 'pairs'} (median {statistics.median(r[0] for r in rows):.0f} of {rows[0][1]}); "
+        f"the disk itself, with no server running, had all its {rows[0][3]} figures within 15 % in {all_d} {'pair' if all_d == 1 else 'pairs'} "
+        f"(median {statistics.median(r[2] for r in rows):.0f} of {rows[0][3]})"
+    )
+
+
 def spread(runs: list[dict]) -> tuple[str, list[str]]:
     """Compares the two newest runs, server by server: (summary, Sluice's figures over 15 %)."""
     if len(runs) < 2:
@@ -912,6 +959,17 @@ def spread(runs: list[dict]) -> tuple[str, list[str]]:
             "figures within 15 %: "
             + ", ".join(f"{lab} {fmt(b)} → {fmt(a)} {unit}" for _, lab, a, b, unit in sorted(ceiling, key=lambda d: d[1]))
         )
+    # And for the data disk, which bounds every durable write: dd and a fsync loop, no server.
+    disk = disk_differences(new, old)
+    if disk:
+        within = sum(1 for d in disk if d[0] <= 15)
+        parts.append(
+            f"the data disk itself (no server running): {within} of {len(disk)} figures within 15 %: "
+            + ", ".join(f"{lab} {fmt(b)} → {fmt(a)} {unit} ({p:.0f} %)" for p, lab, a, b, unit in disk)
+        )
+    every = all_pairs(runs)
+    if every:
+        parts.append(every)
     steal_new, steal_old = steal(new["results"].get("sluice", {})), steal(old["results"].get("sluice", {}))
     if steal_new and steal_old:
         parts.append(
