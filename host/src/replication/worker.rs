@@ -35,6 +35,8 @@ const IDLE: Duration = Duration::from_millis(200);
 const ORPHAN_SWEEP: Duration = Duration::from_secs(60);
 const BACKOFF_BASE_MS: i64 = 500;
 const BACKOFF_MAX_MS: i64 = 60_000;
+/// The longest a target's loop rests after rounds in which it took nothing (see `run_target`).
+const TARGET_REST_MAX_MS: i64 = 10_000;
 
 enum Delivery {
     /// Done: set this status on the object (none when the object moved on).
@@ -81,8 +83,8 @@ pub fn spawn(app: Arc<App>) {
 }
 
 async fn fail_orphans(app: &App) {
-    let queued = match app.store.replication_backlog(None).await {
-        Ok(b) => b.targets,
+    let queued = match app.store.replication_targets_queued().await {
+        Ok(targets) => targets,
         Err(e) => {
             tracing::error!(error = %e, "replication queue unreadable");
             return;
@@ -110,7 +112,16 @@ async fn fail_orphans(app: &App) {
 }
 
 async fn run_target(app: Arc<App>, spec: TargetSpec) {
+    // Rounds in a row in which every delivery failed. A target that is down fails every task
+    // it is offered, so trying each new write as it comes would cost an attempt and a queue
+    // update per write for nothing: after such a round the loop rests (exponentially longer,
+    // up to TARGET_REST_MAX_MS) and then offers one round again.
+    let mut failed_rounds: u32 = 0;
     loop {
+        if failed_rounds > 0 {
+            let rest = backoff_ms(failed_rounds - 1).min(TARGET_REST_MAX_MS);
+            tokio::time::sleep(Duration::from_millis(rest.max(0) as u64)).await;
+        }
         // Listen before looking, so a commit between the look and the wait is not missed.
         let woken = crate::store::replication_queue::WAKE.notified();
         tokio::pin!(woken);
@@ -136,13 +147,23 @@ async fn run_target(app: Arc<App>, spec: TargetSpec) {
         // `sluice admin replication credentials` applies from the next round).
         let target = target_info(&app, &spec);
         // `due` holds at most one task per key, so a key's writes stay in order.
+        let took = AtomicU64::new(0);
         futures::stream::iter(due)
             .for_each_concurrent(spec.workers, |(seq, task)| {
                 let app = app.clone();
-                let (spec, target) = (&spec, &target);
-                async move { process(&app, spec, target, seq, task).await }
+                let (spec, target, took) = (&spec, &target, &took);
+                async move {
+                    if process(&app, spec, target, seq, task).await {
+                        took.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             })
             .await;
+        failed_rounds = if took.load(Ordering::Relaxed) == 0 {
+            failed_rounds.saturating_add(1)
+        } else {
+            0
+        };
     }
 }
 
@@ -162,14 +183,17 @@ async fn finish(
     app.store.finish_replication(seq, task, status).await
 }
 
+/// Delivers one task and finishes or reschedules it; false when it is to be retried.
 async fn process(
     app: &App,
     spec: &TargetSpec,
     target: &Result<TargetInfo, String>,
     seq: u64,
     mut task: ReplicationTask,
-) {
-    let result = match deliver(app, spec, target, &task).await {
+) -> bool {
+    let delivery = deliver(app, spec, target, &task).await;
+    let done = matches!(delivery, Delivery::Done(_));
+    let result = match delivery {
         Delivery::Done(status) => finish(app, seq, &task, status).await,
         Delivery::Retry(reason) => {
             app.metrics
@@ -195,6 +219,7 @@ async fn process(
         // The task is still due: do not spin on it.
         tokio::time::sleep(IDLE * 5).await;
     }
+    done
 }
 
 /// A target that refused the object itself; anything else is worth another try.

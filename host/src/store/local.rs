@@ -20,8 +20,8 @@ use super::object_cache::{KeptBody, ObjectCache, ObjectChange};
 use super::record;
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
-    BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_QUEUE,
-    TOMBSTONES, UPLOAD_KEYS, UPLOADS,
+    BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_KEY_ORDER,
+    REPLICATION_QUEUE, REPLICATION_SCHEDULE, TOMBSTONES, UPLOAD_KEYS, UPLOADS,
 };
 use super::uploads::{self, CompleteArgs};
 use super::{
@@ -226,7 +226,11 @@ impl LocalStore {
             txn.open_table(BUCKET_CONFIG)?;
             txn.open_table(REPLICATION_QUEUE)?;
             txn.open_table(TOMBSTONES)?;
+            let queued = replication_queue::Queue::reindex(&txn)?;
             txn.commit()?;
+            if queued > 0 {
+                tracing::info!(queued, "replication tasks waiting");
+            }
         }
         let removed = Self::collect_orphans(&db, root)?;
         if removed > 0 {
@@ -1073,9 +1077,22 @@ impl Store for LocalStore {
         limit: usize,
     ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(REPLICATION_QUEUE)?;
-        let config = txn.open_table(BUCKET_CONFIG)?;
-        replication_queue::due(&t, &config, target, now_ms, limit)
+        replication_queue::due(
+            &txn.open_table(REPLICATION_QUEUE)?,
+            &txn.open_table(REPLICATION_SCHEDULE)?,
+            &txn.open_table(REPLICATION_KEY_ORDER)?,
+            &txn.open_table(BUCKET_CONFIG)?,
+            target,
+            now_ms,
+            limit,
+        )
+    }
+
+    async fn replication_targets_queued(
+        &self,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        replication_queue::queued_targets(&txn.open_table(REPLICATION_SCHEDULE)?)
     }
 
     async fn finish_replication(
@@ -1349,7 +1366,7 @@ fn apply_batch(
             parts: txn.open_table(PARTS)?,
             completed: txn.open_table(COMPLETED)?,
             config: txn.open_table(BUCKET_CONFIG)?,
-            queue: txn.open_table(REPLICATION_QUEUE)?,
+            queue: replication_queue::Queue::open(&txn)?,
             tombstones: txn.open_table(TOMBSTONES)?,
         };
         let now = now_millis();
@@ -1379,7 +1396,7 @@ struct Tables<'t> {
     parts: Table<'t, (&'static str, u32)>,
     completed: Table<'t, &'static str>,
     config: Table<'t, (&'static str, &'static str)>,
-    queue: redb::Table<'t, u64, &'static [u8]>,
+    queue: replication_queue::Queue<'t>,
     tombstones: Table<'t, (&'static str, &'static str)>,
 }
 
@@ -1658,7 +1675,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             t.queue.remove(*seq)?;
             // With several destinations the object stays PENDING until the last one is done,
             // and a FAILED one is not overwritten by a later success.
-            let waiting = replication_queue::has_siblings(&t.queue, *seq, task)?;
+            let waiting = t.queue.has_siblings(*seq, task)?;
             let status = status
                 .as_ref()
                 .filter(|s| s.as_str() == replication_queue::FAILED || !waiting);
@@ -1676,9 +1693,7 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             Ok(Outcome::default())
         }
         MetaOp::RescheduleReplication { seq, task } => {
-            if t.queue.get(*seq)?.is_some() {
-                t.queue.insert(*seq, encode(task.as_ref()).as_slice())?;
-            }
+            t.queue.reschedule(*seq, task)?;
             Ok(Outcome::default())
         }
         MetaOp::AbortUpload {

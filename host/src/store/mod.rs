@@ -469,6 +469,10 @@ pub trait Store: Send + Sync {
         seq: u64,
         task: &replication_queue::ReplicationTask,
     ) -> Result<(), StoreError>;
+    /// The targets that tasks wait for.
+    async fn replication_targets_queued(
+        &self,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError>;
     /// Tasks waiting (for status and metrics).
     async fn replication_backlog(
         &self,

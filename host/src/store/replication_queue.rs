@@ -3,10 +3,11 @@
 //! never lost to replication (also across kill -9). Workers take due tasks, and finish or
 //! reschedule them.
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::local::{decode, encode};
+use super::tables::{REPLICATION_KEY_ORDER, REPLICATION_QUEUE, REPLICATION_SCHEDULE};
 use super::{ObjectMeta, StoreError};
 use crate::replication::ReplicationConfig;
 
@@ -86,24 +87,145 @@ pub fn wake_after_commit() {
     }
 }
 
-fn push(
-    queue: &mut Table<'_, u64, &'static [u8]>,
+/// The queue's tables, open in one write transaction: the tasks by sequence number and the two
+/// indexes over them, which every change below keeps in step.
+pub struct Queue<'t> {
+    tasks: Table<'t, u64, &'static [u8]>,
+    schedule: Table<'t, (&'static str, i64, u64), ()>,
+    key_order: Table<'t, (&'static str, &'static str, &'static str, u64), ()>,
+}
+
+/// Puts task `seq` in both indexes.
+fn index(
+    schedule: &mut Table<'_, (&'static str, i64, u64), ()>,
+    key_order: &mut Table<'_, (&'static str, &'static str, &'static str, u64), ()>,
+    seq: u64,
     task: &ReplicationTask,
 ) -> Result<(), StoreError> {
-    PUSHED.store(true, std::sync::atomic::Ordering::Release);
-    let next = match queue.get(COUNTER)? {
-        Some(v) => <[u8; 8]>::try_from(v.value())
-            .map(u64::from_be_bytes)
-            .unwrap_or(1),
-        None => 1,
-    }
-    .max(1);
-    queue.insert(
-        COUNTER,
-        next.wrapping_add(1).max(1).to_be_bytes().as_slice(),
+    schedule.insert((task.target.as_str(), task.next_attempt_ms, seq), ())?;
+    key_order.insert(
+        (
+            task.target.as_str(),
+            task.bucket.as_str(),
+            task.key.as_str(),
+            seq,
+        ),
+        (),
     )?;
-    queue.insert(next, encode(task).as_slice())?;
     Ok(())
+}
+
+impl<'t> Queue<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Queue {
+            tasks: txn.open_table(REPLICATION_QUEUE)?,
+            schedule: txn.open_table(REPLICATION_SCHEDULE)?,
+            key_order: txn.open_table(REPLICATION_KEY_ORDER)?,
+        })
+    }
+
+    /// Rebuilds both indexes from the tasks (at start-up: a queue written before the indexes
+    /// existed gets them, and they can never drift from the tasks across restarts). Returns the
+    /// number of tasks indexed.
+    pub fn reindex(txn: &'t WriteTransaction) -> Result<u64, StoreError> {
+        txn.delete_table(REPLICATION_SCHEDULE)?;
+        txn.delete_table(REPLICATION_KEY_ORDER)?;
+        let Queue {
+            tasks,
+            mut schedule,
+            mut key_order,
+        } = Queue::open(txn)?;
+        let mut indexed = 0;
+        for row in tasks.range(1..)? {
+            let (k, v) = row?;
+            match decode::<ReplicationTask>(v.value()) {
+                Ok(task) => {
+                    index(&mut schedule, &mut key_order, k.value(), &task)?;
+                    indexed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(seq = k.value(), error = %e, "replication task unreadable; skipped");
+                }
+            }
+        }
+        Ok(indexed)
+    }
+
+    fn push(&mut self, task: &ReplicationTask) -> Result<(), StoreError> {
+        PUSHED.store(true, std::sync::atomic::Ordering::Release);
+        let next = match self.tasks.get(COUNTER)? {
+            Some(v) => <[u8; 8]>::try_from(v.value())
+                .map(u64::from_be_bytes)
+                .unwrap_or(1),
+            None => 1,
+        }
+        .max(1);
+        self.tasks.insert(
+            COUNTER,
+            next.wrapping_add(1).max(1).to_be_bytes().as_slice(),
+        )?;
+        self.tasks.insert(next, encode(task).as_slice())?;
+        index(&mut self.schedule, &mut self.key_order, next, task)
+    }
+
+    /// Removes task `seq` and its index entries; returns it as it was stored.
+    pub fn remove(&mut self, seq: u64) -> Result<Option<ReplicationTask>, StoreError> {
+        let stored = match self.tasks.remove(seq)? {
+            Some(v) => decode::<ReplicationTask>(v.value()),
+            None => return Ok(None),
+        };
+        match stored {
+            Ok(task) => {
+                self.schedule
+                    .remove((task.target.as_str(), task.next_attempt_ms, seq))?;
+                self.key_order.remove((
+                    task.target.as_str(),
+                    task.bucket.as_str(),
+                    task.key.as_str(),
+                    seq,
+                ))?;
+                Ok(Some(task))
+            }
+            // Not indexed either (see `reindex`).
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Stores `task` (a new attempt count and time) for `seq`, if it is still queued.
+    pub fn reschedule(&mut self, seq: u64, task: &ReplicationTask) -> Result<(), StoreError> {
+        if self.remove(seq)?.is_some() {
+            self.tasks.insert(seq, encode(task).as_slice())?;
+            index(&mut self.schedule, &mut self.key_order, seq, task)?;
+        }
+        Ok(())
+    }
+
+    /// Whether another task for the same write as `task` (another destination) is still queued.
+    /// One write's tasks are pushed together in one transaction, so their sequence numbers are
+    /// consecutive: only the `fanout - 1` numbers on either side can hold one.
+    pub fn has_siblings(&self, seq: u64, task: &ReplicationTask) -> Result<bool, StoreError> {
+        if task.fanout <= 1 {
+            return Ok(false);
+        }
+        let span = u64::from(task.fanout - 1);
+        let (first, last) = (seq.saturating_sub(span).max(1), seq.saturating_add(span));
+        for row in self.tasks.range(first..=last)? {
+            let (k, v) = row?;
+            if k.value() == seq {
+                continue;
+            }
+            if let Ok(other) = decode::<ReplicationTask>(v.value())
+                && other.bucket == task.bucket
+                && other.key == task.key
+                && other.etag == task.etag
+                && other.last_modified == task.last_modified
+                && other.op == task.op
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// A write or delete to be carried to the destinations of `rules`.
@@ -119,29 +241,26 @@ struct Write<'a> {
 
 /// One task per rule (each a distinct destination).
 fn push_all(
-    queue: &mut Table<'_, u64, &'static [u8]>,
+    queue: &mut Queue<'_>,
     write: &Write<'_>,
     rules: &[&crate::replication::Rule],
 ) -> Result<(), StoreError> {
     for rule in rules {
-        push(
-            queue,
-            &ReplicationTask {
-                bucket: write.bucket.to_string(),
-                key: write.key.to_string(),
-                op: write.op.clone(),
-                rule_id: rule.id.clone(),
-                target: rule.destination.target.clone(),
-                dest_bucket: rule.destination.bucket.clone(),
-                etag: write.object.etag.clone(),
-                last_modified: write.object.last_modified,
-                enqueued_ms: write.at,
-                attempts: 0,
-                next_attempt_ms: 0,
-                last_error: None,
-                fanout: rules.len() as u32,
-            },
-        )?;
+        queue.push(&ReplicationTask {
+            bucket: write.bucket.to_string(),
+            key: write.key.to_string(),
+            op: write.op.clone(),
+            rule_id: rule.id.clone(),
+            target: rule.destination.target.clone(),
+            dest_bucket: rule.destination.bucket.clone(),
+            etag: write.object.etag.clone(),
+            last_modified: write.object.last_modified,
+            enqueued_ms: write.at,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+            fanout: rules.len() as u32,
+        })?;
     }
     Ok(())
 }
@@ -149,7 +268,7 @@ fn push_all(
 /// Enqueues a put of `meta` when a rule of `bucket` matches; marks `meta` PENDING then.
 pub fn enqueue_put(
     config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
-    queue: &mut Table<'_, u64, &'static [u8]>,
+    queue: &mut Queue<'_>,
     bucket: &str,
     key: &str,
     meta: &mut ObjectMeta,
@@ -190,7 +309,7 @@ pub fn has_rules(
 /// deletes matches it.
 pub fn enqueue_delete(
     config: &Table<'_, (&'static str, &'static str), &'static [u8]>,
-    queue: &mut Table<'_, u64, &'static [u8]>,
+    queue: &mut Queue<'_>,
     bucket: &str,
     key: &str,
     old: &ObjectMeta,
@@ -216,57 +335,45 @@ pub fn enqueue_delete(
     Ok(())
 }
 
-/// Whether another task for the same write as `task` (another destination) is still queued.
-pub fn has_siblings(
-    queue: &impl ReadableTable<u64, &'static [u8]>,
-    seq: u64,
-    task: &ReplicationTask,
-) -> Result<bool, StoreError> {
-    if task.fanout <= 1 {
-        return Ok(false);
-    }
-    for row in queue.range(1..)? {
-        let (k, v) = row?;
-        if k.value() == seq {
-            continue;
-        }
-        if let Ok(other) = decode::<ReplicationTask>(v.value())
-            && other.bucket == task.bucket
-            && other.key == task.key
-            && other.etag == task.etag
-            && other.last_modified == task.last_modified
-            && other.op == task.op
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Tasks for `target` whose time has come, oldest first, at most one per key: a key whose oldest task is
-/// still waiting out its backoff yields nothing, so a key's writes and deletes are carried in
-/// the order they were made. Buckets whose replication is paused yield nothing. Rows that do
-/// not decode are logged and skipped.
+/// Tasks for `target` whose time has come, soonest due first, at most one per key: a key whose
+/// oldest task is still waiting out its backoff yields nothing, so a key's writes and deletes
+/// are carried in the order they were made. Buckets whose replication is paused yield nothing.
+/// Reads only the target's due entries of the schedule (and each one's key order), however
+/// many tasks wait out a backoff behind them.
 pub fn due(
-    queue: &impl ReadableTable<u64, &'static [u8]>,
+    tasks: &impl ReadableTable<u64, &'static [u8]>,
+    schedule: &impl ReadableTable<(&'static str, i64, u64), ()>,
+    key_order: &impl ReadableTable<(&'static str, &'static str, &'static str, u64), ()>,
     config: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     target: &str,
     now: i64,
     limit: usize,
 ) -> Result<Vec<(u64, ReplicationTask)>, StoreError> {
     let mut out = Vec::new();
-    let mut keys = std::collections::HashSet::new();
     let mut paused: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-    for row in queue.range(1..)? {
-        let (k, v) = row?;
+    for row in
+        schedule.range::<(&str, i64, u64)>((target, i64::MIN, 0)..=(target, now, u64::MAX))?
+    {
+        let (k, _) = row?;
+        let (_, _, seq) = k.value();
+        let Some(v) = tasks.get(seq)? else {
+            continue;
+        };
         let task: ReplicationTask = match decode(v.value()) {
             Ok(t) => t,
             Err(e) => {
-                tracing::error!(seq = k.value(), error = %e, "replication task unreadable; skipped");
+                tracing::error!(seq, error = %e, "replication task unreadable; skipped");
                 continue;
             }
         };
-        if task.target != target || !keys.insert((task.bucket.clone(), task.key.clone())) {
+        let oldest = key_order
+            .range::<(&str, &str, &str, u64)>(
+                (target, task.bucket.as_str(), task.key.as_str(), 0)..,
+            )?
+            .next()
+            .transpose()?
+            .map(|(k, _)| k.value().3);
+        if oldest != Some(seq) {
             continue;
         }
         let held = match paused.get(&task.bucket) {
@@ -277,12 +384,32 @@ pub fn due(
                 p
             }
         };
-        if !held && task.next_attempt_ms <= now {
-            out.push((k.value(), task));
+        if !held {
+            out.push((seq, task));
             if out.len() >= limit {
                 break;
             }
         }
+    }
+    Ok(out)
+}
+
+/// The targets that have tasks queued: one look-up per target, not a read of every task.
+pub fn queued_targets(
+    schedule: &impl ReadableTable<(&'static str, i64, u64), ()>,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut out = std::collections::BTreeSet::new();
+    // Every key of a target sorts after (target, ..) and before (target + NUL, ..); target
+    // names are lowercase letters, digits and hyphens.
+    let mut from = String::new();
+    while let Some(row) = schedule
+        .range::<(&str, i64, u64)>((from.as_str(), i64::MIN, 0)..)?
+        .next()
+    {
+        let (k, _) = row?;
+        let target = k.value().0.to_string();
+        from = format!("{target}\0");
+        out.insert(target);
     }
     Ok(out)
 }
@@ -298,9 +425,6 @@ pub struct Backlog {
     pub oldest_enqueued_ms: Option<i64>,
     /// The most recent failure reason among waiting tasks.
     pub last_error: Option<String>,
-    /// Targets the waiting tasks go to.
-    #[serde(skip)]
-    pub targets: std::collections::BTreeSet<String>,
 }
 
 impl Backlog {
@@ -325,9 +449,6 @@ pub fn backlog(
             continue;
         }
         out.tasks += 1;
-        if !out.targets.contains(&task.target) {
-            out.targets.insert(task.target.clone());
-        }
         if task.attempts > 0 {
             out.retrying += 1;
             if task.last_error.is_some() {
@@ -338,4 +459,170 @@ pub fn backlog(
         *oldest = (*oldest).min(task.enqueued_ms);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::BUCKET_CONFIG;
+    use redb::{Database, ReadableDatabase};
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("q.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(BUCKET_CONFIG).unwrap();
+        Queue::open(&txn).unwrap();
+        txn.commit().unwrap();
+        (dir, db)
+    }
+
+    fn task(target: &str, key: &str, etag: &str, fanout: u32) -> ReplicationTask {
+        ReplicationTask {
+            bucket: "b".into(),
+            key: key.into(),
+            op: TaskOp::Put,
+            rule_id: "r".into(),
+            target: target.into(),
+            dest_bucket: "d".into(),
+            etag: etag.into(),
+            last_modified: 1,
+            enqueued_ms: 1,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+            fanout,
+        }
+    }
+
+    fn push(db: &Database, tasks: &[ReplicationTask]) {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut q = Queue::open(&txn).unwrap();
+            for t in tasks {
+                q.push(t).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn with_queue<R>(db: &Database, f: impl FnOnce(&mut Queue<'_>) -> R) -> R {
+        let txn = db.begin_write().unwrap();
+        let r = {
+            let mut q = Queue::open(&txn).unwrap();
+            f(&mut q)
+        };
+        txn.commit().unwrap();
+        r
+    }
+
+    /// (seq, key) of what `due` gives `target` at `now`.
+    fn due_keys(db: &Database, target: &str, now: i64) -> Vec<(u64, String)> {
+        let txn = db.begin_read().unwrap();
+        due(
+            &txn.open_table(REPLICATION_QUEUE).unwrap(),
+            &txn.open_table(REPLICATION_SCHEDULE).unwrap(),
+            &txn.open_table(REPLICATION_KEY_ORDER).unwrap(),
+            &txn.open_table(BUCKET_CONFIG).unwrap(),
+            target,
+            now,
+            100,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(seq, t)| (seq, t.key))
+        .collect()
+    }
+
+    #[test]
+    fn due_gives_each_key_its_oldest_task_and_skips_backoffs_and_other_targets() {
+        let (_dir, db) = db();
+        push(
+            &db,
+            &[
+                task("dr", "a", "1", 1),    // 1
+                task("dr", "b", "1", 1),    // 2
+                task("other", "a", "1", 1), // 3
+                task("dr", "a", "2", 1),    // 4: waits for 1
+                task("dr", "c", "1", 1),    // 5
+            ],
+        );
+        let k = |v: &[(u64, &str)]| -> Vec<(u64, String)> {
+            v.iter().map(|(s, k)| (*s, k.to_string())).collect()
+        };
+        assert_eq!(due_keys(&db, "dr", 10), k(&[(1, "a"), (2, "b"), (5, "c")]));
+        assert_eq!(due_keys(&db, "other", 10), k(&[(3, "a")]));
+        // Task 1 fails and backs off until 100: key a yields nothing (4 must not overtake it).
+        let mut retry = task("dr", "a", "1", 1);
+        retry.attempts = 1;
+        retry.next_attempt_ms = 100;
+        with_queue(&db, |q| q.reschedule(1, &retry).unwrap());
+        assert_eq!(due_keys(&db, "dr", 10), k(&[(2, "b"), (5, "c")]));
+        // Its time comes; then it is done and 4 is next for key a.
+        assert_eq!(due_keys(&db, "dr", 100), k(&[(2, "b"), (5, "c"), (1, "a")]));
+        let removed = with_queue(&db, |q| q.remove(1).unwrap());
+        assert_eq!(removed.map(|t| t.attempts), Some(1));
+        assert_eq!(due_keys(&db, "dr", 10), k(&[(2, "b"), (4, "a"), (5, "c")]));
+        // A reschedule of a task already done stores nothing.
+        with_queue(&db, |q| q.reschedule(1, &retry).unwrap());
+        assert_eq!(due_keys(&db, "dr", 1000).len(), 3);
+    }
+
+    #[test]
+    fn paused_buckets_yield_nothing() {
+        let (_dir, db) = db();
+        push(&db, &[task("dr", "a", "1", 1)]);
+        let txn = db.begin_write().unwrap();
+        txn.open_table(BUCKET_CONFIG)
+            .unwrap()
+            .insert(("b", PAUSED_CONFIG), b"{}".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        assert!(due_keys(&db, "dr", 10).is_empty());
+    }
+
+    #[test]
+    fn siblings_are_the_same_writes_other_destinations_only() {
+        let (_dir, db) = db();
+        push(&db, &[task("x", "a", "0", 1)]); // 1
+        push(&db, &[task("dr", "a", "1", 2), task("up", "a", "1", 2)]); // 2, 3
+        push(&db, &[task("dr", "a", "2", 2), task("up", "a", "2", 2)]); // 4, 5
+        with_queue(&db, |q| {
+            let t2 = q.remove(2).unwrap().unwrap();
+            assert!(q.has_siblings(2, &t2).unwrap(), "3 is still queued");
+            let t3 = q.remove(3).unwrap().unwrap();
+            // 1 and 4 are neighbours but other writes.
+            assert!(!q.has_siblings(3, &t3).unwrap());
+            let t5 = q.remove(5).unwrap().unwrap();
+            assert!(q.has_siblings(5, &t5).unwrap(), "4 is still queued");
+        });
+    }
+
+    #[test]
+    fn reindex_rebuilds_the_schedule_from_the_tasks() {
+        let (_dir, db) = db();
+        push(
+            &db,
+            &[
+                task("dr", "a", "1", 1),
+                task("dr", "a", "2", 1),
+                task("up", "b", "1", 1),
+            ],
+        );
+        // As a queue written before the indexes existed: tasks only.
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(REPLICATION_SCHEDULE).unwrap();
+        txn.delete_table(REPLICATION_KEY_ORDER).unwrap();
+        txn.commit().unwrap();
+        let txn = db.begin_write().unwrap();
+        assert_eq!(Queue::reindex(&txn).unwrap(), 3);
+        txn.commit().unwrap();
+        assert_eq!(due_keys(&db, "dr", 10), vec![(1, "a".to_string())]);
+        let txn = db.begin_read().unwrap();
+        let targets = queued_targets(&txn.open_table(REPLICATION_SCHEDULE).unwrap()).unwrap();
+        assert_eq!(
+            targets.into_iter().collect::<Vec<_>>(),
+            vec!["dr".to_string(), "up".to_string()]
+        );
+    }
 }

@@ -23,6 +23,14 @@ pub const COMPLETED: TableDefinition<&str, &[u8]> = TableDefinition::new("comple
 /// sequence number -> `ReplicationTask`, committed with the write it replicates.
 pub const REPLICATION_QUEUE: TableDefinition<u64, &[u8]> =
     TableDefinition::new("replication_queue");
+/// (target, next attempt in Unix ms, sequence number) -> nothing: each queued task once, in the
+/// order its target may try it, so finding the due tasks reads only those.
+pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), ()> =
+    TableDefinition::new("replication_schedule");
+/// (target, bucket, key, sequence number) -> nothing: each queued task once, so the oldest task
+/// for a key and target is one look-up (a key's writes reach a target in the order made).
+pub const REPLICATION_KEY_ORDER: TableDefinition<(&str, &str, &str, u64), ()> =
+    TableDefinition::new("replication_key_order");
 /// (bucket, key) -> when it was deleted (Unix ms, big-endian i64), kept for keys of buckets with
 /// replication rules so a replica older than the delete is refused (last writer wins).
 pub const TOMBSTONES: TableDefinition<(&str, &str), &[u8]> =
