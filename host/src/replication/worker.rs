@@ -117,9 +117,11 @@ async fn run_target(app: Arc<App>, spec: TargetSpec) {
     // update per write for nothing: after such a round the loop rests (exponentially longer,
     // up to TARGET_REST_MAX_MS) and then offers one round again.
     let mut failed_rounds: u32 = 0;
+    let mut rest_due = false;
     loop {
-        if failed_rounds > 0 {
-            let rest = backoff_ms(failed_rounds - 1).min(TARGET_REST_MAX_MS);
+        // Once after each failed round; a poll that found nothing does not rest again.
+        if std::mem::take(&mut rest_due) {
+            let rest = backoff_ms(failed_rounds.saturating_sub(1)).min(TARGET_REST_MAX_MS);
             tokio::time::sleep(Duration::from_millis(rest.max(0) as u64)).await;
         }
         // Listen before looking, so a commit between the look and the wait is not missed.
@@ -159,11 +161,12 @@ async fn run_target(app: Arc<App>, spec: TargetSpec) {
                 }
             })
             .await;
-        failed_rounds = if took.load(Ordering::Relaxed) == 0 {
-            failed_rounds.saturating_add(1)
+        if took.load(Ordering::Relaxed) == 0 {
+            failed_rounds = failed_rounds.saturating_add(1);
+            rest_due = true;
         } else {
-            0
-        };
+            failed_rounds = 0;
+        }
     }
 }
 

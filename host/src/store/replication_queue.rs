@@ -91,18 +91,21 @@ pub fn wake_after_commit() {
 /// indexes over them, which every change below keeps in step.
 pub struct Queue<'t> {
     tasks: Table<'t, u64, &'static [u8]>,
-    schedule: Table<'t, (&'static str, i64, u64), ()>,
+    schedule: Table<'t, (&'static str, i64, u64), (&'static str, &'static str)>,
     key_order: Table<'t, (&'static str, &'static str, &'static str, u64), ()>,
 }
 
 /// Puts task `seq` in both indexes.
 fn index(
-    schedule: &mut Table<'_, (&'static str, i64, u64), ()>,
+    schedule: &mut Table<'_, (&'static str, i64, u64), (&'static str, &'static str)>,
     key_order: &mut Table<'_, (&'static str, &'static str, &'static str, u64), ()>,
     seq: u64,
     task: &ReplicationTask,
 ) -> Result<(), StoreError> {
-    schedule.insert((task.target.as_str(), task.next_attempt_ms, seq), ())?;
+    schedule.insert(
+        (task.target.as_str(), task.next_attempt_ms, seq),
+        (task.bucket.as_str(), task.key.as_str()),
+    )?;
     key_order.insert(
         (
             task.target.as_str(),
@@ -245,6 +248,7 @@ fn push_all(
     write: &Write<'_>,
     rules: &[&crate::replication::Rule],
 ) -> Result<(), StoreError> {
+    let now = super::precise_now_ms();
     for rule in rules {
         queue.push(&ReplicationTask {
             bucket: write.bucket.to_string(),
@@ -257,7 +261,9 @@ fn push_all(
             last_modified: write.object.last_modified,
             enqueued_ms: write.at,
             attempts: 0,
-            next_attempt_ms: 0,
+            // Due from now: a retry that falls due at T sorts among the writes made at T, not
+            // behind every later one.
+            next_attempt_ms: now,
             last_error: None,
             fanout: rules.len() as u32,
         })?;
@@ -342,7 +348,7 @@ pub fn enqueue_delete(
 /// many tasks wait out a backoff behind them.
 pub fn due(
     tasks: &impl ReadableTable<u64, &'static [u8]>,
-    schedule: &impl ReadableTable<(&'static str, i64, u64), ()>,
+    schedule: &impl ReadableTable<(&'static str, i64, u64), (&'static str, &'static str)>,
     key_order: &impl ReadableTable<(&'static str, &'static str, &'static str, u64), ()>,
     config: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     target: &str,
@@ -354,41 +360,54 @@ pub fn due(
     for row in
         schedule.range::<(&str, i64, u64)>((target, i64::MIN, 0)..=(target, now, u64::MAX))?
     {
-        let (k, _) = row?;
-        let (_, _, seq) = k.value();
-        let Some(v) = tasks.get(seq)? else {
-            continue;
-        };
-        let task: ReplicationTask = match decode(v.value()) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(seq, error = %e, "replication task unreadable; skipped");
-                continue;
+        let (k, v) = row?;
+        let (_, at, seq) = k.value();
+        let (bucket, key) = v.value();
+        let held = match paused.get(bucket) {
+            Some(p) => *p,
+            None => {
+                let p = config.get((bucket, PAUSED_CONFIG))?.is_some();
+                paused.insert(bucket.to_string(), p);
+                p
             }
         };
+        if held {
+            continue;
+        }
         let oldest = key_order
-            .range::<(&str, &str, &str, u64)>(
-                (target, task.bucket.as_str(), task.key.as_str(), 0)..,
-            )?
+            .range::<(&str, &str, &str, u64)>((target, bucket, key, 0)..)?
             .next()
             .transpose()?
             .map(|(k, _)| k.value().3);
         if oldest != Some(seq) {
             continue;
         }
-        let held = match paused.get(&task.bucket) {
-            Some(p) => *p,
-            None => {
-                let p = config.get((task.bucket.as_str(), PAUSED_CONFIG))?.is_some();
-                paused.insert(task.bucket.clone(), p);
-                p
+        let Some(row) = tasks.get(seq)? else {
+            continue;
+        };
+        let task: ReplicationTask = match decode(row.value()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "replication task unreadable; skipped");
+                continue;
             }
         };
-        if !held {
-            out.push((seq, task));
-            if out.len() >= limit {
-                break;
-            }
+        // An index entry that does not describe its task (only a damaged store makes one) is
+        // passed over rather than trusted.
+        if task.target != target
+            || task.next_attempt_ms != at
+            || task.bucket != bucket
+            || task.key != key
+        {
+            tracing::error!(
+                seq,
+                "replication schedule entry does not match its task; skipped"
+            );
+            continue;
+        }
+        out.push((seq, task));
+        if out.len() >= limit {
+            break;
         }
     }
     Ok(out)
@@ -396,7 +415,7 @@ pub fn due(
 
 /// The targets that have tasks queued: one look-up per target, not a read of every task.
 pub fn queued_targets(
-    schedule: &impl ReadableTable<(&'static str, i64, u64), ()>,
+    schedule: &impl ReadableTable<(&'static str, i64, u64), (&'static str, &'static str)>,
 ) -> Result<std::collections::BTreeSet<String>, StoreError> {
     let mut out = std::collections::BTreeSet::new();
     // Every key of a target sorts after (target, ..) and before (target + NUL, ..); target
@@ -518,6 +537,10 @@ mod tests {
 
     /// (seq, key) of what `due` gives `target` at `now`.
     fn due_keys(db: &Database, target: &str, now: i64) -> Vec<(u64, String)> {
+        due_keys_limited(db, target, now, 100)
+    }
+
+    fn due_keys_limited(db: &Database, target: &str, now: i64, limit: usize) -> Vec<(u64, String)> {
         let txn = db.begin_read().unwrap();
         due(
             &txn.open_table(REPLICATION_QUEUE).unwrap(),
@@ -526,7 +549,7 @@ mod tests {
             &txn.open_table(BUCKET_CONFIG).unwrap(),
             target,
             now,
-            100,
+            limit,
         )
         .unwrap()
         .into_iter()
@@ -591,7 +614,7 @@ mod tests {
             let t2 = q.remove(2).unwrap().unwrap();
             assert!(q.has_siblings(2, &t2).unwrap(), "3 is still queued");
             let t3 = q.remove(3).unwrap().unwrap();
-            // 1 and 4 are neighbours but other writes.
+            // Only 2..=4 can hold a sibling of 3 (fanout 2): 2 is gone, 4 is another write.
             assert!(!q.has_siblings(3, &t3).unwrap());
             let t5 = q.remove(5).unwrap().unwrap();
             assert!(q.has_siblings(5, &t5).unwrap(), "4 is still queued");
@@ -624,5 +647,56 @@ mod tests {
             targets.into_iter().collect::<Vec<_>>(),
             vec!["dr".to_string(), "up".to_string()]
         );
+    }
+
+    #[test]
+    fn a_retry_that_fell_due_comes_before_later_writes() {
+        let (_dir, db) = db();
+        push(&db, &[task("dr", "a", "1", 1)]); // 1
+        let mut retry = task("dr", "a", "1", 1);
+        retry.attempts = 1;
+        retry.next_attempt_ms = 50;
+        with_queue(&db, |q| q.reschedule(1, &retry).unwrap());
+        // Written at 60, after the retry fell due.
+        let later: Vec<_> = ["b", "c", "d"]
+            .iter()
+            .map(|k| {
+                let mut t = task("dr", k, "1", 1);
+                t.next_attempt_ms = 60;
+                t
+            })
+            .collect();
+        push(&db, &later); // 2, 3, 4
+        assert_eq!(
+            due_keys_limited(&db, "dr", 100, 2),
+            vec![(1, "a".to_string()), (2, "b".to_string())]
+        );
+        assert_eq!(
+            due_keys_limited(&db, "dr", 55, 2),
+            vec![(1, "a".to_string())]
+        );
+    }
+
+    #[test]
+    fn queued_targets_tells_apart_names_that_share_a_prefix() {
+        let (_dir, db) = db();
+        push(
+            &db,
+            &[
+                task("dr-2", "a", "1", 1),
+                task("dr", "a", "1", 1),
+                task("d", "b", "1", 1),
+                task("dr", "c", "1", 1),
+            ],
+        );
+        let txn = db.begin_read().unwrap();
+        let targets = queued_targets(&txn.open_table(REPLICATION_SCHEDULE).unwrap()).unwrap();
+        assert_eq!(
+            targets.into_iter().collect::<Vec<_>>(),
+            vec!["d".to_string(), "dr".to_string(), "dr-2".to_string()]
+        );
+        drop(txn);
+        assert_eq!(due_keys(&db, "dr", 10).len(), 2);
+        assert_eq!(due_keys(&db, "dr-2", 10), vec![(1, "a".to_string())]);
     }
 }

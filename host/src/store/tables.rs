@@ -23,9 +23,10 @@ pub const COMPLETED: TableDefinition<&str, &[u8]> = TableDefinition::new("comple
 /// sequence number -> `ReplicationTask`, committed with the write it replicates.
 pub const REPLICATION_QUEUE: TableDefinition<u64, &[u8]> =
     TableDefinition::new("replication_queue");
-/// (target, next attempt in Unix ms, sequence number) -> nothing: each queued task once, in the
-/// order its target may try it, so finding the due tasks reads only those.
-pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), ()> =
+/// (target, next attempt in Unix ms, sequence number) -> (bucket, key): each queued task once, in
+/// the order its target may try it, so finding the due tasks reads only those (and a task held
+/// back by its key or a paused bucket is passed over without reading it).
+pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), (&str, &str)> =
     TableDefinition::new("replication_schedule");
 /// (target, bucket, key, sequence number) -> nothing: each queued task once, so the oldest task
 /// for a key and target is one look-up (a key's writes reach a target in the order made).
