@@ -1,5 +1,6 @@
 //! Plugin call overhead: the authenticator chain's cached lookup against an IAM-store lookup,
-//! an uncached `lookup-credential` on a warm instance, `authenticate` with a JWT (ES256, RS256),
+//! an uncached `lookup-credential` on a warm instance, `authenticate` with a JWT (ES256, RS256;
+//! signature checked, and kept from an earlier use),
 //! and a cold call (fresh `Store` + instantiation). Needs `make plugins` first.
 //!
 //! Besides criterion's estimates it prints p50/p99 per call over many single calls (the numbers
@@ -92,6 +93,16 @@ async fn setup() -> Setup {
             }),
             PluginLimits::default(),
         ),
+        // The same, keeping no verified tokens: every call checks the signature.
+        spec(
+            "idp-full",
+            "oidc.wasm",
+            serde_json::json!({
+                "issuer": tokens["issuer"], "audience": tokens["audience"], "jwks": jwks,
+                "verified_tokens": 0,
+            }),
+            PluginLimits::default(),
+        ),
         spec(
             "cold",
             "static_keys.wasm",
@@ -161,6 +172,7 @@ fn percentiles(rt: &tokio::runtime::Runtime, s: &Setup) {
     rt.block_on(async {
         let keys = s.plugin("keys");
         let idp = s.plugin("idp");
+        let idp_full = s.plugin("idp-full");
         let cold = s.plugin("cold");
         let rows = [
             (
@@ -185,16 +197,23 @@ fn percentiles(rt: &tokio::runtime::Runtime, s: &Setup) {
                 .await,
             ),
             (
-                "authenticate, bearer JWT ES256",
+                "authenticate, bearer JWT ES256, signature checked",
                 sample(2_000, || async {
-                    idp.authenticate(&s.jwt_es256).await.expect("jwt");
+                    idp_full.authenticate(&s.jwt_es256).await.expect("jwt");
                 })
                 .await,
             ),
             (
-                "authenticate, bearer JWT RS256",
+                "authenticate, bearer JWT RS256, signature checked",
                 sample(2_000, || async {
-                    idp.authenticate(&s.jwt_rs256).await.expect("jwt");
+                    idp_full.authenticate(&s.jwt_rs256).await.expect("jwt");
+                })
+                .await,
+            ),
+            (
+                "authenticate, bearer JWT ES256, verified before (kept)",
+                sample(20_000, || async {
+                    idp.authenticate(&s.jwt_es256).await.expect("jwt");
                 })
                 .await,
             ),
@@ -238,7 +257,7 @@ fn criterion_benches(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { keys.lookup_credential(PLUGIN_KEY).await.expect("call") })
     });
-    g.bench_function("authenticate_jwt_es256", |b| {
+    g.bench_function("authenticate_jwt_es256_kept", |b| {
         b.to_async(&rt)
             .iter(|| async { idp.authenticate(&s.jwt_es256).await.expect("jwt") })
     });

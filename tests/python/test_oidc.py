@@ -136,3 +136,40 @@ def test_unreachable_jwks_is_a_transient_failure(start_server):
     r = requests.get(f"{srv.endpoint}/", headers=bearer(key.token()))
     assert r.status_code == 503, r.text
     assert "<Code>ServiceUnavailable</Code>" in r.text
+
+
+def test_kept_tokens_still_expire_and_forgeries_are_verified_afresh(start_server):
+    """A token that verified is kept by the instance and skips the signature check on later uses
+    (one instance here, so every use after the first is served from what it kept). Kept or not,
+    `exp` is checked on every use, and a token that differs only in its signature is verified
+    in full and refused."""
+    import json
+
+    import jwt
+    key = SigningKey("ES256")
+    srv = plugin_server(start_server, plugin_entry(
+        "kept", OIDC, limits={"instances": 1},
+        config={"issuer": ISSUER, "audience": AUDIENCE, "jwks": json.loads(jwks(key)),
+                "leeway_seconds": 0}))
+    token = key.token("gina", ttl=3)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    for _ in range(3):
+        r = requests.get(f"{srv.endpoint}/", headers=bearer(token))
+        assert r.status_code == 200 and "<ID>kept:gina</ID>" in r.text, r.text
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-6]}{'AAAAAA' if not sig.endswith('AAAAAA') else 'BBBBBB'}"
+    r = requests.get(f"{srv.endpoint}/", headers=bearer(forged))
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, r.text
+    assert requests.get(f"{srv.endpoint}/", headers=bearer(token)).status_code == 200
+    time.sleep(max(0.0, exp + 1.2 - time.time()))
+    r = requests.get(f"{srv.endpoint}/", headers=bearer(token))
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, r.text
+    # Turned off, the same plugin verifies every use in full and answers the same.
+    off = plugin_server(start_server, plugin_entry(
+        "uncached", OIDC, limits={"instances": 1},
+        config={"issuer": ISSUER, "audience": AUDIENCE, "jwks": json.loads(jwks(key)),
+                "verified_tokens": 0}))
+    fresh = key.token("hank")
+    for _ in range(2):
+        r = requests.get(f"{off.endpoint}/", headers=bearer(fresh))
+        assert r.status_code == 200 and "<ID>uncached:hank</ID>" in r.text, r.text
