@@ -33,6 +33,12 @@ const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_millis(200);
 /// How often tasks for targets no longer configured are looked for.
 const ORPHAN_SWEEP: Duration = Duration::from_secs(60);
+/// How long a delete's tombstone is kept (it refuses a replica older than the delete; see
+/// `store::tables::TOMBSTONES`): a write queued at another site that arrives later than this
+/// after the delete is taken like any other.
+pub const TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often tombstones past their retention are removed.
+const TOMBSTONE_SWEEP: Duration = Duration::from_secs(3600);
 const BACKOFF_BASE_MS: i64 = 500;
 const BACKOFF_MAX_MS: i64 = 60_000;
 /// The longest a target's loop rests after rounds in which it took nothing (see `run_target`).
@@ -72,6 +78,21 @@ pub fn spawn(app: Arc<App>) {
         let app = app.clone();
         tokio::spawn(async move { run_target(app, spec).await });
     }
+    // Tombstones of buckets with rules would otherwise grow with every key ever deleted.
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        loop {
+            let before = now_ms() - TOMBSTONE_RETENTION.as_millis() as i64;
+            match sweeper.store.prune_tombstones(before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(pruned = n, "replication tombstones past retention removed")
+                }
+                Err(e) => tracing::error!(error = %e, "pruning replication tombstones failed"),
+            }
+            tokio::time::sleep(TOMBSTONE_SWEEP).await;
+        }
+    });
     // Rules stored before a target left the config still enqueue for it: look again now and
     // then.
     tokio::spawn(async move {

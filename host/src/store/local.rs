@@ -129,6 +129,11 @@ enum MetaOp {
         seq: u64,
         task: Box<ReplicationTask>,
     },
+    /// Removes these tombstones if they still record a delete made before `before_ms`.
+    PruneTombstones {
+        keys: Vec<(String, String)>,
+        before_ms: i64,
+    },
 }
 
 impl MetaOp {
@@ -148,7 +153,8 @@ impl MetaOp {
             | MetaOp::SetObjectTags { .. }
             | MetaOp::SetObjectAcl { .. }
             | MetaOp::FinishReplication { .. }
-            | MetaOp::RescheduleReplication { .. } => false,
+            | MetaOp::RescheduleReplication { .. }
+            | MetaOp::PruneTombstones { .. } => false,
         }
     }
 
@@ -169,7 +175,8 @@ impl MetaOp {
             | MetaOp::PutPart { .. }
             | MetaOp::AbortUpload { .. }
             | MetaOp::PutBucketConfig { .. }
-            | MetaOp::RescheduleReplication { .. } => ObjectChange::Nothing,
+            | MetaOp::RescheduleReplication { .. }
+            | MetaOp::PruneTombstones { .. } => ObjectChange::Nothing,
         }
     }
 }
@@ -1088,6 +1095,52 @@ impl Store for LocalStore {
         )
     }
 
+    async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError> {
+        // Found in a read transaction, a batch at a time; each batch removed in one commit
+        // (which checks the time again), so writers never wait on the whole table.
+        const BATCH: usize = 10_000;
+        let mut pruned = 0u64;
+        let mut from: Option<(String, String)> = None;
+        loop {
+            let (stale, next) = {
+                let txn = self.db.begin_read()?;
+                let table = txn.open_table(TOMBSTONES)?;
+                let mut stale = Vec::new();
+                let mut next = None;
+                let start = from.as_ref().map(|(b, k)| (b.as_str(), k.as_str()));
+                let rows = match start {
+                    Some(start) => table.range::<(&str, &str)>(start..)?,
+                    None => table.range::<(&str, &str)>(..)?,
+                };
+                for row in rows {
+                    let (k, v) = row?;
+                    let (bucket, key) = k.value();
+                    if stale.len() >= BATCH {
+                        next = Some((bucket.to_string(), key.to_string()));
+                        break;
+                    }
+                    let at = <[u8; 8]>::try_from(v.value()).map(i64::from_be_bytes);
+                    if at.is_ok_and(|at| at < before_ms) {
+                        stale.push((bucket.to_string(), key.to_string()));
+                    }
+                }
+                (stale, next)
+            };
+            if !stale.is_empty() {
+                pruned += stale.len() as u64;
+                self.submit(MetaOp::PruneTombstones {
+                    keys: stale,
+                    before_ms,
+                })
+                .await?;
+            }
+            match next {
+                Some(n) => from = Some(n),
+                None => return Ok(pruned),
+            }
+        }
+    }
+
     async fn replication_targets_queued(
         &self,
     ) -> Result<std::collections::BTreeSet<String>, StoreError> {
@@ -1696,6 +1749,17 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             t.queue.reschedule(*seq, task)?;
             Ok(Outcome::default())
         }
+        MetaOp::PruneTombstones { keys, before_ms } => {
+            let mut outcome = Outcome::default();
+            for (bucket, key) in keys {
+                // A delete made since the scan moved the tombstone's time on: keep it.
+                if deleted_at(t, bucket, key)?.is_some_and(|at| at < *before_ms) {
+                    t.tombstones.remove((bucket.as_str(), key.as_str()))?;
+                    outcome.existed = true;
+                }
+            }
+            Ok(outcome)
+        }
         MetaOp::AbortUpload {
             bucket,
             key,
@@ -1847,5 +1911,42 @@ mod tests {
         // The client went away before the end: the half-written file goes with it.
         drop(f);
         assert!(!path.exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tombstones_past_the_cutoff_are_pruned_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Arc::new(Database::create(dir.path().join("meta.redb")).expect("redb"));
+        let store = LocalStore::open(db.clone(), &dir.path().join("data"), 0).expect("open");
+        // More than one scan batch of old ones, and newer ones among them.
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut t = txn.open_table(TOMBSTONES).expect("table");
+            for i in 0..25_000i64 {
+                let at: i64 = if i % 5 == 0 { 2_000 } else { 1_000 };
+                t.insert(
+                    ("b", format!("k{i:05}").as_str()),
+                    at.to_be_bytes().as_slice(),
+                )
+                .expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+        assert_eq!(store.prune_tombstones(1_500).await.expect("prune"), 20_000);
+        let txn = db.begin_read().expect("txn");
+        let t = txn.open_table(TOMBSTONES).expect("table");
+        let left: Vec<String> = t
+            .iter()
+            .expect("iter")
+            .map(|r| r.expect("row").0.value().1.to_string())
+            .collect();
+        assert_eq!(left.len(), 5_000);
+        assert!(
+            left.iter()
+                .all(|k| k[1..].parse::<i64>().expect("n") % 5 == 0)
+        );
+        drop(t);
+        drop(txn);
+        assert_eq!(store.prune_tombstones(1_500).await.expect("again"), 0);
     }
 }

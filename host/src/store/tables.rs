@@ -33,6 +33,8 @@ pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), (&str, &str)> 
 pub const REPLICATION_KEY_ORDER: TableDefinition<(&str, &str, &str, u64), ()> =
     TableDefinition::new("replication_key_order");
 /// (bucket, key) -> when it was deleted (Unix ms, big-endian i64), kept for keys of buckets with
-/// replication rules so a replica older than the delete is refused (last writer wins).
+/// replication rules so a replica older than the delete is refused (last writer wins); removed
+/// when the key is written again, with its bucket, or after 30 days
+/// (`replication::worker::TOMBSTONE_RETENTION`).
 pub const TOMBSTONES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("replication_tombstones");
