@@ -33,9 +33,9 @@ const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_millis(200);
 /// How often tasks for targets no longer configured are looked for.
 const ORPHAN_SWEEP: Duration = Duration::from_secs(60);
-/// How long a delete's tombstone is kept (it refuses a replica older than the delete; see
-/// `store::tables::TOMBSTONES`): a write queued at another site that arrives later than this
-/// after the delete is taken like any other.
+/// How long a delete's tombstone is kept after this store recorded it (it refuses a replica
+/// older than the delete; see `store::tables::TOMBSTONES`): a write queued at another site that
+/// arrives later than this after the delete is taken like any other.
 pub const TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How often tombstones past their retention are removed.
 const TOMBSTONE_SWEEP: Duration = Duration::from_secs(3600);
@@ -86,7 +86,7 @@ pub fn spawn(app: Arc<App>) {
             match sweeper.store.prune_tombstones(before).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::info!(pruned = n, "replication tombstones past retention removed")
+                    tracing::info!(found = n, "replication tombstones past retention pruned")
                 }
                 Err(e) => tracing::error!(error = %e, "pruning replication tombstones failed"),
             }

@@ -129,7 +129,7 @@ enum MetaOp {
         seq: u64,
         task: Box<ReplicationTask>,
     },
-    /// Removes these tombstones if they still record a delete made before `before_ms`.
+    /// Removes these tombstones if they were still recorded before `before_ms`.
     PruneTombstones {
         keys: Vec<(String, String)>,
         before_ms: i64,
@@ -1096,36 +1096,15 @@ impl Store for LocalStore {
     }
 
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError> {
-        // Found in a read transaction, a batch at a time; each batch removed in one commit
-        // (which checks the time again), so writers never wait on the whole table.
-        const BATCH: usize = 10_000;
         let mut pruned = 0u64;
         let mut from: Option<(String, String)> = None;
         loop {
-            let (stale, next) = {
-                let txn = self.db.begin_read()?;
-                let table = txn.open_table(TOMBSTONES)?;
-                let mut stale = Vec::new();
-                let mut next = None;
-                let start = from.as_ref().map(|(b, k)| (b.as_str(), k.as_str()));
-                let rows = match start {
-                    Some(start) => table.range::<(&str, &str)>(start..)?,
-                    None => table.range::<(&str, &str)>(..)?,
-                };
-                for row in rows {
-                    let (k, v) = row?;
-                    let (bucket, key) = k.value();
-                    if stale.len() >= BATCH {
-                        next = Some((bucket.to_string(), key.to_string()));
-                        break;
-                    }
-                    let at = <[u8; 8]>::try_from(v.value()).map(i64::from_be_bytes);
-                    if at.is_ok_and(|at| at < before_ms) {
-                        stale.push((bucket.to_string(), key.to_string()));
-                    }
-                }
-                (stale, next)
-            };
+            let db = self.db.clone();
+            let start = from.take();
+            let (stale, next) =
+                tokio::task::spawn_blocking(move || stale_tombstones(&db, start, before_ms))
+                    .await
+                    .map_err(|e| StoreError::Meta(format!("tombstone scan: {e}")))??;
             if !stale.is_empty() {
                 pruned += stale.len() as u64;
                 self.submit(MetaOp::PruneTombstones {
@@ -1470,12 +1449,75 @@ fn second_keys(
     Ok(out)
 }
 
+/// Tombstones recorded before `before_ms`, from `start` on (a read transaction over at most
+/// SCAN rows, at most BATCH found; each batch is then removed in one commit, which checks the
+/// time again), and where the next scan starts, if the table goes on.
+#[allow(clippy::type_complexity)]
+fn stale_tombstones(
+    db: &Database,
+    start: Option<(String, String)>,
+    before_ms: i64,
+) -> Result<(Vec<(String, String)>, Option<(String, String)>), StoreError> {
+    const BATCH: usize = 10_000;
+    const SCAN: usize = 200_000;
+    let txn = db.begin_read()?;
+    let table = txn.open_table(TOMBSTONES)?;
+    let rows = match &start {
+        Some((b, k)) => table.range::<(&str, &str)>((b.as_str(), k.as_str())..)?,
+        None => table.range::<(&str, &str)>(..)?,
+    };
+    let mut stale = Vec::new();
+    for (scanned, row) in rows.enumerate() {
+        let (k, v) = row?;
+        let (bucket, key) = k.value();
+        if stale.len() >= BATCH || scanned >= SCAN {
+            return Ok((stale, Some((bucket.to_string(), key.to_string()))));
+        }
+        if tombstone_times(v.value()).is_some_and(|(_, recorded)| recorded < before_ms) {
+            stale.push((bucket.to_string(), key.to_string()));
+        }
+    }
+    Ok((stale, None))
+}
+
+/// A tombstone's value: the delete's time (what replicas are compared with), then when this
+/// store recorded it (what its retention counts from), both Unix ms, big-endian.
+fn tombstone(deleted_at: i64, recorded_at: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&deleted_at.to_be_bytes());
+    v[8..].copy_from_slice(&recorded_at.to_be_bytes());
+    v
+}
+
+/// (deleted at, recorded at) of a tombstone's value; tombstones written before the second time
+/// was kept hold only the first, which then stands for both.
+fn tombstone_times(v: &[u8]) -> Option<(i64, i64)> {
+    let at = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let recorded = v
+        .get(8..16)
+        .and_then(|r| <[u8; 8]>::try_from(r).ok())
+        .map_or(at, i64::from_be_bytes);
+    Some((at, recorded))
+}
+
 /// When `key` was deleted, if a tombstone says so.
 fn deleted_at(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<i64>, StoreError> {
     Ok(t.tombstones
         .get((bucket, key))?
-        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-        .map(i64::from_be_bytes))
+        .and_then(|v| tombstone_times(v.value()))
+        .map(|(at, _)| at))
+}
+
+/// When this store recorded `key`'s tombstone, if there is one.
+fn tombstone_recorded_at(
+    t: &Tables<'_>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(t.tombstones
+        .get((bucket, key))?
+        .and_then(|v| tombstone_times(v.value()))
+        .map(|(_, recorded)| recorded))
 }
 
 /// Changes one stored object's metadata in place (`NoSuchKey` when there is no object).
@@ -1624,8 +1666,10 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
                 let at = replica_time
                     .unwrap_or_else(|| super::precise_now_ms().max(o.write_time_ms() + 1));
                 if replication_queue::has_rules(&t.config, bucket)? {
-                    t.tombstones
-                        .insert((bucket.as_str(), key.as_str()), at.to_be_bytes().as_slice())?;
+                    t.tombstones.insert(
+                        (bucket.as_str(), key.as_str()),
+                        tombstone(at, super::precise_now_ms()).as_slice(),
+                    )?;
                 }
                 if replica_time.is_none() {
                     replication_queue::enqueue_delete(&t.config, &mut t.queue, bucket, key, o, at)?;
@@ -1752,8 +1796,8 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
         MetaOp::PruneTombstones { keys, before_ms } => {
             let mut outcome = Outcome::default();
             for (bucket, key) in keys {
-                // A delete made since the scan moved the tombstone's time on: keep it.
-                if deleted_at(t, bucket, key)?.is_some_and(|at| at < *before_ms) {
+                // A delete made since the scan recorded the tombstone again: keep it.
+                if tombstone_recorded_at(t, bucket, key)?.is_some_and(|at| at < *before_ms) {
                     t.tombstones.remove((bucket.as_str(), key.as_str()))?;
                     outcome.existed = true;
                 }
@@ -1918,16 +1962,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Arc::new(Database::create(dir.path().join("meta.redb")).expect("redb"));
         let store = LocalStore::open(db.clone(), &dir.path().join("data"), 0).expect("open");
-        // More than one scan batch of old ones, and newer ones among them.
+        // More than one scan batch of old ones (8-byte values, as tombstones were first
+        // written), and among them a delete made long ago but recorded recently (a replicated
+        // delete that arrived late), which counts from when it was recorded.
         let txn = db.begin_write().expect("txn");
         {
             let mut t = txn.open_table(TOMBSTONES).expect("table");
             for i in 0..25_000i64 {
-                let at: i64 = if i % 5 == 0 { 2_000 } else { 1_000 };
-                t.insert(
-                    ("b", format!("k{i:05}").as_str()),
-                    at.to_be_bytes().as_slice(),
-                )
+                let key = format!("k{i:05}");
+                if i % 5 == 0 {
+                    t.insert(("b", key.as_str()), tombstone(500, 2_000).as_slice())
+                } else {
+                    t.insert(("b", key.as_str()), 1_000i64.to_be_bytes().as_slice())
+                }
                 .expect("insert");
             }
         }

@@ -32,9 +32,10 @@ pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), (&str, &str)> 
 /// for a key and target is one look-up (a key's writes reach a target in the order made).
 pub const REPLICATION_KEY_ORDER: TableDefinition<(&str, &str, &str, u64), ()> =
     TableDefinition::new("replication_key_order");
-/// (bucket, key) -> when it was deleted (Unix ms, big-endian i64), kept for keys of buckets with
-/// replication rules so a replica older than the delete is refused (last writer wins); removed
-/// when the key is written again, with its bucket, or after 30 days
+/// (bucket, key) -> when it was deleted, then when this store recorded that (Unix ms, big-endian
+/// i64 each; older tombstones hold only the first), kept for keys of buckets with replication
+/// rules so a replica older than the delete is refused (last writer wins); removed when the key
+/// is written again, with its bucket, or 30 days after it was recorded
 /// (`replication::worker::TOMBSTONE_RETENTION`).
 pub const TOMBSTONES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("replication_tombstones");
