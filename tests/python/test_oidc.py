@@ -173,3 +173,29 @@ def test_kept_tokens_still_expire_and_forgeries_are_verified_afresh(start_server
     for _ in range(2):
         r = requests.get(f"{off.endpoint}/", headers=bearer(fresh))
         assert r.status_code == 200 and "<ID>uncached:hank</ID>" in r.text, r.text
+
+
+def test_a_withdrawn_key_stops_its_kept_tokens(start_server):
+    """A token kept as verified is checked in full again once the instance takes up a new key
+    set: when the issuer withdraws a key, its tokens stop as soon as the new JWKS is fetched,
+    not when the kept entry would have run out."""
+    old, new = SigningKey("ES256"), SigningKey("ES256")
+    idp = LoopbackHttp({"/jwks.json": jwks(old)})
+    try:
+        srv = plugin_server(start_server, plugin_entry(
+            "rot", OIDC, allowed_hosts=[idp.authority], limits={"instances": 1},
+            config={"issuer": ISSUER, "audience": AUDIENCE, "jwks_uri": idp.url("/jwks.json"),
+                    "jwks_cache_seconds": 3600, "refetch_interval_seconds": 1}))
+        token = old.token("ivan")
+        for _ in range(2):
+            assert requests.get(f"{srv.endpoint}/", headers=bearer(token)).status_code == 200
+        # The issuer rotates: the old key is withdrawn. A token with the new kid makes the
+        # plugin fetch the new set.
+        idp.routes["/jwks.json"] = jwks(new)
+        time.sleep(1.1)  # unknown kids refetch at most once per refetch_interval_seconds
+        r = requests.get(f"{srv.endpoint}/", headers=bearer(new.token("judy")))
+        assert r.status_code == 200, r.text
+        r = requests.get(f"{srv.endpoint}/", headers=bearer(token))
+        assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, r.text
+    finally:
+        idp.close()
