@@ -187,6 +187,13 @@ fn now_secs() -> u64 {
 struct Cached {
     keys: jwt::KeySet,
     fetched_at: u64,
+    /// SHA-256 of the JWKS document: the same set fetched again keeps the verified tokens.
+    digest: [u8; 32],
+}
+
+fn digest(body: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body).into()
 }
 
 thread_local! {
@@ -204,7 +211,11 @@ fn load_from_kv() -> Option<Cached> {
     let (stamp, body) = raw.split_at(8);
     let fetched_at = u64::from_be_bytes(stamp.try_into().ok()?);
     let keys = jwt::KeySet::parse(body).ok()?;
-    Some(Cached { keys, fetched_at })
+    Some(Cached {
+        keys,
+        fetched_at,
+        digest: digest(body),
+    })
 }
 
 fn refresh(uri: &str, interval: u64) -> Result<(), Error> {
@@ -231,15 +242,25 @@ fn refresh(uri: &str, interval: u64) -> Result<(), Error> {
     set_keys(Some(Cached {
         keys,
         fetched_at: now,
+        digest: digest(&body),
     }));
     Ok(())
 }
 
-/// Replaces the instance's key set; tokens kept as verified were checked against the old one,
-/// so they are checked again (a key the issuer withdrew stops its tokens at once).
+/// Replaces the instance's key set. Tokens kept as verified were checked against the old one,
+/// so unless the new one is the same document they are checked again (a key the issuer
+/// withdrew stops its tokens at once; tokens with unknown kids, which make the plugin fetch
+/// the set again, cannot flush the kept tokens while the set does not change).
 fn set_keys(keys: Option<Cached>) {
-    CACHE.with(|c| *c.borrow_mut() = keys);
-    VERIFIED.with(|v| v.borrow_mut().clear());
+    let changed = CACHE.with(|c| {
+        let mut slot = c.borrow_mut();
+        let changed = slot.as_ref().map(|c| c.digest) != keys.as_ref().map(|k| k.digest);
+        *slot = keys;
+        changed
+    });
+    if changed {
+        VERIFIED.with(|v| v.borrow_mut().clear());
+    }
 }
 
 /// Runs `f` on the current key set, fetching it first if there is none or it is stale.
