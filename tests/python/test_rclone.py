@@ -20,25 +20,31 @@ MIB = 1024 * 1024
 MULTIPART = ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", "--s3-copy-cutoff", "5M"]
 
 
-@pytest.fixture(scope="module")
-def rclone(server, tmp_path_factory):
+def rclone_runner(server, home, remote: str, endpoint: str, path_style: bool, **env_extra: str):
+    """`run(*args)` for rclone with remote `remote` for `server`'s root user, config in `home`."""
     exe = shutil.which("rclone")
     assert exe, "rclone is not installed (`make tools` installs the Debian package)"
-    home = tmp_path_factory.mktemp("rclone-home")
     conf = home / "rclone.conf"
     conf.write_text(
-        "[sluice]\n"
+        f"[{remote}]\n"
         "type = s3\n"
         "provider = Other\n"
         f"access_key_id = {server.access_key}\n"
         f"secret_access_key = {server.secret_key}\n"
-        f"endpoint = {server.endpoint}\n"
+        f"endpoint = {endpoint}\n"
         "region = us-east-1\n"
-        "force_path_style = true\n"
+        f"force_path_style = {'true' if path_style else 'false'}\n"
     )
-    env = {**base_env(), "HOME": str(home), "RCLONE_CONFIG": str(conf), "TZ": "UTC"}
+    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+    env.update({"HOME": str(home), "RCLONE_CONFIG": str(conf), "TZ": "UTC", **env_extra})
     # No retries: a failed request fails the command, so the test sees it.
     return tool_runner([exe, "--retries", "1", "--low-level-retries", "1"], env)
+
+
+@pytest.fixture(scope="module")
+def rclone(server, tmp_path_factory):
+    return rclone_runner(server, tmp_path_factory.mktemp("rclone-home"), "sluice", server.endpoint,
+                         path_style=True)
 
 
 @pytest.fixture(scope="module")
@@ -48,24 +54,9 @@ def rclone_vhost(server, tmp_path_factory):
     a plain machine, so rclone reaches the server as its HTTP proxy: the request line then holds
     the absolute URL (RFC 9112 absolute-form), which a server must accept, and Host the bucket's
     virtual host, which is what the server routes and the signature covers."""
-    exe = shutil.which("rclone")
-    assert exe, "rclone is not installed (`make tools` installs the Debian package)"
-    home = tmp_path_factory.mktemp("rclone-vhost-home")
-    conf = home / "rclone.conf"
-    conf.write_text(
-        "[vhost]\n"
-        "type = s3\n"
-        "provider = Other\n"
-        f"access_key_id = {server.access_key}\n"
-        f"secret_access_key = {server.secret_key}\n"
-        f"endpoint = http://{DOMAIN}:{server.port}\n"
-        "region = us-east-1\n"
-        "force_path_style = false\n"
-    )
-    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
-    env.update({"HOME": str(home), "RCLONE_CONFIG": str(conf), "TZ": "UTC",
-                "HTTP_PROXY": f"http://127.0.0.1:{server.port}"})
-    return tool_runner([exe, "--retries", "1", "--low-level-retries", "1"], env)
+    return rclone_runner(server, tmp_path_factory.mktemp("rclone-vhost-home"), "vhost",
+                         f"http://{DOMAIN}:{server.port}", path_style=False,
+                         HTTP_PROXY=f"http://127.0.0.1:{server.port}")
 
 
 def tree_files() -> dict[str, bytes]:

@@ -15,25 +15,30 @@ from test_awscli import make_tree, read_tree
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def s3cmd(server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("s3cmd-home")
+def s3cmd_runner(server, home, host_base: str, host_bucket: str, *extra: str):
+    """`run(*args)` for s3cmd with a config in `home` for `server`'s root user."""
     conf = home / "s3cfg"
-    host = f"127.0.0.1:{server.port}"
-    conf.write_text(
-        "[default]\n"
-        f"access_key = {server.access_key}\n"
-        f"secret_key = {server.secret_key}\n"
-        # A host_bucket without %(bucket)s means path-style requests.
-        f"host_base = {host}\n"
-        f"host_bucket = {host}\n"
-        "bucket_location = us-east-1\n"
-        "use_https = False\n"
-        "signature_v2 = False\n"
-        "progress_meter = False\n"
-    )
+    conf.write_text("\n".join([
+        "[default]",
+        f"access_key = {server.access_key}",
+        f"secret_key = {server.secret_key}",
+        f"host_base = {host_base}",
+        f"host_bucket = {host_bucket}",
+        *extra,
+        "bucket_location = us-east-1",
+        "use_https = False",
+        "signature_v2 = False",
+        "progress_meter = False",
+    ]) + "\n")
     env = {**base_env(), "HOME": str(home)}
     return tool_runner([sys.executable, venv_tool("s3cmd"), "-c", str(conf), "--no-mime-magic"], env)
+
+
+@pytest.fixture(scope="module")
+def s3cmd(server, tmp_path_factory):
+    host = f"127.0.0.1:{server.port}"
+    # A host_bucket without %(bucket)s means path-style requests.
+    return s3cmd_runner(server, tmp_path_factory.mktemp("s3cmd-home"), host, host)
 
 
 def test_bucket_put_get_info_del(s3cmd, s3, tmp_path):
@@ -141,23 +146,9 @@ def s3cmd_vhost(server, tmp_path_factory):
     server's domain). Nothing resolves *.s3.localhost on a plain machine, so s3cmd reaches the
     server as its HTTP proxy: the request line holds the absolute URL (absolute-form), Host the
     bucket's virtual host."""
-    home = tmp_path_factory.mktemp("s3cmd-vhost-home")
-    conf = home / "s3cfg"
-    conf.write_text(
-        "[default]\n"
-        f"access_key = {server.access_key}\n"
-        f"secret_key = {server.secret_key}\n"
-        f"host_base = {DOMAIN}:{server.port}\n"
-        f"host_bucket = %(bucket)s.{DOMAIN}:{server.port}\n"
-        "proxy_host = 127.0.0.1\n"
-        f"proxy_port = {server.port}\n"
-        "bucket_location = us-east-1\n"
-        "use_https = False\n"
-        "signature_v2 = False\n"
-        "progress_meter = False\n"
-    )
-    env = {**base_env(), "HOME": str(home)}
-    return tool_runner([sys.executable, venv_tool("s3cmd"), "-c", str(conf), "--no-mime-magic"], env)
+    return s3cmd_runner(server, tmp_path_factory.mktemp("s3cmd-vhost-home"), f"{DOMAIN}:{server.port}",
+                        f"%(bucket)s.{DOMAIN}:{server.port}",
+                        "proxy_host = 127.0.0.1", f"proxy_port = {server.port}")
 
 
 @pytest.mark.parametrize("signature", ["v4", "v2"])
