@@ -1500,24 +1500,16 @@ fn tombstone_times(v: &[u8]) -> Option<(i64, i64)> {
     Some((at, recorded))
 }
 
-/// When `key` was deleted, if a tombstone says so.
-fn deleted_at(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<i64>, StoreError> {
+/// (deleted at, recorded at) of `key`'s tombstone, if there is one.
+fn tombstone_of(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<(i64, i64)>, StoreError> {
     Ok(t.tombstones
         .get((bucket, key))?
-        .and_then(|v| tombstone_times(v.value()))
-        .map(|(at, _)| at))
+        .and_then(|v| tombstone_times(v.value())))
 }
 
-/// When this store recorded `key`'s tombstone, if there is one.
-fn tombstone_recorded_at(
-    t: &Tables<'_>,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<i64>, StoreError> {
-    Ok(t.tombstones
-        .get((bucket, key))?
-        .and_then(|v| tombstone_times(v.value()))
-        .map(|(_, recorded)| recorded))
+/// When `key` was deleted, if a tombstone says so.
+fn deleted_at(t: &Tables<'_>, bucket: &str, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(tombstone_of(t, bucket, key)?.map(|(at, _)| at))
 }
 
 /// Changes one stored object's metadata in place (`NoSuchKey` when there is no object).
@@ -1797,7 +1789,8 @@ fn apply_one(op: &MetaOp, t: &mut Tables<'_>, now: i64) -> Result<Outcome, Store
             let mut outcome = Outcome::default();
             for (bucket, key) in keys {
                 // A delete made since the scan recorded the tombstone again: keep it.
-                if tombstone_recorded_at(t, bucket, key)?.is_some_and(|at| at < *before_ms) {
+                if tombstone_of(t, bucket, key)?.is_some_and(|(_, recorded)| recorded < *before_ms)
+                {
                     t.tombstones.remove((bucket.as_str(), key.as_str()))?;
                     outcome.existed = true;
                 }

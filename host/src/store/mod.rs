@@ -469,8 +469,8 @@ pub trait Store: Send + Sync {
         seq: u64,
         task: &replication_queue::ReplicationTask,
     ) -> Result<(), StoreError>;
-    /// Removes the replication tombstones of deletes made before `before_ms` (Unix ms);
-    /// returns how many it found.
+    /// Removes the replication tombstones recorded before `before_ms` (Unix ms); returns how
+    /// many it found.
     async fn prune_tombstones(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// The targets that tasks wait for.
     async fn replication_targets_queued(

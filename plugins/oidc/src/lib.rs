@@ -346,23 +346,20 @@ fn verify(token: &str) -> Result<Principal, Error> {
     let s = &configured()?.settings;
     let now = now_secs();
     if s.verified_tokens > 0 {
-        let hit = VERIFIED.with(|v| {
+        // A kept token answers while its key set is fresh (its times checked again); one that
+        // ran out or fails its times is dropped.
+        let kept = VERIFIED.with(|v| {
             let mut v = v.borrow_mut();
-            match v.get(token) {
-                Some(e) if now < e.until => Some((e.principal.clone(), e.exp, e.nbf)),
-                Some(_) => {
-                    v.remove(token);
-                    None
-                }
-                None => None,
+            let e = v.get(token)?;
+            let answer = (now < e.until)
+                .then(|| check_times(s, now, e.exp, e.nbf).map(|()| e.principal.clone()));
+            if !matches!(answer, Some(Ok(_))) {
+                v.remove(token);
             }
+            answer
         });
-        if let Some((principal, exp, nbf)) = hit {
-            if let Err(e) = check_times(s, now, exp, nbf) {
-                VERIFIED.with(|v| v.borrow_mut().remove(token));
-                return Err(e);
-            }
-            return Ok(principal);
+        if let Some(answer) = kept {
+            return answer;
         }
     }
     let verified = verify_in_full(token, now)?;
