@@ -51,6 +51,8 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     allow_insecure_secrets: Option<bool>,
     policies_dir: Option<PathBuf>,
+    lifecycle_interval_secs: Option<u64>,
+    lifecycle_day_secs: Option<u64>,
     plugins: Option<Vec<PluginEntry>>,
     replication_targets: Option<Vec<TargetEntry>>,
 }
@@ -146,6 +148,10 @@ pub struct Config {
     pub allow_insecure_secrets: bool,
     /// Directory of `*.cedar` policy files, watched for changes; `None` = the built-in defaults.
     pub policies_dir: Option<PathBuf>,
+    /// How often bucket lifecycle rules are applied (seconds).
+    pub lifecycle_interval_secs: u64,
+    /// How long a lifecycle day lasts (seconds; 86400). Shorter days are for trying rules out.
+    pub lifecycle_day_secs: u64,
     /// Where replication rules may send writes (`arn:sluice:replication::NAME:BUCKET`).
     pub replication_targets: Vec<crate::replication::TargetSpec>,
     /// WebAssembly plugins, in the order they are consulted.
@@ -217,6 +223,8 @@ const ENV_KEYS: &[&str] = &[
     "trusted_proxies",
     "allow_insecure_secrets",
     "policies_dir",
+    "lifecycle_interval_secs",
+    "lifecycle_day_secs",
 ];
 
 /// S3's largest single PUT (and part).
@@ -310,6 +318,10 @@ impl Config {
                 "max_header_bytes" => file.max_header_bytes = Some(parse_u64(name, &v)?),
                 "tls_cert" => file.tls_cert = Some(v.into()),
                 "policies_dir" => file.policies_dir = Some(v.into()),
+                "lifecycle_interval_secs" => {
+                    file.lifecycle_interval_secs = Some(parse_u64(name, &v)?)
+                }
+                "lifecycle_day_secs" => file.lifecycle_day_secs = Some(parse_u64(name, &v)?),
                 "tls_key" => file.tls_key = Some(v.into()),
                 "tls_address" => file.tls_address = Some(v),
                 "trusted_proxies" => file.trusted_proxies = Some(split_list(&v)),
@@ -422,6 +434,20 @@ impl Config {
             });
         }
         let max_parts = max_parts as u32;
+        let lifecycle_interval_secs = file.lifecycle_interval_secs.unwrap_or(3600);
+        if !(1..=86_400).contains(&lifecycle_interval_secs) {
+            return Err(ConfigError::BadValue {
+                key: "lifecycle_interval_secs".into(),
+                message: "must be 1..=86400".into(),
+            });
+        }
+        let lifecycle_day_secs = file.lifecycle_day_secs.unwrap_or(86_400);
+        if !(1..=86_400).contains(&lifecycle_day_secs) {
+            return Err(ConfigError::BadValue {
+                key: "lifecycle_day_secs".into(),
+                message: "must be 1..=86400".into(),
+            });
+        }
         let max_header_bytes = file.max_header_bytes.unwrap_or(64 * 1024);
         if !(8192..=1024 * 1024).contains(&max_header_bytes) {
             return Err(ConfigError::BadValue {
@@ -524,6 +550,8 @@ impl Config {
             trusted_proxies,
             allow_insecure_secrets: file.allow_insecure_secrets.unwrap_or(false),
             policies_dir: file.policies_dir,
+            lifecycle_interval_secs,
+            lifecycle_day_secs,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod checksum;
 pub mod config;
 pub mod crypto;
+pub mod lifecycle;
 pub(crate) mod locks;
 pub mod node;
 pub mod plugins;

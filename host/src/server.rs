@@ -115,6 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
     });
     crate::replication::worker::spawn(app.clone());
+    crate::lifecycle::spawn(app.clone());
     let n = s3::bucket_policy::load_all(app.store.as_ref(), &app.policy)
         .await
         .map_err(|e| anyhow::anyhow!("loading bucket policies: {}", e.message))?;

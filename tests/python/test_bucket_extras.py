@@ -1,6 +1,6 @@
 """Issue 4 item 6: GetBucketLocation, ownership controls, public access block and request
-payment answer as AWS does for a bucket owner; the configurations Sluice keeps none of (lifecycle,
-website, object lock, logging, notification, acceleration) answer as for a bucket without them."""
+payment answer as AWS does for a bucket owner; the configurations Sluice keeps none of (website,
+object lock, logging, notification, acceleration) answer as for a bucket without them."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -55,12 +55,11 @@ def test_other_users_cannot_read_bucket_settings(server, bucket, make_user):
 
 
 def test_configurations_sluice_keeps_none_of(s3, bucket):
-    """Lifecycle, website, object lock, logging, notification and acceleration cannot be set on
+    """Website, object lock, logging, notification and acceleration cannot be set on
     Sluice: reading one answers as AWS does for a bucket without it, deleting one succeeds, and
     setting one is refused as not implemented (and leaves none behind)."""
-    e = expect_error(404, "NoSuchLifecycleConfiguration", s3.get_bucket_lifecycle_configuration, Bucket=bucket)
+    e = expect_error(404, "NoSuchWebsiteConfiguration", s3.get_bucket_website, Bucket=bucket)
     assert e.response["Error"].get("BucketName") == bucket, e.response["Error"]
-    expect_error(404, "NoSuchWebsiteConfiguration", s3.get_bucket_website, Bucket=bucket)
     expect_error(404, "ObjectLockConfigurationNotFoundError", s3.get_object_lock_configuration, Bucket=bucket)
     logging = s3.get_bucket_logging(Bucket=bucket)
     assert logging["ResponseMetadata"]["HTTPStatusCode"] == 200 and "LoggingEnabled" not in logging
@@ -70,14 +69,9 @@ def test_configurations_sluice_keeps_none_of(s3, bucket):
                 "EventBridgeConfiguration"} & set(notification), notification
     accelerate = s3.get_bucket_accelerate_configuration(Bucket=bucket)
     assert accelerate["ResponseMetadata"]["HTTPStatusCode"] == 200 and "Status" not in accelerate
-    assert s3.delete_bucket_lifecycle(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert s3.delete_bucket_website(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
-    rule = {"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
-    expect_error(501, "NotImplemented", s3.put_bucket_lifecycle_configuration, Bucket=bucket,
-                 LifecycleConfiguration={"Rules": [rule]})
     expect_error(501, "NotImplemented", s3.put_bucket_website, Bucket=bucket,
                  WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
-    expect_error(404, "NoSuchLifecycleConfiguration", s3.get_bucket_lifecycle_configuration, Bucket=bucket)
     expect_error(404, "NoSuchWebsiteConfiguration", s3.get_bucket_website, Bucket=bucket)
 
 

@@ -86,11 +86,17 @@ async fn metrics(app: &App) -> Response<Body> {
         "# TYPE sluice_requests_total counter\nsluice_requests_total {}\n\
          # TYPE sluice_request_errors_total counter\nsluice_request_errors_total {}\n\
          # TYPE sluice_bytes_received_total counter\nsluice_bytes_received_total {}\n\
-         # TYPE sluice_bytes_sent_total counter\nsluice_bytes_sent_total {}\n",
+         # TYPE sluice_bytes_sent_total counter\nsluice_bytes_sent_total {}\n\
+         # TYPE sluice_lifecycle_objects_expired_total counter\n\
+         sluice_lifecycle_objects_expired_total {}\n\
+         # TYPE sluice_lifecycle_uploads_aborted_total counter\n\
+         sluice_lifecycle_uploads_aborted_total {}\n",
         m.requests.load(Ordering::Relaxed),
         m.errors.load(Ordering::Relaxed),
         m.bytes_in.load(Ordering::Relaxed),
         m.bytes_out.load(Ordering::Relaxed),
+        m.lifecycle.objects_expired.load(Ordering::Relaxed),
+        m.lifecycle.uploads_aborted.load(Ordering::Relaxed),
     );
     if !app.config.replication_targets.is_empty() {
         let r = &m.replication;

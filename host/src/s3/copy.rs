@@ -165,6 +165,7 @@ pub async fn copy_object(
     }
     let mut r = xml_response(StatusCode::OK, w.finish("CopyObjectResult"));
     encryption::response_headers(r.headers_mut(), meta.encryption.as_ref(), true);
+    super::lifecycle::expiration_header(ctx, r.headers_mut(), bucket, key, &meta).await;
     Ok(r)
 }
 

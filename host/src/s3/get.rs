@@ -67,7 +67,10 @@ pub fn parse_range(header: &str, size: u64) -> RangeRequest {
 }
 
 pub(super) fn http_date(millis: i64) -> String {
-    let secs = (millis.max(0) / 1000) as u64;
+    // HTTP dates end at 9999-12-31 23:59:59 (the formatter panics past it): a lifecycle expiry
+    // can be that far out.
+    const LAST_HTTP_DATE: u64 = 253_402_300_799;
+    let secs = ((millis.max(0) / 1000) as u64).min(LAST_HTTP_DATE);
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
@@ -159,7 +162,7 @@ pub async fn get_object(
         let Some((meta, inline)) = found else {
             return Err(super::access::missing_object(ctx.app, &ctx.caller(), &info, key).await);
         };
-        match answer(ctx, &meta, inline, head).await {
+        match answer(ctx, bucket, key, &meta, inline, head).await {
             Err(RetryOrError::Retry) => continue,
             Err(RetryOrError::Error(e)) => return Err(e),
             Ok(r) => return Ok(r),
@@ -184,6 +187,8 @@ impl From<S3Error> for RetryOrError {
 
 async fn answer(
     ctx: &RequestCtx<'_>,
+    bucket: &str,
+    key: &str,
     meta: &ObjectMeta,
     inline: Option<bytes::Bytes>,
     head: bool,
@@ -294,6 +299,7 @@ async fn answer(
     if let Some(n) = parts_count {
         set_header(h, "x-amz-mp-parts-count", &n.to_string());
     }
+    super::lifecycle::expiration_header(ctx, h, bucket, key, meta).await;
     let length = match range {
         Some(part) => {
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -16,6 +16,7 @@ pub mod delete;
 pub mod encryption;
 pub mod error;
 pub mod get;
+pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod post_object;
@@ -56,6 +57,7 @@ pub struct Metrics {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub replication: crate::replication::worker::ReplicationMetrics,
+    pub lifecycle: crate::lifecycle::LifecycleMetrics,
 }
 
 /// Everything a request needs: configuration, identity and storage.
@@ -786,7 +788,16 @@ async fn handle_s3(
         Endpoint::GetUnsupportedConfig { bucket, config } => {
             unsupported_config::get_unsupported_config(&mut ctx, &bucket, config).await
         }
-        Endpoint::DeleteBucketLifecycle { bucket } | Endpoint::DeleteBucketWebsite { bucket } => {
+        Endpoint::PutBucketLifecycle { bucket } => {
+            lifecycle::put_bucket_lifecycle(&mut ctx, &bucket).await
+        }
+        Endpoint::GetBucketLifecycle { bucket } => {
+            lifecycle::get_bucket_lifecycle(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketLifecycle { bucket } => {
+            lifecycle::delete_bucket_lifecycle(&mut ctx, &bucket).await
+        }
+        Endpoint::DeleteBucketWebsite { bucket } => {
             unsupported_config::delete_unsupported_config(&mut ctx, &bucket).await
         }
         Endpoint::PostObject { .. } => Err(S3Error::internal("POST handled before dispatch")),

@@ -432,6 +432,7 @@ pub async fn complete_multipart_upload(
     }
     let mut r = xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"));
     encryption::response_headers(r.headers_mut(), meta.encryption.as_ref(), false);
+    super::lifecycle::expiration_header(ctx, r.headers_mut(), bucket, key, &meta).await;
     Ok(r)
 }
 

@@ -457,6 +457,7 @@ pub async fn put_object(
     let h = r.headers_mut();
     set_header(h, "etag", &format!("\"{}\"", meta.etag));
     encryption::response_headers(h, meta.encryption.as_ref(), true);
+    super::lifecycle::expiration_header(ctx, h, bucket, key, &meta).await;
     if algorithm.is_some()
         && let Some(c) = &meta.checksum
     {

@@ -238,6 +238,12 @@ pub enum Endpoint {
         bucket: String,
         config: UnsupportedConfig,
     },
+    PutBucketLifecycle {
+        bucket: String,
+    },
+    GetBucketLifecycle {
+        bucket: String,
+    },
     DeleteBucketLifecycle {
         bucket: String,
     },
@@ -249,11 +255,10 @@ pub enum Endpoint {
 /// Bucket configurations Sluice has no support for: no bucket ever has one, so reading one
 /// answers as AWS does for a bucket without it (tools such as s3cmd, rclone and Terraform read
 /// them to describe a bucket), deleting one succeeds, and setting one is `NotImplemented`
-/// (accepting a lifecycle or object-lock rule that is never enforced would lose the operator's
-/// intent silently).
+/// (accepting an object-lock rule that is never enforced would lose the operator's intent
+/// silently).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnsupportedConfig {
-    Lifecycle,
     Website,
     ObjectLock,
     Logging,
@@ -262,8 +267,7 @@ pub enum UnsupportedConfig {
 }
 
 impl UnsupportedConfig {
-    pub const ALL: [UnsupportedConfig; 6] = [
-        UnsupportedConfig::Lifecycle,
+    pub const ALL: [UnsupportedConfig; 5] = [
         UnsupportedConfig::Website,
         UnsupportedConfig::ObjectLock,
         UnsupportedConfig::Logging,
@@ -274,7 +278,6 @@ impl UnsupportedConfig {
     /// The query sub-resource that addresses it.
     pub fn subresource(self) -> &'static str {
         match self {
-            UnsupportedConfig::Lifecycle => "lifecycle",
             UnsupportedConfig::Website => "website",
             UnsupportedConfig::ObjectLock => "object-lock",
             UnsupportedConfig::Logging => "logging",
@@ -286,7 +289,6 @@ impl UnsupportedConfig {
     /// The operation that reads it (as in the AWS API reference).
     fn get_operation(self) -> &'static str {
         match self {
-            UnsupportedConfig::Lifecycle => "GetBucketLifecycleConfiguration",
             UnsupportedConfig::Website => "GetBucketWebsite",
             UnsupportedConfig::ObjectLock => "GetObjectLockConfiguration",
             UnsupportedConfig::Logging => "GetBucketLogging",
@@ -298,7 +300,6 @@ impl UnsupportedConfig {
     /// The policy action that reading it needs.
     fn get_action(self) -> &'static str {
         match self {
-            UnsupportedConfig::Lifecycle => "s3:GetLifecycleConfiguration",
             UnsupportedConfig::Website => "s3:GetBucketWebsite",
             UnsupportedConfig::ObjectLock => "s3:GetBucketObjectLockConfiguration",
             UnsupportedConfig::Logging => "s3:GetBucketLogging",
@@ -402,6 +403,8 @@ impl Endpoint {
             Endpoint::GetObjectAcl { .. } => "GetObjectAcl",
             Endpoint::PutObjectAcl { .. } => "PutObjectAcl",
             Endpoint::GetUnsupportedConfig { config, .. } => config.get_operation(),
+            Endpoint::PutBucketLifecycle { .. } => "PutBucketLifecycleConfiguration",
+            Endpoint::GetBucketLifecycle { .. } => "GetBucketLifecycleConfiguration",
             Endpoint::DeleteBucketLifecycle { .. } => "DeleteBucketLifecycle",
             Endpoint::DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
         }
@@ -472,7 +475,10 @@ impl Endpoint {
             Endpoint::PutObjectAcl { .. } => "s3:PutObjectAcl",
             Endpoint::GetUnsupportedConfig { config, .. } => config.get_action(),
             // AWS has no separate action for deleting a lifecycle configuration.
-            Endpoint::DeleteBucketLifecycle { .. } => "s3:PutLifecycleConfiguration",
+            Endpoint::PutBucketLifecycle { .. } | Endpoint::DeleteBucketLifecycle { .. } => {
+                "s3:PutLifecycleConfiguration"
+            }
+            Endpoint::GetBucketLifecycle { .. } => "s3:GetLifecycleConfiguration",
             Endpoint::DeleteBucketWebsite { .. } => "s3:DeleteBucketWebsite",
         }
     }
@@ -509,6 +515,8 @@ impl Endpoint {
             | Endpoint::GetBucketRequestPayment { bucket }
             | Endpoint::PostObject { bucket }
             | Endpoint::GetUnsupportedConfig { bucket, .. }
+            | Endpoint::PutBucketLifecycle { bucket }
+            | Endpoint::GetBucketLifecycle { bucket }
             | Endpoint::DeleteBucketLifecycle { bucket }
             | Endpoint::DeleteBucketWebsite { bucket }
             | Endpoint::PutBucketPolicy { bucket }
@@ -769,15 +777,20 @@ pub fn route(
                     _ => Err(method_not_allowed()),
                 };
             }
+            if query.has("lifecycle") {
+                return match *method {
+                    Method::PUT => Ok(Endpoint::PutBucketLifecycle { bucket }),
+                    Method::GET => Ok(Endpoint::GetBucketLifecycle { bucket }),
+                    Method::DELETE => Ok(Endpoint::DeleteBucketLifecycle { bucket }),
+                    _ => Err(method_not_allowed()),
+                };
+            }
             if let Some(config) = UnsupportedConfig::ALL
                 .into_iter()
                 .find(|c| query.has(c.subresource()))
             {
                 return match (method.clone(), config) {
                     (Method::GET, _) => Ok(Endpoint::GetUnsupportedConfig { bucket, config }),
-                    (Method::DELETE, UnsupportedConfig::Lifecycle) => {
-                        Ok(Endpoint::DeleteBucketLifecycle { bucket })
-                    }
                     (Method::DELETE, UnsupportedConfig::Website) => {
                         Ok(Endpoint::DeleteBucketWebsite { bucket })
                     }
@@ -968,9 +981,11 @@ mod tests {
             Endpoint::GetUnsupportedConfig { .. } => 55,
             Endpoint::DeleteBucketLifecycle { .. } => 56,
             Endpoint::DeleteBucketWebsite { .. } => 57,
+            Endpoint::PutBucketLifecycle { .. } => 58,
+            Endpoint::GetBucketLifecycle { .. } => 59,
         }
     }
-    const ENDPOINTS: usize = 58;
+    const ENDPOINTS: usize = 60;
 
     fn samples() -> Vec<Endpoint> {
         vec![
@@ -1090,6 +1105,8 @@ mod tests {
                 bucket: "b".into(),
                 key: "k".into(),
             },
+            Endpoint::PutBucketLifecycle { bucket: "b".into() },
+            Endpoint::GetBucketLifecycle { bucket: "b".into() },
             Endpoint::DeleteBucketLifecycle { bucket: "b".into() },
             Endpoint::DeleteBucketWebsite { bucket: "b".into() },
         ]
@@ -1203,10 +1220,6 @@ mod tests {
             assert_eq!(post.code, ErrorCode::MethodNotAllowed, "{config:?}");
             let delete = route(&Method::DELETE, &bucket, &q, None);
             match config {
-                UnsupportedConfig::Lifecycle => assert_eq!(
-                    delete.unwrap(),
-                    Endpoint::DeleteBucketLifecycle { bucket: "b".into() }
-                ),
                 UnsupportedConfig::Website => assert_eq!(
                     delete.unwrap(),
                     Endpoint::DeleteBucketWebsite { bucket: "b".into() }

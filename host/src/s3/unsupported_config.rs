@@ -1,4 +1,4 @@
-//! Bucket configurations Sluice has no support for (lifecycle, website, object lock, logging,
+//! Bucket configurations Sluice has no support for (website, object lock, logging,
 //! event notification, transfer acceleration; see [`UnsupportedConfig`]). No bucket ever has
 //! one, so a read answers exactly what AWS answers for a bucket without it and a delete
 //! succeeds; the router refuses a PUT as `NotImplemented`.
@@ -11,7 +11,7 @@ use super::router::UnsupportedConfig;
 use super::xml::XmlWriter;
 use super::{RequestCtx, empty_response, xml_response};
 
-/// GetBucketLifecycleConfiguration, GetBucketWebsite, GetObjectLockConfiguration: 404 with the
+/// GetBucketWebsite, GetObjectLockConfiguration: 404 with the
 /// configuration's own error code; GetBucketLogging, GetBucketNotificationConfiguration,
 /// GetBucketAccelerateConfiguration: an empty document (logging off, no notifications, no
 /// acceleration status), as AWS answers those.
@@ -31,10 +31,6 @@ pub async fn get_unsupported_config(
         ))
     };
     match config {
-        UnsupportedConfig::Lifecycle => missing(
-            ErrorCode::NoSuchLifecycleConfiguration,
-            "The lifecycle configuration does not exist",
-        ),
         UnsupportedConfig::Website => missing(
             ErrorCode::NoSuchWebsiteConfiguration,
             "The specified bucket does not have a website configuration",
@@ -49,7 +45,7 @@ pub async fn get_unsupported_config(
     }
 }
 
-/// DeleteBucketLifecycle and DeleteBucketWebsite: there is nothing to delete, which AWS also
+/// DeleteBucketWebsite: there is nothing to delete, which AWS also
 /// answers with 204.
 pub async fn delete_unsupported_config(
     ctx: &mut RequestCtx<'_>,
