@@ -698,6 +698,61 @@ async fn bucket_settings_with_the_sdk() {
         .await
         .unwrap();
     assert_eq!(pay.payer(), Some(&Payer::Requester));
+    lifecycle_with_the_sdk(&s3, "settings").await;
+}
+
+/// The SDK sends a lifecycle document with a checksum and reads the rules back as given.
+async fn lifecycle_with_the_sdk(s3: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter,
+    };
+    let rule = LifecycleRule::builder()
+        .id("logs")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
+        .expiration(LifecycleExpiration::builder().days(30).build())
+        .build()
+        .unwrap();
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let [rule] = got.rules() else {
+        panic!("one rule expected: {got:?}");
+    };
+    assert_eq!(rule.id(), Some("logs"));
+    assert_eq!(rule.status(), &ExpirationStatus::Enabled);
+    assert_eq!(rule.filter().and_then(|f| f.prefix()), Some("logs/"));
+    assert_eq!(rule.expiration().and_then(|e| e.days()), Some(30));
+    s3.delete_bucket_lifecycle()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("NoSuchLifecycleConfiguration")
+    );
 }
 
 /// The Rust SDK sends each requested attribute as its own `x-amz-object-attributes` line (and

@@ -217,3 +217,20 @@ def test_s3api_completeness_calls(aws, tmp_path):
             api("delete-object", "--bucket", name, "--key", key)
     finally:
         aws("s3api", "delete-bucket", "--bucket", name, check=False)
+
+
+def test_s3api_lifecycle(aws, s3, bucket):
+    """aws-cli sets, reads and deletes lifecycle rules (it sends the document with a checksum)."""
+    config = {"Rules": [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}},
+        {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+    ]}
+    aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket,
+        "--lifecycle-configuration", json.dumps(config))
+    got = json.loads(aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket).stdout)
+    assert got["Rules"] == config["Rules"], got
+    assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"] == config["Rules"]
+    aws("s3api", "delete-bucket-lifecycle", "--bucket", bucket)
+    missing = aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket, check=False)
+    assert missing.returncode != 0 and "NoSuchLifecycleConfiguration" in missing.stderr, missing.stderr

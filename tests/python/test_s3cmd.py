@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from support.server import DOMAIN, base_env
-from support.util import list_all_keys, tool_runner, unique_name, venv_tool
+from support.util import expect_error, list_all_keys, tool_runner, unique_name, venv_tool
 from test_awscli import make_tree, read_tree
 
 MIB = 1024 * 1024
@@ -138,6 +138,19 @@ def test_signature_v2(s3cmd, s3, bucket, tmp_path):
     assert out.read_bytes() == b"signed the old way"
     s3cmd("--signature-v2", "del", f"s3://{bucket}/v2 key+plus.txt")
     assert list_all_keys(s3, bucket) == []
+
+
+def test_expire_sets_lifecycle_rules(s3cmd, s3, bucket):
+    """`s3cmd expire` writes an expiry rule; `getlifecycle` reads it back and `dellifecycle`
+    removes it."""
+    s3cmd("expire", f"s3://{bucket}", "--expiry-days=3", "--expiry-prefix=logs/")
+    [rule] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Filter"] == {"Prefix": "logs/"} and rule["Expiration"] == {"Days": 3}, rule
+    assert rule["Status"] == "Enabled", rule
+    shown = s3cmd("getlifecycle", f"s3://{bucket}").stdout
+    assert "<Days>3</Days>" in shown and "<Prefix>logs/</Prefix>" in shown, shown
+    s3cmd("dellifecycle", f"s3://{bucket}")
+    expect_error(404, "NoSuchLifecycleConfiguration", s3.get_bucket_lifecycle_configuration, Bucket=bucket)
 
 
 @pytest.fixture(scope="module")
