@@ -43,12 +43,15 @@ test-rust: plugins
 test-python: venv tools test-build plugins
 	TEST_SLUICE_BIN="$${TEST_SLUICE_BIN:-$(abspath $(TARGET_DIR))/debug/sluice}" $(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
 
-## rclone for the end-to-end tests: the Debian package, installed when missing (as root, or with sudo)
+## rclone and restic for the end-to-end tests: the Debian packages, installed when missing (as
+## root, or with sudo)
+TOOLS := rclone restic
 tools:
-	@command -v rclone >/dev/null || { \
+	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	[ -z "$$missing" ] || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rclone >/dev/null; } \
-	  || { echo "rclone is missing and could not be installed: apt-get install rclone" >&2; exit 1; }; }
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; } \
+	  || { echo "could not install $$missing: apt-get install $$missing" >&2; exit 1; }; }
 
 venv: $(VENV)/.installed
 
