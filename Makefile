@@ -43,9 +43,9 @@ test-rust: plugins
 test-python: venv tools test-build plugins
 	TEST_SLUICE_BIN="$${TEST_SLUICE_BIN:-$(abspath $(TARGET_DIR))/debug/sluice}" $(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
 
-## rclone and restic for the end-to-end tests: the Debian packages, installed when missing (as
+## rclone, restic and s3fs for the end-to-end tests: the Debian packages, installed when missing (as
 ## root, or with sudo)
-TOOLS := rclone restic
+TOOLS := rclone restic s3fs
 tools:
 	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
 	[ -z "$$missing" ] || { \
