@@ -8,7 +8,7 @@ CONFIG ?= sluice.toml
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_OUT   := $(TARGET_DIR)/wasm32-wasip2/plugin
 
-.PHONY: run build test-build plugins test test-rust test-python venv tools bench bench-plugins bench-policy bench-replication bench-peers fmt lint clean
+.PHONY: run build test-build plugins test test-rust test-python venv tools js bench bench-plugins bench-policy bench-replication bench-peers fmt lint clean
 
 ## Build and serve S3 on 127.0.0.1:9000 with data in ./data (root credentials printed on first start)
 run: build plugins
@@ -26,7 +26,7 @@ plugins:
 	cp $(WASM_OUT)/hostile.wasm $(WASM_OUT)/hostile_authorizer.wasm $(WASM_OUT)/hostile_target.wasm tests/plugins/dist/
 
 ## Install what the tests need (Python venv with boto3, awscli, s3cmd; rclone) and run every test
-test: venv tools test-build plugins test-rust test-python
+test: venv tools js test-build plugins test-rust test-python
 
 # `cargo test` builds the server binary too (the integration tests run it), with the features its
 # dev-dependencies add to shared crates (hyper, rustls, hashbrown, ...). A separate `cargo build`
@@ -40,7 +40,7 @@ test-rust: plugins
 
 # The Python tests run the binary in this target dir (also under a custom CARGO_TARGET_DIR),
 # unless TEST_SLUICE_BIN names another.
-test-python: venv tools test-build plugins
+test-python: venv tools js test-build plugins
 	TEST_SLUICE_BIN="$${TEST_SLUICE_BIN:-$(abspath $(TARGET_DIR))/debug/sluice}" $(VENV)/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 ## rclone, restic and s3fs for the end-to-end tests: the Debian packages, installed when missing (as
@@ -54,6 +54,17 @@ tools:
 	  || { echo "could not install $$missing: apt-get install $$missing" >&2; exit 1; }; }
 
 venv: $(VENV)/.installed
+
+## The AWS SDK for JavaScript v3 for tests/python/test_js_sdk.py: npm ci from the pinned lock file
+js: tests/js/node_modules/.installed
+
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	@command -v npm >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; } \
+	  || { echo "npm is missing and could not be installed: apt-get install nodejs npm" >&2; exit 1; }; }
+	cd tests/js && npm ci --silent --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
