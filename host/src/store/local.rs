@@ -21,7 +21,8 @@ use super::record;
 use super::replication_queue::{self, ReplicationTask};
 use super::tables::{
     BUCKET_CONFIG, BUCKETS, COMPLETED, INLINE_BODIES, OBJECTS, PARTS, REPLICATION_KEY_ORDER,
-    REPLICATION_QUEUE, REPLICATION_SCHEDULE, TOMBSTONES, UPLOAD_KEYS, UPLOADS,
+    REPLICATION_QUEUE, REPLICATION_RETRYING, REPLICATION_SCHEDULE, TOMBSTONES, UPLOAD_KEYS,
+    UPLOADS,
 };
 use super::uploads::{self, CompleteArgs};
 use super::{
@@ -1161,7 +1162,10 @@ impl Store for LocalStore {
     ) -> Result<replication_queue::Backlog, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(REPLICATION_QUEUE)?;
-        replication_queue::backlog(&t, bucket)
+        match bucket {
+            None => replication_queue::totals(&t, &txn.open_table(REPLICATION_RETRYING)?),
+            Some(_) => replication_queue::backlog(&t, bucket),
+        }
     }
 
     async fn abort_upload(

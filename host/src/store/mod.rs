@@ -476,7 +476,8 @@ pub trait Store: Send + Sync {
     async fn replication_targets_queued(
         &self,
     ) -> Result<std::collections::BTreeSet<String>, StoreError>;
-    /// Tasks waiting (for status and metrics).
+    /// Tasks waiting: of one bucket, read task by task (status), or of the whole queue from the
+    /// indexes' sizes, without the latest failure reason (metrics).
     async fn replication_backlog(
         &self,
         bucket: Option<&str>,

@@ -7,7 +7,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::local::{decode, encode};
-use super::tables::{REPLICATION_KEY_ORDER, REPLICATION_QUEUE, REPLICATION_SCHEDULE};
+use super::tables::{
+    REPLICATION_KEY_ORDER, REPLICATION_QUEUE, REPLICATION_RETRYING, REPLICATION_SCHEDULE,
+};
 use super::{ObjectMeta, StoreError};
 use crate::replication::ReplicationConfig;
 
@@ -87,63 +89,88 @@ pub fn wake_after_commit() {
     }
 }
 
-/// The queue's tables, open in one write transaction: the tasks by sequence number and the two
+/// The queue's tables, open in one write transaction: the tasks by sequence number and the
 /// indexes over them, which every change below keeps in step.
 pub struct Queue<'t> {
     tasks: Table<'t, u64, &'static [u8]>,
-    schedule: Table<'t, (&'static str, i64, u64), (&'static str, &'static str)>,
-    key_order: Table<'t, (&'static str, &'static str, &'static str, u64), ()>,
+    indexes: Indexes<'t>,
 }
 
-/// Puts task `seq` in both indexes.
-fn index(
-    schedule: &mut Table<'_, (&'static str, i64, u64), (&'static str, &'static str)>,
-    key_order: &mut Table<'_, (&'static str, &'static str, &'static str, u64), ()>,
-    seq: u64,
-    task: &ReplicationTask,
-) -> Result<(), StoreError> {
-    schedule.insert(
-        (task.target.as_str(), task.next_attempt_ms, seq),
-        (task.bucket.as_str(), task.key.as_str()),
-    )?;
-    key_order.insert(
-        (
+struct Indexes<'t> {
+    schedule: Table<'t, (&'static str, i64, u64), (&'static str, &'static str)>,
+    key_order: Table<'t, (&'static str, &'static str, &'static str, u64), ()>,
+    retrying: Table<'t, u64, ()>,
+}
+
+impl<'t> Indexes<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Indexes {
+            schedule: txn.open_table(REPLICATION_SCHEDULE)?,
+            key_order: txn.open_table(REPLICATION_KEY_ORDER)?,
+            retrying: txn.open_table(REPLICATION_RETRYING)?,
+        })
+    }
+
+    /// Puts task `seq` in every index.
+    fn insert(&mut self, seq: u64, task: &ReplicationTask) -> Result<(), StoreError> {
+        self.schedule.insert(
+            (task.target.as_str(), task.next_attempt_ms, seq),
+            (task.bucket.as_str(), task.key.as_str()),
+        )?;
+        self.key_order.insert(
+            (
+                task.target.as_str(),
+                task.bucket.as_str(),
+                task.key.as_str(),
+                seq,
+            ),
+            (),
+        )?;
+        if task.attempts > 0 {
+            self.retrying.insert(seq, ())?;
+        }
+        Ok(())
+    }
+
+    /// Takes task `seq` out of every index.
+    fn remove(&mut self, seq: u64, task: &ReplicationTask) -> Result<(), StoreError> {
+        self.schedule
+            .remove((task.target.as_str(), task.next_attempt_ms, seq))?;
+        self.key_order.remove((
             task.target.as_str(),
             task.bucket.as_str(),
             task.key.as_str(),
             seq,
-        ),
-        (),
-    )?;
-    Ok(())
+        ))?;
+        if task.attempts > 0 {
+            self.retrying.remove(seq)?;
+        }
+        Ok(())
+    }
 }
 
 impl<'t> Queue<'t> {
     pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Queue {
             tasks: txn.open_table(REPLICATION_QUEUE)?,
-            schedule: txn.open_table(REPLICATION_SCHEDULE)?,
-            key_order: txn.open_table(REPLICATION_KEY_ORDER)?,
+            indexes: Indexes::open(txn)?,
         })
     }
 
-    /// Rebuilds both indexes from the tasks (at start-up: a queue written before the indexes
+    /// Rebuilds the indexes from the tasks (at start-up: a queue written before the indexes
     /// existed gets them, and they can never drift from the tasks across restarts). Returns the
     /// number of tasks indexed.
     pub fn reindex(txn: &'t WriteTransaction) -> Result<u64, StoreError> {
         txn.delete_table(REPLICATION_SCHEDULE)?;
         txn.delete_table(REPLICATION_KEY_ORDER)?;
-        let Queue {
-            tasks,
-            mut schedule,
-            mut key_order,
-        } = Queue::open(txn)?;
+        txn.delete_table(REPLICATION_RETRYING)?;
+        let Queue { tasks, mut indexes } = Queue::open(txn)?;
         let mut indexed = 0;
         for row in tasks.range(1..)? {
             let (k, v) = row?;
             match decode::<ReplicationTask>(v.value()) {
                 Ok(task) => {
-                    index(&mut schedule, &mut key_order, k.value(), &task)?;
+                    indexes.insert(k.value(), &task)?;
                     indexed += 1;
                 }
                 Err(e) => {
@@ -168,7 +195,7 @@ impl<'t> Queue<'t> {
             next.wrapping_add(1).max(1).to_be_bytes().as_slice(),
         )?;
         self.tasks.insert(next, encode(task).as_slice())?;
-        index(&mut self.schedule, &mut self.key_order, next, task)
+        self.indexes.insert(next, task)
     }
 
     /// Removes task `seq` and its index entries; returns it as it was stored.
@@ -179,14 +206,7 @@ impl<'t> Queue<'t> {
         };
         match stored {
             Ok(task) => {
-                self.schedule
-                    .remove((task.target.as_str(), task.next_attempt_ms, seq))?;
-                self.key_order.remove((
-                    task.target.as_str(),
-                    task.bucket.as_str(),
-                    task.key.as_str(),
-                    seq,
-                ))?;
+                self.indexes.remove(seq, &task)?;
                 Ok(Some(task))
             }
             // Not indexed either (see `reindex`).
@@ -198,7 +218,7 @@ impl<'t> Queue<'t> {
     pub fn reschedule(&mut self, seq: u64, task: &ReplicationTask) -> Result<(), StoreError> {
         if self.remove(seq)?.is_some() {
             self.tasks.insert(seq, encode(task).as_slice())?;
-            index(&mut self.schedule, &mut self.key_order, seq, task)?;
+            self.indexes.insert(seq, task)?;
         }
         Ok(())
     }
@@ -454,6 +474,30 @@ impl Backlog {
     }
 }
 
+/// The whole queue's backlog, for the metrics, without reading every task: the counts are the
+/// tables' lengths and the oldest task is the first by sequence number (the one waiting
+/// longest). No failure reason is given.
+pub fn totals(
+    queue: &impl ReadableTable<u64, &'static [u8]>,
+    retrying: &impl ReadableTable<u64, ()>,
+) -> Result<Backlog, StoreError> {
+    let counter = u64::from(queue.get(COUNTER)?.is_some());
+    let oldest_enqueued_ms = match queue.range(1..)?.next() {
+        Some(row) => decode::<ReplicationTask>(row?.1.value())
+            .ok()
+            .map(|t| t.enqueued_ms),
+        None => None,
+    };
+    Ok(Backlog {
+        tasks: queue.len()?.saturating_sub(counter),
+        retrying: retrying.len()?,
+        oldest_enqueued_ms,
+        last_error: None,
+    })
+}
+
+/// The backlog of one bucket's tasks (or of all), read task by task, with the latest failure
+/// reason (`sluice admin replication status`).
 pub fn backlog(
     queue: &impl ReadableTable<u64, &'static [u8]>,
     bucket: Option<&str>,
@@ -619,6 +663,59 @@ mod tests {
             let t5 = q.remove(5).unwrap().unwrap();
             assert!(q.has_siblings(5, &t5).unwrap(), "4 is still queued");
         });
+    }
+
+    /// The metrics' totals (from the tables' sizes) agree with reading every task.
+    fn assert_totals_match(db: &Database) -> Backlog {
+        let txn = db.begin_read().unwrap();
+        let tasks = txn.open_table(REPLICATION_QUEUE).unwrap();
+        let fast = totals(&tasks, &txn.open_table(REPLICATION_RETRYING).unwrap()).unwrap();
+        let slow = backlog(&tasks, None).unwrap();
+        assert_eq!(
+            (fast.tasks, fast.retrying, fast.oldest_enqueued_ms),
+            (slow.tasks, slow.retrying, slow.oldest_enqueued_ms)
+        );
+        fast
+    }
+
+    #[test]
+    fn totals_count_tasks_and_retries_without_reading_them() {
+        let (_dir, db) = db();
+        assert_eq!(assert_totals_match(&db).tasks, 0);
+        let mut tasks: Vec<ReplicationTask> = (0..6)
+            .map(|i| task("dr", &format!("k{i}"), "1", 1))
+            .collect();
+        for (i, t) in tasks.iter_mut().enumerate() {
+            t.enqueued_ms = 100 + i as i64;
+        }
+        push(&db, &tasks);
+        let b = assert_totals_match(&db);
+        assert_eq!(
+            (b.tasks, b.retrying, b.oldest_enqueued_ms),
+            (6, 0, Some(100))
+        );
+        // Two fail and are rescheduled (one twice); the oldest is carried.
+        with_queue(&db, |q| {
+            for (seq, attempts) in [(2, 1), (3, 1), (3, 2)] {
+                let mut t = tasks[seq as usize - 1].clone();
+                t.attempts = attempts;
+                t.next_attempt_ms = 50 * i64::from(attempts);
+                q.reschedule(seq, &t).unwrap();
+            }
+            q.remove(1).unwrap();
+        });
+        let b = assert_totals_match(&db);
+        assert_eq!(
+            (b.tasks, b.retrying, b.oldest_enqueued_ms),
+            (5, 2, Some(101))
+        );
+        // A retried task carried at last leaves the count; so does everything after a rebuild.
+        with_queue(&db, |q| q.remove(3).unwrap());
+        let txn = db.begin_write().unwrap();
+        Queue::reindex(&txn).unwrap();
+        txn.commit().unwrap();
+        let b = assert_totals_match(&db);
+        assert_eq!((b.tasks, b.retrying), (4, 1));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub const REPLICATION_SCHEDULE: TableDefinition<(&str, i64, u64), (&str, &str)> 
 /// for a key and target is one look-up (a key's writes reach a target in the order made).
 pub const REPLICATION_KEY_ORDER: TableDefinition<(&str, &str, &str, u64), ()> =
     TableDefinition::new("replication_key_order");
+/// Sequence number -> nothing: the queued tasks that failed at least once, so the metrics count
+/// them without reading the queue.
+pub const REPLICATION_RETRYING: TableDefinition<u64, ()> =
+    TableDefinition::new("replication_retrying");
 /// (bucket, key) -> when it was deleted, then when this store recorded that (Unix ms, big-endian
 /// i64 each; older tombstones hold only the first), kept for keys of buckets with replication
 /// rules so a replica older than the delete is refused (last writer wins); removed when the key
