@@ -50,7 +50,7 @@ struct RuleDoc {
     #[serde(rename = "AbortIncompleteMultipartUpload")]
     abort_incomplete: Option<AbortDoc>,
     #[serde(rename = "Transition", default)]
-    transitions: Vec<IgnoredAny>,
+    transitions: Vec<TransitionDoc>,
     #[serde(rename = "NoncurrentVersionTransition", default)]
     noncurrent_transitions: Vec<IgnoredAny>,
 }
@@ -93,6 +93,15 @@ struct ExpirationDoc {
     expired_object_delete_marker: Option<bool>,
 }
 
+/// Read only to answer a malformed one as S3 does; a well-formed one is `NotImplemented`.
+#[derive(Debug, Deserialize)]
+struct TransitionDoc {
+    #[serde(rename = "Days")]
+    days: Option<i64>,
+    #[serde(rename = "Date")]
+    date: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct NoncurrentDoc {
     #[serde(rename = "NoncurrentDays")]
@@ -119,11 +128,18 @@ fn positive_days(n: i64, what: &str) -> S3Result<u32> {
         .ok_or_else(|| S3Error::invalid_argument(format!("'{what}' must be a positive integer")))
 }
 
-/// An `<Expiration><Date>`: ISO 8601, at midnight UTC.
+/// A rule's `<Date>`: ISO 8601 (a date and time, or a date alone), at midnight UTC. One that is
+/// not a date at all does not fit the schema (`MalformedXML`).
 fn midnight_date(text: &str) -> S3Result<i64> {
-    let at = chrono::DateTime::parse_from_rfc3339(text.trim())
-        .map_err(|_| S3Error::invalid_argument("'Date' must be in ISO 8601 format"))?
-        .timestamp_millis();
+    let text = text.trim();
+    let at = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t.timestamp_millis(),
+        Err(_) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| S3Error::malformed_xml())?
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis(),
+    };
     if at.rem_euclid(crate::lifecycle::DAY_MS) != 0 {
         return Err(S3Error::invalid_argument("'Date' must be at midnight GMT"));
     }
@@ -213,11 +229,19 @@ fn rule_from(doc: RuleDoc) -> S3Result<Rule> {
         Some(id) if !id.is_empty() => id,
         _ => generated_id(),
     };
-    if !doc.transitions.is_empty() || !doc.noncurrent_transitions.is_empty() {
-        return Err(S3Error::not_implemented(
-            "lifecycle Transition (Sluice keeps every object in the storage class it was \
-             written with)",
-        ));
+    for t in &doc.transitions {
+        match (t.days, &t.date) {
+            (Some(days), None) if days < 0 => {
+                return Err(S3Error::invalid_argument(
+                    "'Days' in Transition action must be nonnegative",
+                ));
+            }
+            (Some(_), None) => {}
+            (None, Some(date)) => {
+                midnight_date(date)?;
+            }
+            _ => return Err(S3Error::malformed_xml()),
+        }
     }
     let filter = filter_from(doc.prefix, doc.filter)?;
     let expiration = match doc.expiration {
@@ -272,12 +296,21 @@ fn rule_from(doc: RuleDoc) -> S3Result<Rule> {
             )?)
         }
     };
+    let transitions = !doc.transitions.is_empty() || !doc.noncurrent_transitions.is_empty();
     if expiration.is_none()
         && noncurrent_expiration.is_none()
         && abort_incomplete_after_days.is_none()
+        && !transitions
     {
         return Err(invalid_request(
             "At least one action needs to be specified in a rule",
+        ));
+    }
+    // Checked last, so a rule that is wrong in other ways says so first, as S3 would.
+    if transitions {
+        return Err(S3Error::not_implemented(
+            "lifecycle Transition (Sluice keeps every object in the storage class it was \
+             written with)",
         ));
     }
     Ok(Rule {
@@ -584,6 +617,36 @@ mod tests {
                  </DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>"
             ),
             ErrorCode::InvalidRequest
+        );
+        // A date that is no date does not fit the schema; a transition is checked before it is
+        // refused, and a rule wrong in other ways says so first.
+        assert_eq!(
+            code(&rule("x", "<Expiration><Date>soon</Date></Expiration>")),
+            ErrorCode::MalformedXML
+        );
+        assert_eq!(
+            code(&rule(
+                "x",
+                "<Transition><Date>20220927</Date><StorageClass>GLACIER</StorageClass></Transition>"
+            )),
+            ErrorCode::MalformedXML
+        );
+        assert_eq!(
+            code(&rule(
+                "x",
+                "<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>\
+                 <Expiration><Days>0</Days></Expiration>"
+            )),
+            ErrorCode::InvalidArgument
+        );
+        let dated = parse_config(&doc(&rule(
+            "x",
+            "<Expiration><Date>2099-11-10</Date></Expiration>",
+        )))
+        .unwrap();
+        assert_eq!(
+            dated.rules[0].expiration,
+            Some(Expiration::Date(4_097_952_000_000))
         );
         // A rule without an id gets one.
         let c = parse_config(&doc("<Rule><Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>")).unwrap();
