@@ -9,8 +9,9 @@
 //! tags only (PutObjectTagging) in the instant between the sweep's read and its delete does not
 //! save an object that matched when read.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -175,6 +176,38 @@ pub async fn config_of(
             .map(Some)
             .map_err(|e| StoreError::Corrupt(e.to_string())),
     }
+}
+
+/// Most buckets whose parsed rules are kept; the cache starts over when full.
+const MAX_PARSED: usize = 10_000;
+
+/// Bucket -> the stored rules document and the rules parsed from it, so the `x-amz-expiration`
+/// of a GET costs a comparison rather than a parse (a parse of 100 rules per GET took GETs
+/// from 66 000 to 28 000 a second). An entry answers only while the stored document is the same.
+type Parsed = HashMap<String, (Vec<u8>, Arc<LifecycleConfig>)>;
+static PARSED: LazyLock<RwLock<Parsed>> = LazyLock::new(Default::default);
+
+/// [`config_of`], parsed once per stored document.
+pub async fn shared_config_of(
+    store: &dyn Store,
+    bucket: &str,
+) -> Result<Option<Arc<LifecycleConfig>>, StoreError> {
+    let Some(raw) = store.bucket_config(bucket, CONFIG).await? else {
+        return Ok(None);
+    };
+    if let Some((kept, parsed)) = crate::locks::read(&PARSED).get(bucket)
+        && *kept == raw
+    {
+        return Ok(Some(parsed.clone()));
+    }
+    let parsed: Arc<LifecycleConfig> =
+        Arc::new(serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    let mut kept = crate::locks::write(&PARSED);
+    if kept.len() >= MAX_PARSED {
+        kept.clear();
+    }
+    kept.insert(bucket.to_string(), (raw, parsed.clone()));
+    Ok(Some(parsed))
 }
 
 /// What the sweeps removed since start-up (for `/_sluice/metrics`).
@@ -453,6 +486,66 @@ mod tests {
             .commit_object("b", key, object, staged, Default::default())
             .await
             .expect("commit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parsed_rules_follow_the_stored_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Arc::new(redb::Database::create(dir.path().join("meta.redb")).expect("redb"));
+        let store =
+            crate::store::LocalStore::open(db, &dir.path().join("data"), 65_536).expect("open");
+        store
+            .create_bucket("cached", "owner", "us-east-1")
+            .await
+            .expect("bucket");
+        let set = |days| {
+            let config = LifecycleConfig {
+                rules: vec![rule("r", "", Some(Expiration::Days(days)))],
+            };
+            let store = &store;
+            async move {
+                store
+                    .put_bucket_config(
+                        "cached",
+                        CONFIG,
+                        Some(serde_json::to_vec(&config).expect("json")),
+                    )
+                    .await
+                    .expect("config")
+            }
+        };
+        let days = |c: Option<Arc<LifecycleConfig>>| c.and_then(|c| c.rules[0].expiration);
+        assert!(
+            shared_config_of(&store, "cached")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        set(3).await;
+        assert_eq!(
+            days(shared_config_of(&store, "cached").await.expect("read")),
+            Some(Expiration::Days(3))
+        );
+        // Kept: the same rules again; replaced: rules that differ.
+        assert_eq!(
+            days(shared_config_of(&store, "cached").await.expect("read")),
+            Some(Expiration::Days(3))
+        );
+        set(5).await;
+        assert_eq!(
+            days(shared_config_of(&store, "cached").await.expect("read")),
+            Some(Expiration::Days(5))
+        );
+        store
+            .put_bucket_config("cached", CONFIG, None)
+            .await
+            .expect("delete");
+        assert!(
+            shared_config_of(&store, "cached")
+                .await
+                .expect("read")
+                .is_none()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -493,7 +493,7 @@ pub async fn expiration_header(
     key: &str,
     meta: &ObjectMeta,
 ) {
-    let config = match crate::lifecycle::config_of(ctx.app.store.as_ref(), bucket).await {
+    let config = match crate::lifecycle::shared_config_of(ctx.app.store.as_ref(), bucket).await {
         Ok(Some(config)) => config,
         Ok(None) => return,
         Err(e) => {
