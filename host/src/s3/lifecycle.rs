@@ -128,12 +128,28 @@ fn positive_days(n: i64, what: &str) -> S3Result<u32> {
         .ok_or_else(|| S3Error::invalid_argument(format!("'{what}' must be a positive integer")))
 }
 
+/// `YYYY-MM-DD`, digits where the letters are.
+fn is_plain_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
 /// A rule's `<Date>`: ISO 8601 (a date and time, or a date alone), at midnight UTC. One that is
 /// not a date at all does not fit the schema (`MalformedXML`).
 fn midnight_date(text: &str) -> S3Result<i64> {
     let text = text.trim();
     let at = match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => t.timestamp_millis(),
+        // chrono's `%Y-%m-%d` also takes short and signed years (`24-12-31` is the year 24):
+        // only the exact `YYYY-MM-DD` shape is a date alone.
+        Err(_) if !is_plain_date(text) => return Err(S3Error::malformed_xml()),
         Err(_) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| S3Error::malformed_xml())?
             .and_time(chrono::NaiveTime::MIN)
@@ -620,10 +636,22 @@ mod tests {
         );
         // A date that is no date does not fit the schema; a transition is checked before it is
         // refused, and a rule wrong in other ways says so first.
-        assert_eq!(
-            code(&rule("x", "<Expiration><Date>soon</Date></Expiration>")),
-            ErrorCode::MalformedXML
-        );
+        for not_a_date in [
+            "soon",
+            "24-12-31",
+            "+12345-01-01",
+            "2099-1-10",
+            " 2099-11-10x",
+        ] {
+            assert_eq!(
+                code(&rule(
+                    "x",
+                    &format!("<Expiration><Date>{not_a_date}</Date></Expiration>")
+                )),
+                ErrorCode::MalformedXML,
+                "{not_a_date}"
+            );
+        }
         assert_eq!(
             code(&rule(
                 "x",
