@@ -233,6 +233,11 @@ pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 
 impl Config {
+    /// How long a lifecycle day lasts, in milliseconds.
+    pub fn lifecycle_day_ms(&self) -> i64 {
+        self.lifecycle_day_secs.saturating_mul(1000) as i64
+    }
+
     /// Loads the configuration from the process environment and the given flags.
     pub fn load(flags: &ConfigFlags) -> Result<Config, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars()

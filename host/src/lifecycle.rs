@@ -108,8 +108,10 @@ pub struct Rule {
     pub noncurrent_expiration: Option<NoncurrentExpiration>,
 }
 
-/// Rounds `t` up to a multiple of `day_ms` (with real days: to the next midnight UTC).
-fn next_day_boundary(t: i64, day_ms: i64) -> i64 {
+/// `days` days after `t`, rounded up to a multiple of `day_ms` (with real days: to the next
+/// midnight UTC), as S3 counts both expiry and abort times.
+fn days_after(t: i64, days: u32, day_ms: i64) -> i64 {
+    let t = t.saturating_add(i64::from(days).saturating_mul(day_ms));
     match t.rem_euclid(day_ms) {
         0 => t,
         r => t - r + day_ms,
@@ -121,20 +123,25 @@ impl Rule {
     /// objects.
     pub fn object_expiry_ms(&self, written_ms: i64, day_ms: i64) -> Option<i64> {
         match self.expiration? {
-            Expiration::Days(days) => Some(next_day_boundary(
-                written_ms.saturating_add(i64::from(days).saturating_mul(day_ms)),
-                day_ms,
-            )),
+            Expiration::Days(days) => Some(days_after(written_ms, days, day_ms)),
             Expiration::Date(at) => Some(at),
             Expiration::ExpiredObjectDeleteMarker(_) => None,
         }
     }
 
+    /// Whether the rule removes objects (`Expiration` by `Days` or `Date`).
+    pub fn expires_objects(&self) -> bool {
+        matches!(
+            self.expiration,
+            Some(Expiration::Days(_) | Expiration::Date(_))
+        )
+    }
+
     /// When an upload started at `initiated_ms` is aborted under this rule, if it aborts any.
     pub fn upload_expiry_ms(&self, initiated_ms: i64, day_ms: i64) -> Option<i64> {
-        let days = self.abort_incomplete_after_days?;
-        Some(next_day_boundary(
-            initiated_ms.saturating_add(i64::from(days).saturating_mul(day_ms)),
+        Some(days_after(
+            initiated_ms,
+            self.abort_incomplete_after_days?,
             day_ms,
         ))
     }
@@ -165,19 +172,6 @@ impl LifecycleConfig {
     }
 }
 
-/// The bucket's lifecycle configuration, if it has one.
-pub async fn config_of(
-    store: &dyn Store,
-    bucket: &str,
-) -> Result<Option<LifecycleConfig>, StoreError> {
-    match store.bucket_config(bucket, CONFIG).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string())),
-    }
-}
-
 /// Most stored rules documents, in bytes, whose parsed rules are kept (the parsed form takes a
 /// few times as much); the cache starts over when it would hold more.
 const MAX_PARSED_BYTES: usize = 16 * 1024 * 1024;
@@ -192,15 +186,18 @@ struct Parsed {
 }
 static PARSED: LazyLock<RwLock<Parsed>> = LazyLock::new(Default::default);
 
-/// [`config_of`], parsed once per stored document.
-pub async fn shared_config_of(
+/// The bucket's lifecycle configuration, if it has one, parsed once per stored document.
+pub async fn config_of(
     store: &dyn Store,
     bucket: &str,
 ) -> Result<Option<Arc<LifecycleConfig>>, StoreError> {
     let Some(raw) = store.bucket_config(bucket, CONFIG).await? else {
-        let mut kept = crate::locks::write(&PARSED);
-        if let Some((old, _)) = kept.by_bucket.remove(bucket) {
-            kept.bytes -= old.len();
+        // Most buckets have no rules: their GETs only read the cache, never lock it to write.
+        if crate::locks::read(&PARSED).by_bucket.contains_key(bucket) {
+            let mut kept = crate::locks::write(&PARSED);
+            if let Some((old, _)) = kept.by_bucket.remove(bucket) {
+                kept.bytes -= old.len();
+            }
         }
         return Ok(None);
     };
@@ -244,7 +241,7 @@ pub struct SweepOutcome {
 /// Runs [`sweep`] every `interval`, the first time shortly after start-up.
 pub fn spawn(app: Arc<App>) {
     let interval = Duration::from_secs(app.config.lifecycle_interval_secs);
-    let day_ms = app.config.lifecycle_day_secs.saturating_mul(1000) as i64;
+    let day_ms = app.config.lifecycle_day_ms();
     tokio::spawn(async move {
         tokio::time::sleep(interval.min(Duration::from_secs(10))).await;
         loop {
@@ -298,7 +295,7 @@ async fn sweep_bucket(
         return Ok(());
     };
     for rule in config.rules.iter().filter(|r| r.enabled) {
-        if rule.object_expiry_ms(0, day_ms).is_some() {
+        if rule.expires_objects() {
             outcome.objects_expired += expire_objects(store, bucket, rule, now_ms, day_ms).await?;
         }
         if rule.abort_incomplete_after_days.is_some() {
@@ -532,36 +529,26 @@ mod tests {
             }
         };
         let days = |c: Option<Arc<LifecycleConfig>>| c.and_then(|c| c.rules[0].expiration);
-        assert!(
-            shared_config_of(&store, "cached")
-                .await
-                .expect("read")
-                .is_none()
-        );
+        assert!(config_of(&store, "cached").await.expect("read").is_none());
         set(3).await;
         assert_eq!(
-            days(shared_config_of(&store, "cached").await.expect("read")),
+            days(config_of(&store, "cached").await.expect("read")),
             Some(Expiration::Days(3))
         );
         // Kept: the same rules again (the very same parse); replaced: rules that differ.
-        let first = shared_config_of(&store, "cached").await.expect("read");
-        let again = shared_config_of(&store, "cached").await.expect("read");
+        let first = config_of(&store, "cached").await.expect("read");
+        let again = config_of(&store, "cached").await.expect("read");
         assert!(matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
         set(5).await;
         assert_eq!(
-            days(shared_config_of(&store, "cached").await.expect("read")),
+            days(config_of(&store, "cached").await.expect("read")),
             Some(Expiration::Days(5))
         );
         store
             .put_bucket_config("cached", CONFIG, None)
             .await
             .expect("delete");
-        assert!(
-            shared_config_of(&store, "cached")
-                .await
-                .expect("read")
-                .is_none()
-        );
+        assert!(config_of(&store, "cached").await.expect("read").is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

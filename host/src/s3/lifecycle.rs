@@ -509,7 +509,7 @@ pub async fn expiration_header(
     key: &str,
     meta: &ObjectMeta,
 ) {
-    let config = match crate::lifecycle::shared_config_of(ctx.app.store.as_ref(), bucket).await {
+    let config = match crate::lifecycle::config_of(ctx.app.store.as_ref(), bucket).await {
         Ok(Some(config)) => config,
         Ok(None) => return,
         Err(e) => {
@@ -517,7 +517,7 @@ pub async fn expiration_header(
             return;
         }
     };
-    let day_ms = ctx.app.config.lifecycle_day_secs.saturating_mul(1000) as i64;
+    let day_ms = ctx.app.config.lifecycle_day_ms();
     if let Some((at, id)) =
         config.object_expiry(key, meta.size, &meta.tags, meta.write_time_ms(), day_ms)
     {
