@@ -48,10 +48,12 @@ test-python: venv tools js test-build plugins
 TOOLS := rclone restic s3fs
 tools:
 	@missing=$$(for t in $(TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
-	[ -z "$$missing" ] || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; } \
-	  || { echo "could not install $$missing: apt-get install $$missing" >&2; exit 1; }; }
+	[ -z "$$missing" ] || { $(call apt_install,$$missing); }
+
+# Shell commands installing the Debian packages $(1), as root or through sudo.
+apt_install = SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null; } \
+	|| { echo "could not install $(1): apt-get install $(1)" >&2; exit 1; }
 
 venv: $(VENV)/.installed
 
@@ -59,10 +61,7 @@ venv: $(VENV)/.installed
 js: tests/js/node_modules/.installed
 
 tests/js/node_modules/.installed: tests/js/package-lock.json
-	@command -v npm >/dev/null || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; } \
-	  || { echo "npm is missing and could not be installed: apt-get install nodejs npm" >&2; exit 1; }; }
+	@command -v npm >/dev/null || { $(call apt_install,nodejs npm); }
 	cd tests/js && npm ci --silent --no-audit --no-fund
 	touch $@
 

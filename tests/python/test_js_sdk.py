@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from support.server import base_env
+from support.server import direct_env
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 
@@ -18,7 +18,7 @@ def test_js_sdk_v3(server, s3, bucket):
     node = shutil.which("node")
     assert node, "node is not installed"
     assert (JS_DIR / "node_modules" / "@aws-sdk" / "client-s3").is_dir(), "run `make js` (npm ci in tests/js)"
-    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+    env = direct_env()
     cp = subprocess.run(
         [node, "--no-warnings", "s3_client.mjs", server.endpoint, server.access_key, server.secret_key, bucket],
         cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from support.server import DOMAIN, base_env
+from support.server import DOMAIN, direct_env
 from support.util import list_all_keys, tool_runner, unique_name
 from test_awscli import make_tree, read_tree
 
@@ -35,7 +35,7 @@ def rclone_runner(server, home, remote: str, endpoint: str, path_style: bool, **
         "region = us-east-1\n"
         f"force_path_style = {'true' if path_style else 'false'}\n"
     )
-    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+    env = direct_env()
     env.update({"HOME": str(home), "RCLONE_CONFIG": str(conf), "TZ": "UTC", **env_extra})
     # No retries: a failed request fails the command, so the test sees it.
     return tool_runner([exe, "--retries", "1", "--low-level-retries", "1"], env)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from support.server import base_env
+from support.server import direct_env
 from support.util import list_all_keys, tool_runner
 from test_awscli import make_tree, read_tree
 
@@ -18,7 +18,7 @@ MIB = 1024 * 1024
 def restic(server, bucket, tmp_path):
     exe = shutil.which("restic")
     assert exe, "restic is not installed (`make tools` installs the Debian package)"
-    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+    env = direct_env()
     env.update({
         "HOME": str(tmp_path / "home"),
         "AWS_ACCESS_KEY_ID": server.access_key,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from support.server import base_env
+from support.server import direct_env
 
 MIB = 1024 * 1024
 
@@ -25,7 +25,7 @@ def mounted(server, bucket, tmp_path):
     passwd.chmod(0o600)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    env = {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+    env = direct_env()
     subprocess.run(
         [exe, bucket, str(mnt), "-o", f"passwd_file={passwd}", "-o", f"url={server.endpoint}",
          "-o", "use_path_request_style", "-o", "endpoint=us-east-1", "-o", "retries=1"],

@@ -47,6 +47,12 @@ def base_env() -> dict[str, str]:
     }
 
 
+def direct_env() -> dict[str, str]:
+    """`base_env()` without proxy settings, for client tools that must reach the loopback server
+    directly."""
+    return {k: v for k, v in base_env().items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+
+
 def s3_client(
     endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1", session=None, **s3_cfg
 ):
